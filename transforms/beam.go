@@ -1,0 +1,304 @@
+package transforms
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"reflect"
+	"unicode/utf8"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+)
+
+func init() {
+	register.DoFn4x0[[]byte, func(Pin), func(DeadLetter), func(TableStats)](&cleanPinFn{})
+	register.DoFn4x0[[]byte, func(Geo), func(DeadLetter), func(TableStats)](&cleanGeoFn{})
+	register.DoFn4x0[[]byte, func(User), func(DeadLetter), func(TableStats)](&cleanUserFn{})
+	register.DoFn2x0[beam.X, func(int, Batch)](&shardBatchFn{})
+	register.DoFn5x0[int, func(*Batch) bool, func(Batch), func(Partials), func(TableStats)](&dedupJoinFn{})
+	register.Emitter1[Pin]()
+	register.Emitter1[Geo]()
+	register.Emitter1[User]()
+	register.Emitter1[DeadLetter]()
+	register.Emitter1[TableStats]()
+	register.Emitter1[Batch]()
+	register.Emitter1[Partials]()
+	register.Emitter2[int, Batch]()
+	register.Iter1[Batch]()
+	register.Combiner3[Partials, Partials, Insights](&mergePartialsFn{})
+
+	beam.RegisterCoder(reflect.TypeOf(Batch{}), EncodeBatch, DecodeBatch)
+	beam.RegisterCoder(reflect.TypeOf(Partials{}), encodeGob[Partials], decodePartials)
+	for _, t := range []any{Pin{}, Geo{}, User{}, DeadLetter{}, TableStats{}, Insights{}} {
+		rt := reflect.TypeOf(t)
+		beam.RegisterCoder(rt, encodeJSON, makeDecodeJSON(rt))
+	}
+}
+
+// Cleaned is what a clean composite produces: the clean rows, the rejects
+// (DeadLetter) and per-bundle TableStats.
+type Cleaned struct {
+	Rows        beam.PCollection
+	DeadLetters beam.PCollection
+	Stats       beam.PCollection
+}
+
+// CleanPin cleans raw pin records ([]byte, one JSON object each) into Pin
+// rows; rejects go to DeadLetters and never fail the pipeline.
+func CleanPin(s beam.Scope, raw beam.PCollection) Cleaned {
+	s = s.Scope("transforms.CleanPin")
+	rows, dead, stats := beam.ParDo3(s, &cleanPinFn{}, raw)
+	return Cleaned{rows, dead, stats}
+}
+
+// CleanGeo cleans raw geo records into Geo rows.
+func CleanGeo(s beam.Scope, raw beam.PCollection) Cleaned {
+	s = s.Scope("transforms.CleanGeo")
+	rows, dead, stats := beam.ParDo3(s, &cleanGeoFn{}, raw)
+	return Cleaned{rows, dead, stats}
+}
+
+// CleanUser cleans raw user records into User rows.
+func CleanUser(s beam.Scope, raw beam.PCollection) Cleaned {
+	s = s.Scope("transforms.CleanUser")
+	rows, dead, stats := beam.ParDo3(s, &cleanUserFn{}, raw)
+	return Cleaned{rows, dead, stats}
+}
+
+// Clean applies the clean composite of the named table.
+func Clean(s beam.Scope, table string, raw beam.PCollection) Cleaned {
+	switch table {
+	case TablePin:
+		return CleanPin(s, raw)
+	case TableGeo:
+		return CleanGeo(s, raw)
+	case TableUser:
+		return CleanUser(s, raw)
+	}
+	panic("transforms: unknown table " + table)
+}
+
+// NewDeadLetter builds the dead-letter record of a rejected payload.
+func NewDeadLetter(table, reason string, payload []byte) DeadLetter {
+	d := DeadLetter{Table: table, Reason: reason, Payload: string(payload)}
+	if !utf8.Valid(payload) {
+		d.PayloadBase64 = base64.StdEncoding.EncodeToString(payload)
+	}
+	return d
+}
+
+// cleanStats accumulates one bundle's TableStats.
+type cleanStats struct{ stats TableStats }
+
+func (c *cleanStats) reject(table string, data []byte, err error, emit func(DeadLetter)) {
+	reason := err.(*RejectError).Reason
+	c.stats.countReject(reason)
+	emit(NewDeadLetter(table, reason, data))
+}
+
+func (c *cleanStats) clean(fields []string, bad Unparsable) {
+	c.stats.Read++
+	c.stats.Clean++
+	c.stats.countUnparsable(fields, bad)
+}
+
+func (c *cleanStats) flush(table string, emit func(TableStats)) {
+	if c.stats.Read > 0 {
+		c.stats.Table = table
+		emit(c.stats)
+	}
+	c.stats = TableStats{}
+}
+
+// isBlank reports a line with nothing but white space: no record at all.
+func isBlank(b []byte) bool { return len(bytes.TrimSpace(b)) == 0 }
+
+type cleanPinFn struct{ c cleanStats }
+
+func (f *cleanPinFn) ProcessElement(data []byte, emit func(Pin), dead func(DeadLetter), _ func(TableStats)) {
+	if isBlank(data) {
+		return
+	}
+	row, bad, err := CleanPinRecord(data)
+	if err != nil {
+		f.c.reject(TablePin, data, err, dead)
+		return
+	}
+	f.c.clean(PinFields, bad)
+	emit(row)
+}
+
+func (f *cleanPinFn) FinishBundle(_ func(Pin), _ func(DeadLetter), stats func(TableStats)) {
+	f.c.flush(TablePin, stats)
+}
+
+type cleanGeoFn struct{ c cleanStats }
+
+func (f *cleanGeoFn) ProcessElement(data []byte, emit func(Geo), dead func(DeadLetter), _ func(TableStats)) {
+	if isBlank(data) {
+		return
+	}
+	row, bad, err := CleanGeoRecord(data)
+	if err != nil {
+		f.c.reject(TableGeo, data, err, dead)
+		return
+	}
+	f.c.clean(GeoFields, bad)
+	emit(row)
+}
+
+func (f *cleanGeoFn) FinishBundle(_ func(Geo), _ func(DeadLetter), stats func(TableStats)) {
+	f.c.flush(TableGeo, stats)
+}
+
+type cleanUserFn struct{ c cleanStats }
+
+func (f *cleanUserFn) ProcessElement(data []byte, emit func(User), dead func(DeadLetter), _ func(TableStats)) {
+	if isBlank(data) {
+		return
+	}
+	row, bad, err := CleanUserRecord(data)
+	if err != nil {
+		f.c.reject(TableUser, data, err, dead)
+		return
+	}
+	f.c.clean(UserFields, bad)
+	emit(row)
+}
+
+func (f *cleanUserFn) FinishBundle(_ func(User), _ func(DeadLetter), stats func(TableStats)) {
+	f.c.flush(TableUser, stats)
+}
+
+// ShardOf places an ind in one of n shards. Every table uses it, so one
+// post's three rows always meet in the same shard.
+func ShardOf(ind int64, n int) int {
+	u := uint64(ind) * 0x9E3779B97F4A7C15
+	return int((u >> 32) % uint64(n))
+}
+
+// batchSize bounds the rows a shard buffers in one bundle before it is sent.
+const batchSize = 4096
+
+// shardBatchFn packs clean rows (Pin, Geo or User) into per-shard Batches
+// for the bundle, so that the shuffle moves a few large elements rather than
+// millions of small ones.
+type shardBatchFn struct {
+	Shards int
+	bufs   map[int]*Batch
+}
+
+func (f *shardBatchFn) StartBundle(_ func(int, Batch)) { f.bufs = map[int]*Batch{} }
+
+func (f *shardBatchFn) ProcessElement(row beam.X, emit func(int, Batch)) {
+	var shard int
+	var b *Batch
+	get := func(ind int64) *Batch {
+		shard = ShardOf(ind, f.Shards)
+		if f.bufs[shard] == nil {
+			f.bufs[shard] = &Batch{Shard: shard}
+		}
+		return f.bufs[shard]
+	}
+	switch r := row.(type) {
+	case Pin:
+		b = get(r.Ind)
+		b.Pins = append(b.Pins, r)
+	case Geo:
+		b = get(r.Ind)
+		b.Geos = append(b.Geos, r)
+	case User:
+		b = get(r.Ind)
+		b.Users = append(b.Users, r)
+	default:
+		panic("transforms: shardBatchFn got " + reflect.TypeOf(row).String())
+	}
+	if b.Len() >= batchSize {
+		emit(shard, *b)
+		delete(f.bufs, shard)
+	}
+}
+
+func (f *shardBatchFn) FinishBundle(emit func(int, Batch)) {
+	for shard, b := range f.bufs {
+		emit(shard, *b)
+	}
+	f.bufs = nil
+}
+
+// Joined is what DedupJoin produces: one deduplicated Batch per shard (for
+// writing the tables), the shards' insight Partials, and TableStats with the
+// dedup counts and the final tables' nulls.
+type Joined struct {
+	Tables   beam.PCollection
+	Partials beam.PCollection
+	Stats    beam.PCollection
+}
+
+// DedupJoin keeps one row per ind in each table and joins the three tables
+// on ind, shard by shard: rows are packed into batches by a hash of ind,
+// grouped by shard, deduplicated and joined in memory, and folded into
+// partial insight aggregates. pins, geos and users are the Rows of the clean
+// composites.
+func DedupJoin(s beam.Scope, shards int, pins, geos, users beam.PCollection) Joined {
+	s = s.Scope("transforms.DedupJoin")
+	var batched []beam.PCollection
+	for _, rows := range []beam.PCollection{pins, geos, users} {
+		batched = append(batched, beam.ParDo(s, &shardBatchFn{Shards: shards}, rows))
+	}
+	grouped := beam.GroupByKey(s, beam.Flatten(s, batched...))
+	tables, partials, stats := beam.ParDo3(s, &dedupJoinFn{}, grouped)
+	return Joined{tables, partials, stats}
+}
+
+type dedupJoinFn struct{}
+
+func (f *dedupJoinFn) ProcessElement(shard int, batches func(*Batch) bool, emitTables func(Batch), emitPartials func(Partials), emitStats func(TableStats)) {
+	var all Batch
+	var b Batch
+	for batches(&b) {
+		all.Pins = append(all.Pins, b.Pins...)
+		all.Geos = append(all.Geos, b.Geos...)
+		all.Users = append(all.Users, b.Users...)
+	}
+	out, partials, stats := DedupJoinBatch(shard, all)
+	emitTables(out)
+	emitPartials(*partials)
+	for _, st := range stats {
+		emitStats(st)
+	}
+}
+
+// mergePartialsFn merges shard Partials and finishes them into Insights.
+type mergePartialsFn struct{}
+
+func (f *mergePartialsFn) CreateAccumulator() Partials { return *NewPartials() }
+
+func (f *mergePartialsFn) AddInput(a Partials, p Partials) Partials {
+	a.Merge(&p)
+	return a
+}
+
+func (f *mergePartialsFn) MergeAccumulators(a, b Partials) Partials {
+	a.Merge(&b)
+	return a
+}
+
+func (f *mergePartialsFn) ExtractOutput(a Partials) Insights { return a.Finish() }
+
+// ComputeInsights merges the shards' Partials into one Insights element.
+func ComputeInsights(s beam.Scope, partials beam.PCollection) beam.PCollection {
+	s = s.Scope("transforms.ComputeInsights")
+	return beam.Combine(s, &mergePartialsFn{}, partials)
+}
+
+func encodeJSON(v beam.T) ([]byte, error) { return json.Marshal(v) }
+
+func makeDecodeJSON(t reflect.Type) func([]byte) (beam.T, error) {
+	return func(b []byte) (beam.T, error) {
+		v := reflect.New(t)
+		err := json.Unmarshal(b, v.Interface())
+		return v.Elem().Interface(), err
+	}
+}

@@ -1,0 +1,227 @@
+package transforms
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"time"
+)
+
+// Batch carries clean rows of all three tables for one shard of ind values.
+// It is the element the batch pipeline shuffles: grouping rows into batches
+// keeps the runner's per-element cost off the million-row path.
+type Batch struct {
+	Shard int
+	Pins  []Pin
+	Geos  []Geo
+	Users []User
+}
+
+// Len is the number of rows in the batch.
+func (b *Batch) Len() int { return len(b.Pins) + len(b.Geos) + len(b.Users) }
+
+// The binary encoding below is compact and allocation-light: a varint count
+// per table, then each row's fields with a presence byte for nullable ones.
+
+var errCorrupt = errors.New("transforms: corrupt batch encoding")
+
+type encoder struct{ b []byte }
+
+func (e *encoder) varint(v int64) { e.b = binary.AppendVarint(e.b, v) }
+func (e *encoder) str(s *string) {
+	if s == nil {
+		e.b = append(e.b, 0)
+		return
+	}
+	e.b = append(e.b, 1)
+	e.b = binary.AppendUvarint(e.b, uint64(len(*s)))
+	e.b = append(e.b, *s...)
+}
+func (e *encoder) int(v *int64) {
+	if v == nil {
+		e.b = append(e.b, 0)
+		return
+	}
+	e.b = append(e.b, 1)
+	e.varint(*v)
+}
+func (e *encoder) time(t *time.Time) {
+	if t == nil {
+		e.b = append(e.b, 0)
+		return
+	}
+	e.b = append(e.b, 1)
+	e.varint(t.Unix())
+	e.varint(int64(t.Nanosecond()))
+}
+
+func (e *encoder) pin(p *Pin) {
+	e.varint(p.Ind)
+	e.str(p.UniqueID)
+	e.str(p.Title)
+	e.str(p.Description)
+	e.int(p.FollowerCount)
+	e.str(p.PosterName)
+	e.str(p.TagList)
+	e.str(p.IsImageOrVideo)
+	e.str(p.ImageSrc)
+	e.str(p.SaveLocation)
+	e.str(p.Category)
+}
+
+func (e *encoder) geo(g *Geo) {
+	e.varint(g.Ind)
+	e.str(g.Country)
+	if g.Coordinates == nil {
+		e.b = append(e.b, 0)
+	} else {
+		e.b = append(e.b, 1)
+		e.b = binary.AppendUvarint(e.b, uint64(len(g.Coordinates)))
+		for _, f := range g.Coordinates {
+			e.b = binary.LittleEndian.AppendUint64(e.b, math.Float64bits(f))
+		}
+	}
+	e.time(g.Timestamp)
+}
+
+func (e *encoder) user(u *User) {
+	e.varint(u.Ind)
+	e.str(u.UserName)
+	e.int(u.Age)
+	e.time(u.DateJoined)
+}
+
+// EncodeBatch is the Beam coder's encoder for Batch.
+func EncodeBatch(b Batch) []byte {
+	e := encoder{b: make([]byte, 0, 64+b.Len()*96)}
+	e.varint(int64(b.Shard))
+	e.varint(int64(len(b.Pins)))
+	for i := range b.Pins {
+		e.pin(&b.Pins[i])
+	}
+	e.varint(int64(len(b.Geos)))
+	for i := range b.Geos {
+		e.geo(&b.Geos[i])
+	}
+	e.varint(int64(len(b.Users)))
+	for i := range b.Users {
+		e.user(&b.Users[i])
+	}
+	return e.b
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) fail() {
+	d.err = errCorrupt
+	d.b = nil
+}
+
+func (d *decoder) present() bool {
+	if len(d.b) == 0 {
+		d.fail()
+		return false
+	}
+	p := d.b[0] == 1
+	d.b = d.b[1:]
+	return p
+}
+
+func (d *decoder) str() *string {
+	if !d.present() {
+		return nil
+	}
+	n, k := binary.Uvarint(d.b)
+	if k <= 0 || uint64(len(d.b)-k) < n {
+		d.fail()
+		return nil
+	}
+	s := string(d.b[k : k+int(n)])
+	d.b = d.b[k+int(n):]
+	return &s
+}
+
+func (d *decoder) int() *int64 {
+	if !d.present() {
+		return nil
+	}
+	v := d.varint()
+	return &v
+}
+
+func (d *decoder) time() *time.Time {
+	if !d.present() {
+		return nil
+	}
+	sec, nsec := d.varint(), d.varint()
+	t := time.Unix(sec, nsec).UTC()
+	return &t
+}
+
+func (d *decoder) count() int {
+	n := d.varint()
+	if n < 0 || n > int64(len(d.b)) {
+		d.fail()
+		return 0
+	}
+	return int(n)
+}
+
+// DecodeBatch is the Beam coder's decoder for Batch.
+func DecodeBatch(data []byte) (Batch, error) {
+	d := decoder{b: data}
+	var b Batch
+	b.Shard = int(d.varint())
+	b.Pins = make([]Pin, d.count())
+	for i := range b.Pins {
+		p := &b.Pins[i]
+		p.Ind = d.varint()
+		p.UniqueID, p.Title, p.Description = d.str(), d.str(), d.str()
+		p.FollowerCount = d.int()
+		p.PosterName, p.TagList, p.IsImageOrVideo, p.ImageSrc, p.SaveLocation, p.Category = d.str(), d.str(), d.str(), d.str(), d.str(), d.str()
+	}
+	b.Geos = make([]Geo, d.count())
+	for i := range b.Geos {
+		g := &b.Geos[i]
+		g.Ind = d.varint()
+		g.Country = d.str()
+		if d.present() {
+			n := d.count()
+			if len(d.b) < 8*n {
+				d.fail()
+				break
+			}
+			g.Coordinates = make([]float64, n)
+			for j := range g.Coordinates {
+				g.Coordinates[j] = math.Float64frombits(binary.LittleEndian.Uint64(d.b))
+				d.b = d.b[8:]
+			}
+		}
+		g.Timestamp = d.time()
+	}
+	b.Users = make([]User, d.count())
+	for i := range b.Users {
+		u := &b.Users[i]
+		u.Ind = d.varint()
+		u.UserName = d.str()
+		u.Age = d.int()
+		u.DateJoined = d.time()
+	}
+	if d.err != nil {
+		return Batch{}, d.err
+	}
+	return b, nil
+}

@@ -1,0 +1,367 @@
+package transforms
+
+import (
+	"cmp"
+	"slices"
+	"sort"
+	"strconv"
+)
+
+// AgeGroup maps an age to the contract's group label, or "" for no group.
+func AgeGroup(age *int64) string {
+	if age == nil {
+		return ""
+	}
+	switch a := *age; {
+	case a >= 18 && a <= 24:
+		return "18-24"
+	case a >= 25 && a <= 35:
+		return "25-35"
+	case a >= 36 && a <= 50:
+		return "36-50"
+	case a > 50:
+		return "50+"
+	}
+	return ""
+}
+
+// GroupCategory keys a category count by a group: a country, a year or an
+// age group.
+type GroupCategory struct {
+	Group    string
+	Category string
+}
+
+// FollowerKey is one member of the distinct sets the follower medians are
+// taken over. A null user name is a value of its own (NullName), as in SQL's
+// DISTINCT. Fields a median does not split by stay zero.
+type FollowerKey struct {
+	UserName  string
+	NullName  bool
+	JoinYear  int
+	AgeGroup  string
+	Followers int64
+}
+
+// YearUser is one distinct (join year, user name) pair.
+type YearUser struct {
+	Year     int
+	UserName string
+}
+
+// TopUsers is the largest follower count seen in a country and the distinct
+// user names posting there with it.
+type TopUsers struct {
+	Max   int64
+	Names map[string]bool
+}
+
+// Partials are the mergeable aggregates behind the eight insights: counts
+// add up, distinct sets union, maxima compare. Each shard of the joined
+// tables makes one; merging them all and calling Finish gives the insights.
+type Partials struct {
+	ByCountry        map[GroupCategory]int64
+	ByYear           map[GroupCategory]int64
+	ByAgeGroup       map[GroupCategory]int64
+	TopUser          map[string]TopUsers
+	AgeFollowers     map[FollowerKey]bool
+	JoinFollowers    map[FollowerKey]bool
+	JoinAgeFollowers map[FollowerKey]bool
+	UsersJoined      map[YearUser]bool
+}
+
+// NewPartials returns empty partial aggregates.
+func NewPartials() *Partials {
+	return &Partials{
+		ByCountry: map[GroupCategory]int64{}, ByYear: map[GroupCategory]int64{}, ByAgeGroup: map[GroupCategory]int64{},
+		TopUser:      map[string]TopUsers{},
+		AgeFollowers: map[FollowerKey]bool{}, JoinFollowers: map[FollowerKey]bool{}, JoinAgeFollowers: map[FollowerKey]bool{},
+		UsersJoined: map[YearUser]bool{},
+	}
+}
+
+// Post is one ind's rows after deduplication; a part missing from the input
+// is nil, and inner joins skip the post.
+type Post struct {
+	Pin  *Pin
+	Geo  *Geo
+	User *User
+}
+
+// Add folds one post into the aggregates. Rows whose grouping value (country,
+// year, age group, category) is null are left out of that insight, as are
+// null follower counts.
+func (a *Partials) Add(post Post) {
+	p, g, u := post.Pin, post.Geo, post.User
+	if u != nil && u.DateJoined != nil && u.UserName != nil {
+		a.UsersJoined[YearUser{u.DateJoined.Year(), *u.UserName}] = true
+	}
+	if p == nil {
+		return
+	}
+	if g != nil && p.Category != nil {
+		if g.Country != nil {
+			a.ByCountry[GroupCategory{*g.Country, *p.Category}]++
+		}
+		if g.Timestamp != nil {
+			if y := g.Timestamp.Year(); y >= 2018 && y <= 2022 {
+				a.ByYear[GroupCategory{strconv.Itoa(y), *p.Category}]++
+			}
+		}
+	}
+	if u == nil {
+		return
+	}
+	if g != nil && g.Country != nil && p.FollowerCount != nil && u.UserName != nil {
+		a.addTopUser(*g.Country, *p.FollowerCount, map[string]bool{*u.UserName: true})
+	}
+	group := AgeGroup(u.Age)
+	if group != "" && p.Category != nil {
+		a.ByAgeGroup[GroupCategory{group, *p.Category}]++
+	}
+	if p.FollowerCount == nil {
+		return
+	}
+	name := FollowerKey{Followers: *p.FollowerCount, NullName: u.UserName == nil}
+	if u.UserName != nil {
+		name.UserName = *u.UserName
+	}
+	if group != "" {
+		k := name
+		k.AgeGroup = group
+		a.AgeFollowers[k] = true
+	}
+	if u.DateJoined != nil {
+		k := name
+		k.JoinYear = u.DateJoined.Year()
+		a.JoinFollowers[k] = true
+		if group != "" {
+			k.AgeGroup = group
+			a.JoinAgeFollowers[k] = true
+		}
+	}
+}
+
+func (a *Partials) addTopUser(country string, followers int64, names map[string]bool) {
+	cur, ok := a.TopUser[country]
+	switch {
+	case !ok || followers > cur.Max:
+		cp := make(map[string]bool, len(names))
+		for n := range names {
+			cp[n] = true
+		}
+		a.TopUser[country] = TopUsers{Max: followers, Names: cp}
+	case followers == cur.Max:
+		for n := range names {
+			cur.Names[n] = true
+		}
+	}
+}
+
+// Merge folds b into a.
+func (a *Partials) Merge(b *Partials) {
+	addCounts(a.ByCountry, b.ByCountry)
+	addCounts(a.ByYear, b.ByYear)
+	addCounts(a.ByAgeGroup, b.ByAgeGroup)
+	for c, t := range b.TopUser {
+		a.addTopUser(c, t.Max, t.Names)
+	}
+	union(a.AgeFollowers, b.AgeFollowers)
+	union(a.JoinFollowers, b.JoinFollowers)
+	union(a.JoinAgeFollowers, b.JoinAgeFollowers)
+	union(a.UsersJoined, b.UsersJoined)
+}
+
+func addCounts[K comparable](dst, src map[K]int64) {
+	for k, n := range src {
+		dst[k] += n
+	}
+}
+
+func union[K comparable](dst, src map[K]bool) {
+	for k := range src {
+		dst[k] = true
+	}
+}
+
+// The eight insights' rows, with the contract's field names.
+type (
+	CountryCategory struct {
+		Country       string `json:"country"`
+		Category      string `json:"category"`
+		CategoryCount int64  `json:"category_count"`
+	}
+	YearCategory struct {
+		PostYear      int    `json:"post_year"`
+		Category      string `json:"category"`
+		CategoryCount int64  `json:"category_count"`
+	}
+	CountryUser struct {
+		Country       string `json:"country"`
+		UserName      string `json:"user_name"`
+		FollowerCount int64  `json:"follower_count"`
+	}
+	AgeGroupCategory struct {
+		AgeGroup      string `json:"age_group"`
+		Category      string `json:"category"`
+		CategoryCount int64  `json:"category_count"`
+	}
+	AgeGroupMedian struct {
+		AgeGroup            string  `json:"age_group"`
+		MedianFollowerCount float64 `json:"median_follower_count"`
+	}
+	YearUsers struct {
+		JoinYear    int   `json:"join_year"`
+		UsersJoined int64 `json:"users_joined"`
+	}
+	JoinYearMedian struct {
+		JoinYear            int     `json:"join_year"`
+		MedianFollowerCount float64 `json:"median_follower_count"`
+	}
+	JoinYearAgeGroupMedian struct {
+		JoinYear            int     `json:"join_year"`
+		AgeGroup            string  `json:"age_group"`
+		MedianFollowerCount float64 `json:"median_follower_count"`
+	}
+)
+
+// Insights are the eight answers. Every slice is non-nil, so that an empty
+// answer is written as [] and not null.
+type Insights struct {
+	TopCategoryByCountry                 []CountryCategory        `json:"top_category_by_country"`
+	TopCategoryByYear                    []YearCategory           `json:"top_category_by_year"`
+	TopUserByCountry                     []CountryUser            `json:"top_user_by_country"`
+	TopCategoryByAgeGroup                []AgeGroupCategory       `json:"top_category_by_age_group"`
+	MedianFollowersByAgeGroup            []AgeGroupMedian         `json:"median_followers_by_age_group"`
+	UsersJoinedByYear                    []YearUsers              `json:"users_joined_by_year"`
+	MedianFollowersByJoinYear            []JoinYearMedian         `json:"median_followers_by_join_year"`
+	MedianFollowersByJoinYearAndAgeGroup []JoinYearAgeGroupMedian `json:"median_followers_by_join_year_and_age_group"`
+}
+
+// Named lists the insights by their output names, in the contract's order.
+func (in *Insights) Named() []NamedInsight {
+	return []NamedInsight{
+		{"top_category_by_country", in.TopCategoryByCountry},
+		{"top_category_by_year", in.TopCategoryByYear},
+		{"top_user_by_country", in.TopUserByCountry},
+		{"top_category_by_age_group", in.TopCategoryByAgeGroup},
+		{"median_followers_by_age_group", in.MedianFollowersByAgeGroup},
+		{"users_joined_by_year", in.UsersJoinedByYear},
+		{"median_followers_by_join_year", in.MedianFollowersByJoinYear},
+		{"median_followers_by_join_year_and_age_group", in.MedianFollowersByJoinYearAndAgeGroup},
+	}
+}
+
+// NamedInsight is one insight and its output name.
+type NamedInsight struct {
+	Name string
+	Rows any
+}
+
+// topCategories keeps, per group, every category with the group's highest
+// count (ties are all kept), sorted by group then category.
+func topCategories(counts map[GroupCategory]int64) []GroupCategory {
+	best := map[string]int64{}
+	for k, n := range counts {
+		if n > best[k.Group] {
+			best[k.Group] = n
+		}
+	}
+	var out []GroupCategory
+	for k, n := range counts {
+		if n == best[k.Group] {
+			out = append(out, k)
+		}
+	}
+	slices.SortFunc(out, func(a, b GroupCategory) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Category, b.Category))
+	})
+	return out
+}
+
+// Median is PERCENTILE_CONT(0.5): the middle value, or the mean of the two
+// middle values. It sorts vals.
+func Median(vals []int64) float64 {
+	slices.Sort(vals)
+	n := len(vals)
+	if n%2 == 1 {
+		return float64(vals[n/2])
+	}
+	lo, hi := float64(vals[n/2-1]), float64(vals[n/2])
+	return lo + (hi-lo)/2
+}
+
+// medians groups the follower counts of a distinct set by group key and
+// takes each group's median.
+func medians[G comparable](set map[FollowerKey]bool, group func(FollowerKey) G) map[G]float64 {
+	vals := map[G][]int64{}
+	for k := range set {
+		g := group(k)
+		vals[g] = append(vals[g], k.Followers)
+	}
+	out := make(map[G]float64, len(vals))
+	for g, v := range vals {
+		out[g] = Median(v)
+	}
+	return out
+}
+
+// Finish turns merged aggregates into the eight sorted insights.
+func (a *Partials) Finish() Insights {
+	in := Insights{
+		TopCategoryByCountry: []CountryCategory{}, TopCategoryByYear: []YearCategory{}, TopUserByCountry: []CountryUser{},
+		TopCategoryByAgeGroup: []AgeGroupCategory{}, MedianFollowersByAgeGroup: []AgeGroupMedian{}, UsersJoinedByYear: []YearUsers{},
+		MedianFollowersByJoinYear: []JoinYearMedian{}, MedianFollowersByJoinYearAndAgeGroup: []JoinYearAgeGroupMedian{},
+	}
+	for _, k := range topCategories(a.ByCountry) {
+		in.TopCategoryByCountry = append(in.TopCategoryByCountry, CountryCategory{k.Group, k.Category, a.ByCountry[k]})
+	}
+	for _, k := range topCategories(a.ByYear) {
+		y, _ := strconv.Atoi(k.Group)
+		in.TopCategoryByYear = append(in.TopCategoryByYear, YearCategory{y, k.Category, a.ByYear[k]})
+	}
+	for _, k := range topCategories(a.ByAgeGroup) {
+		in.TopCategoryByAgeGroup = append(in.TopCategoryByAgeGroup, AgeGroupCategory{k.Group, k.Category, a.ByAgeGroup[k]})
+	}
+	for country, t := range a.TopUser {
+		for name := range t.Names {
+			in.TopUserByCountry = append(in.TopUserByCountry, CountryUser{country, name, t.Max})
+		}
+	}
+	slices.SortFunc(in.TopUserByCountry, func(a, b CountryUser) int {
+		return cmp.Or(cmp.Compare(a.Country, b.Country), cmp.Compare(a.UserName, b.UserName))
+	})
+
+	for g, m := range medians(a.AgeFollowers, func(k FollowerKey) string { return k.AgeGroup }) {
+		in.MedianFollowersByAgeGroup = append(in.MedianFollowersByAgeGroup, AgeGroupMedian{g, m})
+	}
+	sort.Slice(in.MedianFollowersByAgeGroup, func(i, j int) bool {
+		return in.MedianFollowersByAgeGroup[i].AgeGroup < in.MedianFollowersByAgeGroup[j].AgeGroup
+	})
+	for y, m := range medians(a.JoinFollowers, func(k FollowerKey) int { return k.JoinYear }) {
+		in.MedianFollowersByJoinYear = append(in.MedianFollowersByJoinYear, JoinYearMedian{y, m})
+	}
+	sort.Slice(in.MedianFollowersByJoinYear, func(i, j int) bool {
+		return in.MedianFollowersByJoinYear[i].JoinYear < in.MedianFollowersByJoinYear[j].JoinYear
+	})
+	type yearGroup struct {
+		year  int
+		group string
+	}
+	for yg, m := range medians(a.JoinAgeFollowers, func(k FollowerKey) yearGroup { return yearGroup{k.JoinYear, k.AgeGroup} }) {
+		in.MedianFollowersByJoinYearAndAgeGroup = append(in.MedianFollowersByJoinYearAndAgeGroup, JoinYearAgeGroupMedian{yg.year, yg.group, m})
+	}
+	slices.SortFunc(in.MedianFollowersByJoinYearAndAgeGroup, func(a, b JoinYearAgeGroupMedian) int {
+		return cmp.Or(cmp.Compare(a.JoinYear, b.JoinYear), cmp.Compare(a.AgeGroup, b.AgeGroup))
+	})
+
+	joined := map[int]int64{}
+	for yu := range a.UsersJoined {
+		joined[yu.Year]++
+	}
+	for y, n := range joined {
+		in.UsersJoinedByYear = append(in.UsersJoinedByYear, YearUsers{y, n})
+	}
+	sort.Slice(in.UsersJoinedByYear, func(i, j int) bool { return in.UsersJoinedByYear[i].JoinYear < in.UsersJoinedByYear[j].JoinYear })
+	return in
+}
