@@ -27,13 +27,19 @@ func init() {
 	register.Emitter2[int, Batch]()
 	register.Iter1[Batch]()
 	register.Combiner3[Partials, Partials, Insights](&mergePartialsFn{})
+	register.Combiner3[Summary, TableStats, Summary](&summarizeFn{})
 
 	beam.RegisterCoder(reflect.TypeOf(Batch{}), EncodeBatch, DecodeBatch)
 	beam.RegisterCoder(reflect.TypeOf(Partials{}), encodeGob[Partials], decodePartials)
-	for _, t := range []any{Pin{}, Geo{}, User{}, DeadLetter{}, TableStats{}, Insights{}} {
-		rt := reflect.TypeOf(t)
-		beam.RegisterCoder(rt, encodeJSON, makeDecodeJSON(rt))
-	}
+	// Coders are found by function name on remote workers, and generic
+	// instantiations all share one name, so each type has named functions.
+	beam.RegisterCoder(reflect.TypeOf(Pin{}), encodePin, decodePin)
+	beam.RegisterCoder(reflect.TypeOf(Geo{}), encodeGeo, decodeGeo)
+	beam.RegisterCoder(reflect.TypeOf(User{}), encodeUser, decodeUser)
+	beam.RegisterCoder(reflect.TypeOf(DeadLetter{}), encodeDeadLetter, decodeDeadLetter)
+	beam.RegisterCoder(reflect.TypeOf(TableStats{}), encodeTableStats, decodeTableStats)
+	beam.RegisterCoder(reflect.TypeOf(Insights{}), encodeInsights, decodeInsights)
+	beam.RegisterCoder(reflect.TypeOf(Summary{}), encodeSummary, decodeSummary)
 }
 
 // Cleaned is what a clean composite produces: the clean rows, the rejects
@@ -293,12 +299,29 @@ func ComputeInsights(s beam.Scope, partials beam.PCollection) beam.PCollection {
 	return beam.Combine(s, &mergePartialsFn{}, partials)
 }
 
-func encodeJSON(v beam.T) ([]byte, error) { return json.Marshal(v) }
-
-func makeDecodeJSON(t reflect.Type) func([]byte) (beam.T, error) {
-	return func(b []byte) (beam.T, error) {
-		v := reflect.New(t)
-		err := json.Unmarshal(b, v.Interface())
-		return v.Elem().Interface(), err
-	}
+func decodeJSON[T any](b []byte) (T, error) {
+	var v T
+	err := json.Unmarshal(b, &v)
+	return v, err
 }
+
+func encodePin(v Pin) ([]byte, error) { return json.Marshal(v) }
+func decodePin(b []byte) (Pin, error) { return decodeJSON[Pin](b) }
+
+func encodeGeo(v Geo) ([]byte, error) { return json.Marshal(v) }
+func decodeGeo(b []byte) (Geo, error) { return decodeJSON[Geo](b) }
+
+func encodeUser(v User) ([]byte, error) { return json.Marshal(v) }
+func decodeUser(b []byte) (User, error) { return decodeJSON[User](b) }
+
+func encodeDeadLetter(v DeadLetter) ([]byte, error) { return json.Marshal(v) }
+func decodeDeadLetter(b []byte) (DeadLetter, error) { return decodeJSON[DeadLetter](b) }
+
+func encodeTableStats(v TableStats) ([]byte, error) { return json.Marshal(v) }
+func decodeTableStats(b []byte) (TableStats, error) { return decodeJSON[TableStats](b) }
+
+func encodeInsights(v Insights) ([]byte, error) { return json.Marshal(v) }
+func decodeInsights(b []byte) (Insights, error) { return decodeJSON[Insights](b) }
+
+func encodeSummary(v Summary) ([]byte, error) { return json.Marshal(v) }
+func decodeSummary(b []byte) (Summary, error) { return decodeJSON[Summary](b) }

@@ -76,7 +76,7 @@ func (e *encoder) geo(g *Geo) {
 		e.b = append(e.b, 0)
 	} else {
 		e.b = append(e.b, 1)
-		e.b = binary.AppendUvarint(e.b, uint64(len(g.Coordinates)))
+		e.varint(int64(len(g.Coordinates)))
 		for _, f := range g.Coordinates {
 			e.b = binary.LittleEndian.AppendUint64(e.b, math.Float64bits(f))
 		}

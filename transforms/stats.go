@@ -3,13 +3,15 @@ package transforms
 import (
 	"maps"
 	"slices"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 )
 
 // TableStats counts what happened to one table's records. The clean
 // composites emit one per bundle, DedupJoin adds the dedup figures, and
 // MergeStats adds them up per table for the summary.
 type TableStats struct {
-	Table string `json:"-"`
+	Table string `json:"table"`
 	// Read is every non-blank input record; Read = Clean + Rejected.
 	Read     int64 `json:"read"`
 	Clean    int64 `json:"clean"`
@@ -79,7 +81,7 @@ type Summary map[string]TableStats
 func NewSummary(stats []TableStats) Summary {
 	out := Summary{}
 	for _, t := range Tables {
-		out[t] = TableStats{RejectedBy: map[string]int64{}, Unparsable: map[string]int64{}, Nulls: map[string]int64{}}
+		out[t] = TableStats{Table: t, RejectedBy: map[string]int64{}, Unparsable: map[string]int64{}, Nulls: map[string]int64{}}
 	}
 	for _, s := range stats {
 		cur := out[s.Table]
@@ -95,3 +97,31 @@ func (s Summary) TableNames() []string {
 	slices.SortFunc(names, func(a, b string) int { return slices.Index(Tables, a) - slices.Index(Tables, b) })
 	return names
 }
+
+// Summarize folds TableStats into one Summary element.
+func Summarize(s beam.Scope, stats beam.PCollection) beam.PCollection {
+	s = s.Scope("transforms.Summarize")
+	return beam.Combine(s, &summarizeFn{}, stats)
+}
+
+type summarizeFn struct{}
+
+func (f *summarizeFn) CreateAccumulator() Summary { return NewSummary(nil) }
+
+func (f *summarizeFn) AddInput(a Summary, st TableStats) Summary {
+	cur := a[st.Table]
+	cur.Add(st)
+	a[st.Table] = cur
+	return a
+}
+
+func (f *summarizeFn) MergeAccumulators(a, b Summary) Summary {
+	for t, st := range b {
+		cur := a[t]
+		cur.Add(st)
+		a[t] = cur
+	}
+	return a
+}
+
+func (f *summarizeFn) ExtractOutput(a Summary) Summary { return a }

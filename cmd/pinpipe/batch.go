@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/pinpipe/pinpipe/pipelines/batch"
+	"github.com/pinpipe/pinpipe/transforms"
+)
+
+func batchCmd(fs *flag.FlagSet) func(context.Context) error {
+	var o batch.Options
+	fs.StringVar(&o.Input, "input", "", "directory or s3://bucket/prefix holding topics/<prefix>.<table>/partition=*/ (required)")
+	fs.StringVar(&o.TopicPrefix, "topic-prefix", "pinpipe", "topic prefix: the topics are <prefix>.pin, <prefix>.geo, <prefix>.user")
+	fs.StringVar(&o.Output, "output", "", "directory or s3://bucket/prefix for tables/, insights/, deadletter/ and summary.json (required)")
+	fs.StringVar(&o.Format, "format", batch.FormatParquet, "format of the clean tables: parquet or jsonl")
+	fs.IntVar(&o.Shards, "shards", 16, "ind shards to dedup and join in (and files per table)")
+	return func(ctx context.Context) error {
+		start := time.Now()
+		sum, err := batch.Run(ctx, o)
+		if err != nil {
+			return err
+		}
+		printSummary(os.Stdout, sum)
+		fmt.Printf("\nbatch finished in %s; outputs in %s (tables/, insights/, deadletter/, summary.json)\n",
+			time.Since(start).Round(time.Millisecond), o.Output)
+		return nil
+	}
+}
+
+func printSummary(w *os.File, sum transforms.Summary) {
+	fmt.Fprintf(w, "%-6s %10s %10s %10s %11s %10s %12s\n", "table", "read", "clean", "rejected", "duplicates", "rows", "nulled")
+	for _, t := range sum.TableNames() {
+		st := sum[t]
+		var nulled int64
+		for _, n := range st.Unparsable {
+			nulled += n
+		}
+		fmt.Fprintf(w, "%-6s %10d %10d %10d %11d %10d %12d\n", t, st.Read, st.Clean, st.Rejected, st.Duplicates, st.Rows, nulled)
+	}
+}

@@ -1,0 +1,253 @@
+// Package files reads and writes line-oriented files on any Beam filesystem
+// (local paths, s3://...), one file per bundle, without funnelling a
+// PCollection through a single key.
+package files
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/local" // local paths
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/s3"    // s3:// paths
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/segmentio/encoding/json"
+)
+
+func init() {
+	register.DoFn3x1[context.Context, string, func(string), error](&expandFn{})
+	register.DoFn3x1[context.Context, string, func([]byte), error](&readLinesFn{})
+	register.DoFn2x1[context.Context, beam.X, error](&writeJSONLinesFn{})
+	register.Emitter1[string]()
+	register.Emitter1[[]byte]()
+}
+
+// Join joins path parts with "/", which both local paths and URLs accept.
+func Join(base string, parts ...string) string {
+	return strings.TrimSuffix(base, "/") + "/" + strings.Join(parts, "/")
+}
+
+// Expand lists the files matching a glob on its filesystem.
+func Expand(ctx context.Context, glob string) ([]string, error) {
+	fs, err := filesystem.New(ctx, glob)
+	if err != nil {
+		return nil, err
+	}
+	defer fs.Close()
+	return fs.List(ctx, glob)
+}
+
+// ReadLines reads every file matching the globs (a PCollection of strings)
+// and emits each line as a []byte, without its line ending. Files ending in
+// .gz are decompressed. Files are spread over workers by a reshuffle, so
+// that a large input is read in parallel.
+func ReadLines(s beam.Scope, globs beam.PCollection) beam.PCollection {
+	s = s.Scope("files.ReadLines")
+	names := beam.ParDo(s, &expandFn{}, globs)
+	names = beam.Reshuffle(s, names)
+	return beam.ParDo(s, &readLinesFn{}, names)
+}
+
+type expandFn struct{}
+
+func (f *expandFn) ProcessElement(ctx context.Context, glob string, emit func(string)) error {
+	names, err := Expand(ctx, glob)
+	if err != nil {
+		return fmt.Errorf("listing %s: %w", glob, err)
+	}
+	for _, n := range names {
+		emit(n)
+	}
+	return nil
+}
+
+type readLinesFn struct{}
+
+func (f *readLinesFn) ProcessElement(ctx context.Context, name string, emit func([]byte)) error {
+	return ReadFileLines(ctx, name, func(line []byte) { emit(bytes.Clone(line)) })
+}
+
+// ReadFileLines calls fn for every line of one file. The slice is only valid
+// during the call.
+func ReadFileLines(ctx context.Context, name string, fn func([]byte)) error {
+	fs, err := filesystem.New(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer fs.Close()
+	rc, err := fs.OpenRead(ctx, name)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", name, err)
+	}
+	defer rc.Close()
+	var r io.Reader = rc
+	if strings.HasSuffix(name, ".gz") {
+		gz, err := gzip.NewReader(rc)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", name, err)
+		}
+		defer gz.Close()
+		r = gz
+	}
+	br := bufio.NewReaderSize(r, 1<<20)
+	var long []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			long = append(long, line...)
+			continue
+		}
+		if long != nil {
+			line = append(long, line...)
+			long = nil
+		}
+		if len(line) > 0 {
+			line = bytes.TrimSuffix(line, []byte("\n"))
+			line = bytes.TrimSuffix(line, []byte("\r"))
+			if len(line) > 0 {
+				fn(line)
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", name, err)
+		}
+	}
+}
+
+// WriteJSONLines writes each element as one JSON line into files named
+// <dir>/<prefix>-<random>.jsonl, one file per bundle. Bundles with no
+// elements write nothing.
+func WriteJSONLines(s beam.Scope, dir, prefix string, col beam.PCollection) {
+	s = s.Scope("files.WriteJSONLines")
+	beam.ParDo0(s, &writeJSONLinesFn{Dir: dir, Prefix: prefix}, col)
+}
+
+type writeJSONLinesFn struct {
+	Dir    string
+	Prefix string
+
+	fs  filesystem.Interface
+	w   io.WriteCloser
+	buf *bufio.Writer
+}
+
+func (f *writeJSONLinesFn) Setup(ctx context.Context) error {
+	fs, err := filesystem.New(ctx, f.Dir)
+	f.fs = fs
+	return err
+}
+
+func (f *writeJSONLinesFn) ProcessElement(ctx context.Context, v beam.X) error {
+	if f.w == nil {
+		name := Join(f.Dir, f.Prefix+"-"+randomID()+".jsonl")
+		w, err := f.fs.OpenWrite(ctx, name)
+		if err != nil {
+			return fmt.Errorf("creating %s: %w", name, err)
+		}
+		f.w, f.buf = w, bufio.NewWriterSize(w, 1<<16)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	f.buf.Write(b)
+	return f.buf.WriteByte('\n')
+}
+
+func (f *writeJSONLinesFn) FinishBundle(ctx context.Context) error {
+	if f.w == nil {
+		return nil
+	}
+	err := f.buf.Flush()
+	if cerr := f.w.Close(); err == nil {
+		err = cerr
+	}
+	f.w, f.buf = nil, nil
+	return err
+}
+
+func (f *writeJSONLinesFn) Teardown() {
+	if f.fs != nil {
+		f.fs.Close()
+	}
+}
+
+func randomID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// WriteFile writes one whole file.
+func WriteFile(ctx context.Context, name string, data []byte) error {
+	fs, err := filesystem.New(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer fs.Close()
+	w, err := fs.OpenWrite(ctx, name)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		w.Close()
+		return err
+	}
+	return w.Close()
+}
+
+// ReadFile reads one whole file.
+func ReadFile(ctx context.Context, name string) ([]byte, error) {
+	fs, err := filesystem.New(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer fs.Close()
+	r, err := fs.OpenRead(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
+}
+
+// Remove deletes every file matching the globs, so that a re-run leaves no
+// stale output behind.
+func Remove(ctx context.Context, globs ...string) error {
+	for _, g := range globs {
+		fs, err := filesystem.New(ctx, g)
+		if err != nil {
+			return err
+		}
+		rm, ok := fs.(filesystem.Remover)
+		if !ok {
+			fs.Close()
+			return fmt.Errorf("the filesystem of %s cannot remove files", g)
+		}
+		names, err := fs.List(ctx, g)
+		if err != nil {
+			fs.Close()
+			return fmt.Errorf("listing %s: %w", g, err)
+		}
+		for _, n := range names {
+			if err := rm.Remove(ctx, n); err != nil {
+				fs.Close()
+				return fmt.Errorf("removing %s: %w", n, err)
+			}
+		}
+		fs.Close()
+	}
+	return nil
+}
+

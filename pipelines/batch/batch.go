@@ -1,0 +1,131 @@
+// Package batch is the daily bounded pipeline: it reads the raw records the
+// Kafka-to-S3 sink landed, cleans them with the shared transforms, keeps one
+// row per ind, writes the clean tables, the eight insights, the dead letters
+// and a summary.
+package batch
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+
+	"github.com/pinpipe/pinpipe/io/files"
+	"github.com/pinpipe/pinpipe/runners"
+	"github.com/pinpipe/pinpipe/transforms"
+)
+
+// Options configure one batch run.
+type Options struct {
+	// Input is the directory or s3://bucket/prefix holding topics/<prefix>.<table>/partition=*/.
+	Input       string
+	TopicPrefix string
+	// Output is the directory or s3://bucket/prefix the results go to.
+	Output string
+	// Format of the clean tables: parquet (default) or jsonl.
+	Format string
+	// Shards is how many groups of ind the rows are deduplicated and joined
+	// in, and so how many files each table is written as.
+	Shards int
+}
+
+func (o *Options) validate() error {
+	if o.Input == "" || o.Output == "" {
+		return fmt.Errorf("batch: --input and --output are required")
+	}
+	if o.TopicPrefix == "" {
+		return fmt.Errorf("batch: --topic-prefix is required")
+	}
+	if o.Format == "" {
+		o.Format = FormatParquet
+	}
+	if o.Format != FormatParquet && o.Format != FormatJSONL {
+		return fmt.Errorf("batch: --format must be parquet or jsonl, not %q", o.Format)
+	}
+	if o.Shards <= 0 {
+		o.Shards = 16
+	}
+	return nil
+}
+
+// InputGlobs are the S3-sink objects of one table.
+func InputGlobs(input, topicPrefix, table string) []string {
+	dir := files.Join(input, "topics", topicPrefix+"."+table, "partition=*")
+	return []string{files.Join(dir, "*.json"), files.Join(dir, "*.json.gz")}
+}
+
+// Output paths, relative to Options.Output.
+const (
+	TablesDir     = "tables"
+	InsightsDir   = "insights"
+	DeadLetterDir = "deadletter"
+	SummaryFile   = "summary.json"
+)
+
+// Build adds the batch pipeline to s.
+func Build(s beam.Scope, o Options) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	var rows, dead, stats []beam.PCollection
+	for _, t := range transforms.Tables {
+		ts := s.Scope(t)
+		lines := files.ReadLines(ts, beam.CreateList(ts, InputGlobs(o.Input, o.TopicPrefix, t)))
+		c := transforms.Clean(ts, t, lines)
+		rows, dead, stats = append(rows, c.Rows), append(dead, c.DeadLetters), append(stats, c.Stats)
+	}
+	joined := transforms.DedupJoin(s, o.Shards, rows[0], rows[1], rows[2])
+	writeTables(s, files.Join(o.Output, TablesDir), o.Format, joined.Tables)
+
+	insights := transforms.ComputeInsights(s, joined.Partials)
+	beam.ParDo0(s, &writeInsightsFn{Dir: files.Join(o.Output, InsightsDir)}, insights)
+
+	files.WriteJSONLines(s, files.Join(o.Output, DeadLetterDir), "deadletter", beam.Flatten(s, dead...))
+
+	summary := transforms.Summarize(s, beam.Flatten(s, append(stats, joined.Stats)...))
+	beam.ParDo0(s, &writeSummaryFn{Path: files.Join(o.Output, SummaryFile)}, summary)
+	return nil
+}
+
+// ClearOutput removes what an earlier run wrote, so that a re-run to the same
+// output gives the same files and nothing stale.
+func ClearOutput(ctx context.Context, output string) error {
+	return files.Remove(ctx,
+		files.Join(output, TablesDir, "*", "part-*"),
+		files.Join(output, InsightsDir, "*.json"),
+		files.Join(output, DeadLetterDir, "*.jsonl"),
+		files.Join(output, SummaryFile))
+}
+
+// Run clears the output, runs the pipeline on the runner chosen by --runner
+// and returns the summary it wrote.
+func Run(ctx context.Context, o Options) (transforms.Summary, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if err := ClearOutput(ctx, o.Output); err != nil {
+		return nil, err
+	}
+	p, s := beam.NewPipelineWithRoot()
+	if err := Build(s, o); err != nil {
+		return nil, err
+	}
+	if _, err := runners.Run(ctx, p); err != nil {
+		return nil, fmt.Errorf("batch pipeline: %w", err)
+	}
+	return ReadSummary(ctx, o.Output)
+}
+
+// ReadSummary reads the summary a run wrote.
+func ReadSummary(ctx context.Context, output string) (transforms.Summary, error) {
+	b, err := files.ReadFile(ctx, files.Join(output, SummaryFile))
+	if err != nil {
+		return nil, fmt.Errorf("reading the summary: %w", err)
+	}
+	var sum transforms.Summary
+	if err := json.Unmarshal(b, &sum); err != nil {
+		return nil, fmt.Errorf("reading the summary: %w", err)
+	}
+	return sum, nil
+}

@@ -1,0 +1,53 @@
+// Package runners turns --runner into a run, so that one binary runs its
+// pipelines locally (direct, prism), on a portable job server (flink,
+// universal, with --endpoint and --environment_type) or on Dataflow.
+package runners
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"slices"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/dataflow" // --runner=dataflow
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/direct"   // --runner=direct
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/flink"    // --runner=flink
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"    // --runner=prism
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/universal"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
+)
+
+// Names are the runners this binary can use.
+var Names = []string{"direct", "prism", "flink", "universal", "dataflow"}
+
+// Runner returns the runner chosen by --runner ("direct" when unset).
+func Runner() string {
+	if f := flag.Lookup("runner"); f != nil && f.Value.String() != "" {
+		return f.Value.String()
+	}
+	return "direct"
+}
+
+// Validate checks the runner flags before a pipeline is built, so that a
+// mistake is reported clearly rather than deep inside a submission.
+func Validate() error {
+	r := Runner()
+	if !slices.Contains(Names, r) {
+		return fmt.Errorf("unknown --runner=%q; use one of %v", r, Names)
+	}
+	if (r == "flink" || r == "universal") && *jobopts.Endpoint == "" {
+		return fmt.Errorf("--runner=%s needs --endpoint=HOST:PORT of a portable job server (the Flink job server listens on 8099)", r)
+	}
+	return nil
+}
+
+// Run validates the flags and executes the pipeline on the chosen runner,
+// waiting for it to finish.
+func Run(ctx context.Context, p *beam.Pipeline) (beam.PipelineResult, error) {
+	if err := Validate(); err != nil {
+		return nil, err
+	}
+	return beamx.RunWithMetrics(ctx, p)
+}
