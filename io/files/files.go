@@ -250,4 +250,3 @@ func Remove(ctx context.Context, globs ...string) error {
 	}
 	return nil
 }
-
