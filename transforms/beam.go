@@ -30,7 +30,7 @@ func init() {
 	register.Combiner3[Summary, TableStats, Summary](&summarizeFn{})
 
 	beam.RegisterCoder(reflect.TypeOf(Batch{}), EncodeBatch, DecodeBatch)
-	beam.RegisterCoder(reflect.TypeOf(Partials{}), encodeGob[Partials], decodePartials)
+	beam.RegisterCoder(reflect.TypeOf(Partials{}), encodePartials, decodePartials)
 	// Coders are found by function name on remote workers, and generic
 	// instantiations all share one name, so each type has named functions.
 	beam.RegisterCoder(reflect.TypeOf(Pin{}), encodePin, decodePin)

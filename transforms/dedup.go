@@ -138,7 +138,7 @@ func userNulls(rows []User) map[string]int64 {
 	return c
 }
 
-func encodeGob[T any](v T) ([]byte, error) {
+func encodePartials(v Partials) ([]byte, error) {
 	var buf bytes.Buffer
 	err := gob.NewEncoder(&buf).Encode(v)
 	return buf.Bytes(), err
