@@ -293,9 +293,11 @@ func (f *mergePartialsFn) MergeAccumulators(a, b Partials) Partials {
 
 func (f *mergePartialsFn) ExtractOutput(a Partials) Insights { return a.Finish() }
 
-// ComputeInsights merges the shards' Partials into one Insights element.
+// ComputeInsights merges the shards' Partials into one Insights element,
+// also when there is no input at all (every insight is then empty).
 func ComputeInsights(s beam.Scope, partials beam.PCollection) beam.PCollection {
 	s = s.Scope("transforms.ComputeInsights")
+	partials = beam.Flatten(s, partials, beam.Create(s, *NewPartials()))
 	return beam.Combine(s, &mergePartialsFn{}, partials)
 }
 

@@ -98,9 +98,11 @@ func (s Summary) TableNames() []string {
 	return names
 }
 
-// Summarize folds TableStats into one Summary element.
+// Summarize folds TableStats into one Summary element, also when there is
+// no input at all.
 func Summarize(s beam.Scope, stats beam.PCollection) beam.PCollection {
 	s = s.Scope("transforms.Summarize")
+	stats = beam.Flatten(s, stats, beam.Create(s, TableStats{Table: TablePin}))
 	return beam.Combine(s, &summarizeFn{}, stats)
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
 	"github.com/pinpipe/pinpipe/io/files"
+	"github.com/pinpipe/pinpipe/io/postgres"
 	"github.com/pinpipe/pinpipe/runners"
 	"github.com/pinpipe/pinpipe/transforms"
 )
@@ -28,6 +29,9 @@ type Options struct {
 	// Shards is how many groups of ind the rows are deduplicated and joined
 	// in, and so how many files each table is written as.
 	Shards int
+	// Warehouse, when set, is the DSN of a PostgreSQL database the clean
+	// tables are loaded into after the pipeline succeeded (see io/postgres).
+	Warehouse string
 }
 
 func (o *Options) validate() error {
@@ -98,11 +102,18 @@ func ClearOutput(ctx context.Context, output string) error {
 		files.Join(output, SummaryFile))
 }
 
-// Run clears the output, runs the pipeline on the runner chosen by --runner
-// and returns the summary it wrote.
+// Run clears the output, runs the pipeline on the runner chosen by --runner,
+// loads the clean tables into the warehouse when one is set and returns the
+// summary it wrote.
 func Run(ctx context.Context, o Options) (transforms.Summary, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
+	}
+	if o.Warehouse != "" {
+		// Fail before the pipeline, not after it.
+		if err := postgres.Check(ctx, o.Warehouse); err != nil {
+			return nil, err
+		}
 	}
 	if err := ClearOutput(ctx, o.Output); err != nil {
 		return nil, err
@@ -113,6 +124,11 @@ func Run(ctx context.Context, o Options) (transforms.Summary, error) {
 	}
 	if _, err := runners.Run(ctx, p); err != nil {
 		return nil, fmt.Errorf("batch pipeline: %w", err)
+	}
+	if o.Warehouse != "" {
+		if err := postgres.LoadTables(ctx, o.Warehouse, files.Join(o.Output, TablesDir), o.Format); err != nil {
+			return nil, err
+		}
 	}
 	return ReadSummary(ctx, o.Output)
 }

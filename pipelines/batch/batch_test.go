@@ -1,0 +1,263 @@
+package batch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/pinpipe/pinpipe/io/files"
+	"github.com/pinpipe/pinpipe/transforms"
+)
+
+var update = flag.Bool("update-golden", false, "rewrite the golden files in testdata/golden")
+
+func TestMain(m *testing.M) { ptest.Main(m) }
+
+const (
+	sampleDir = "../../testdata/sample"
+	goldenDir = "../../testdata/golden"
+)
+
+// setFlags sets global flags (Beam's runner flags among them) for one test
+// and restores them after it.
+func setFlags(t *testing.T, kv ...string) {
+	t.Helper()
+	for i := 0; i < len(kv); i += 2 {
+		f := flag.Lookup(kv[i])
+		if f == nil {
+			t.Fatalf("no flag %q", kv[i])
+		}
+		old := f.Value.String()
+		if err := flag.Set(kv[i], kv[i+1]); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { flag.Set(kv[i], old) })
+	}
+}
+
+// snapshot reads a run's outputs into comparable text: each table's rows
+// sorted by ind, the dead letters sorted, the insights and the summary.
+func snapshot(t *testing.T, out string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	snap := map[string]string{}
+	for _, table := range transforms.Tables {
+		names, err := files.Expand(ctx, files.Join(out, TablesDir, table, "part-*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows []string
+		for _, n := range names {
+			rows = append(rows, readRows(t, n, table)...)
+		}
+		slices.SortFunc(rows, func(a, b string) int { return int(indOf(t, a) - indOf(t, b)) })
+		snap["tables/"+table+".jsonl"] = strings.Join(rows, "\n") + "\n"
+	}
+	names, err := files.Expand(ctx, files.Join(out, DeadLetterDir, "*.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dead []string
+	for _, n := range names {
+		if err := files.ReadFileLines(ctx, n, func(l []byte) { dead = append(dead, string(l)) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(dead)
+	snap["deadletter.jsonl"] = strings.Join(dead, "\n") + "\n"
+	for _, n := range append(insightNames(), SummaryFile) {
+		name := files.Join(out, InsightsDir, n)
+		if n == SummaryFile {
+			name = files.Join(out, SummaryFile)
+		}
+		b, err := files.ReadFile(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := "insights/" + n
+		if n == SummaryFile {
+			key = n
+		}
+		snap[key] = string(b)
+	}
+	return snap
+}
+
+func insightNames() []string {
+	var in transforms.Insights
+	var names []string
+	for _, n := range in.Named() {
+		names = append(names, n.Name+".json")
+	}
+	return names
+}
+
+func indOf(t *testing.T, row string) int64 {
+	var r struct{ Ind int64 }
+	if err := json.Unmarshal([]byte(row), &r); err != nil {
+		t.Fatalf("bad row %q: %v", row, err)
+	}
+	return r.Ind
+}
+
+// readRows returns a table file's rows as JSON lines, whatever its format,
+// so that Parquet output is checked against the same golden rows.
+func readRows(t *testing.T, name, table string) []string {
+	t.Helper()
+	ctx := context.Background()
+	if strings.HasSuffix(name, "."+FormatJSONL) {
+		var rows []string
+		if err := files.ReadFileLines(ctx, name, func(l []byte) { rows = append(rows, string(l)) }); err != nil {
+			t.Fatal(err)
+		}
+		return rows
+	}
+	b, err := files.ReadFile(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := parquetRowsAsJSON(b, table)
+	if err != nil {
+		t.Fatalf("reading %s: %v", name, err)
+	}
+	return rows
+}
+
+func compareGolden(t *testing.T, got map[string]string) {
+	t.Helper()
+	if *update {
+		for k, v := range got {
+			p := filepath.Join(goldenDir, k)
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return
+	}
+	for k, v := range got {
+		want, err := os.ReadFile(filepath.Join(goldenDir, k))
+		if err != nil {
+			t.Fatalf("golden %s: %v (run go test ./pipelines/batch -run Golden -update-golden)", k, err)
+		}
+		if diff := cmp.Diff(string(want), v); diff != "" {
+			t.Errorf("%s differs from the golden file (-want +got):\n%s", k, diff)
+		}
+	}
+}
+
+func runBatch(t *testing.T, o Options) transforms.Summary {
+	t.Helper()
+	sum, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatalf("batch run: %v", err)
+	}
+	return sum
+}
+
+func TestGoldenDirect(t *testing.T) {
+	setFlags(t, "runner", "direct")
+	out := t.TempDir()
+	runBatch(t, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: FormatJSONL})
+	compareGolden(t, snapshot(t, out))
+}
+
+func TestGoldenPrismParquet(t *testing.T) {
+	setFlags(t, "runner", "prism")
+	out := t.TempDir()
+	sum := runBatch(t, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: FormatParquet, Shards: 5})
+	if sum[transforms.TablePin].Rows == 0 {
+		t.Fatal("no pin rows")
+	}
+	compareGolden(t, snapshot(t, out))
+}
+
+// TestSummaryAgreesWithFiles checks the summary's counts against the files
+// written, so that the summary cannot drift from the data.
+func TestSummaryAgreesWithFiles(t *testing.T) {
+	setFlags(t, "runner", "direct")
+	out := t.TempDir()
+	sum := runBatch(t, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: FormatJSONL})
+	snap := snapshot(t, out)
+	var rejected int64
+	for _, table := range transforms.Tables {
+		st := sum[table]
+		rows := int64(strings.Count(snap["tables/"+table+".jsonl"], "\n"))
+		if st.Rows != rows {
+			t.Errorf("%s: summary rows %d, files hold %d", table, st.Rows, rows)
+		}
+		if st.Read != st.Clean+st.Rejected || st.Clean != st.Rows+st.Duplicates {
+			t.Errorf("%s: counts do not add up: %+v", table, st)
+		}
+		rejected += st.Rejected
+	}
+	if dead := int64(strings.Count(snap["deadletter.jsonl"], "\n")); dead != rejected {
+		t.Errorf("summary rejects %d, dead-letter lines %d", rejected, dead)
+	}
+}
+
+// TestRerunReplacesOutput runs twice into one output with different shard
+// counts: the second run must leave no file of the first behind.
+func TestRerunReplacesOutput(t *testing.T) {
+	setFlags(t, "runner", "direct")
+	out := t.TempDir()
+	runBatch(t, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: FormatJSONL, Shards: 16})
+	first := snapshot(t, out)
+	runBatch(t, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: FormatJSONL, Shards: 3})
+	if diff := cmp.Diff(first, snapshot(t, out)); diff != "" {
+		t.Errorf("re-run changed the results (-first +second):\n%s", diff)
+	}
+	for _, table := range transforms.Tables {
+		parts, _ := filepath.Glob(filepath.Join(out, TablesDir, table, "part-*"))
+		if len(parts) > 3 {
+			t.Errorf("%s: %d part files after a 3-shard re-run: stale files left", table, len(parts))
+		}
+	}
+	dead, _ := filepath.Glob(filepath.Join(out, DeadLetterDir, "*"))
+	var lines int
+	for _, d := range dead {
+		b, _ := os.ReadFile(d)
+		lines += bytes.Count(b, []byte("\n"))
+	}
+	if want := strings.Count(first["deadletter.jsonl"], "\n"); lines != want {
+		t.Errorf("dead-letter lines after re-run = %d, want %d", lines, want)
+	}
+}
+
+func TestOptionsValidation(t *testing.T) {
+	for _, o := range []Options{
+		{TopicPrefix: "p", Output: "o"},
+		{Input: "i", TopicPrefix: "p"},
+		{Input: "i", Output: "o"},
+		{Input: "i", TopicPrefix: "p", Output: "o", Format: "csv"},
+	} {
+		if _, err := Run(context.Background(), o); err == nil {
+			t.Errorf("Run(%+v) succeeded, want a validation error", o)
+		}
+	}
+}
+
+func TestEmptyInput(t *testing.T) {
+	setFlags(t, "runner", "direct")
+	out := t.TempDir()
+	sum := runBatch(t, Options{Input: t.TempDir(), TopicPrefix: "pinpipe", Output: out, Format: FormatJSONL})
+	for _, table := range transforms.Tables {
+		if st := sum[table]; st.Read != 0 || st.Rows != 0 {
+			t.Errorf("%s: %+v from no input", table, st)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(out, InsightsDir, "top_category_by_country.json"))
+	if err != nil || strings.TrimSpace(string(b)) != "[]" {
+		t.Errorf("empty insight = %q, %v; want []", b, err)
+	}
+}
+
