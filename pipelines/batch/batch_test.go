@@ -260,4 +260,3 @@ func TestEmptyInput(t *testing.T) {
 		t.Errorf("empty insight = %q, %v; want []", b, err)
 	}
 }
-

@@ -1,0 +1,174 @@
+package batch
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+)
+
+// TestS3 runs the batch job from and to S3 through Beam's S3 filesystem,
+// against gofakes3 over real HTTP.
+func TestS3(t *testing.T) {
+	setFlags(t, "runner", "direct")
+	srv := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
+	defer srv.Close()
+	// An IP, not localhost, so that the SDK uses path-style addressing.
+	t.Setenv("AWS_ENDPOINT_URL_S3", srv.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_REGION", "us-east-1")
+	if !strings.Contains(srv.URL, "127.0.0.1") {
+		t.Fatalf("test server at %s, want 127.0.0.1", srv.URL)
+	}
+
+	ctx := context.Background()
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("lake")}); err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.Walk(sampleDir, func(path string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(sampleDir, path)
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("lake"), Key: aws.String("raw/" + filepath.ToSlash(rel)), Body: f})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out := "s3://lake/clean"
+	runBatch(t, Options{Input: "s3://lake/raw", TopicPrefix: "pinpipe", Output: out, Format: FormatJSONL, Shards: 4})
+	compareGolden(t, snapshot(t, out))
+	// And again, replacing the first run's objects.
+	runBatch(t, Options{Input: "s3://lake/raw", TopicPrefix: "pinpipe", Output: out, Format: FormatParquet, Shards: 2})
+	compareGolden(t, snapshot(t, out))
+}
+
+// TestUniversalRunnerOnPrismJobServer submits the job to a standalone prism
+// job server with --runner=universal and LOOPBACK workers: the same path a
+// Flink job server takes.
+func TestUniversalRunnerOnPrismJobServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts a prism job server")
+	}
+	bin := filepath.Join(t.TempDir(), "prism")
+	build := exec.Command("go", "build", "-o", bin, "github.com/apache/beam/sdks/v2/go/cmd/prism")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building prism: %v\n%s", err, out)
+	}
+	port := freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, fmt.Sprintf("--job_port=%d", port), "--serve_http=false")
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "prism.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile.Name())
+			t.Logf("prism job server log:\n%s", b)
+		}
+	}()
+	endpoint := fmt.Sprintf("localhost:%d", port)
+	waitForPort(t, endpoint)
+
+	setFlags(t, "runner", "universal", "endpoint", endpoint, "environment_type", "LOOPBACK")
+	out := t.TempDir()
+	runCtx, stop := context.WithTimeout(ctx, 3*time.Minute)
+	defer stop()
+	if _, err := Run(runCtx, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: FormatJSONL}); err != nil {
+		t.Fatalf("batch on the prism job server: %v", err)
+	}
+	compareGolden(t, snapshot(t, out))
+}
+
+// TestDataflowDryRun translates the job for Dataflow offline.
+func TestDataflowDryRun(t *testing.T) {
+	// An earlier prism run leaves its endpoint and loopback environment in
+	// the global options; Dataflow needs neither.
+	setFlags(t, "runner", "dataflow", "dry_run", "true", "endpoint", "", "environment_type", "", "project", "pinpipe-test", "region", "europe-west1",
+		"staging_location", "gs://pinpipe-test/staging", "temp_location", "gs://pinpipe-test/tmp",
+		"worker_binary", os.Args[0])
+	out := t.TempDir()
+	logs := &captureLog{}
+	beamlog.SetLogger(logs)
+	defer beamlog.SetLogger(&beamlog.Structural{})
+	// The dry run prints the job and runs nothing, so there is no summary.
+	_, err := Run(context.Background(), Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out})
+	if err == nil || !strings.Contains(err.Error(), "reading the summary") {
+		t.Fatalf("dry run: got %v, want only the missing summary of a job that did not run", err)
+	}
+	for _, want := range []string{"Dry-run: not submitting job", "JOB_TYPE_BATCH", "pinpipe-test", "transforms.DedupJoin"} {
+		if !strings.Contains(logs.buf.String(), want) {
+			t.Errorf("the translated job does not mention %q", want)
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitForPort(t *testing.T, addr string) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("nothing listening on %s", addr)
+}
+
+// captureLog keeps what Beam logs, to check what a dry run printed.
+type captureLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (c *captureLog) Log(_ context.Context, _ beamlog.Severity, _ int, msg string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf.WriteString(msg)
+	c.buf.WriteByte('\n')
+}
