@@ -21,7 +21,25 @@ import (
 	"syscall"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 )
+
+// beamLogger sends Beam's launcher-side logs to slog, so that --log-level
+// governs them too.
+type beamLogger struct{}
+
+func (beamLogger) Log(ctx context.Context, sev beamlog.Severity, _ int, msg string) {
+	level := slog.LevelInfo
+	switch sev {
+	case beamlog.SevDebug:
+		level = slog.LevelDebug
+	case beamlog.SevWarn:
+		level = slog.LevelWarn
+	case beamlog.SevError, beamlog.SevFatal:
+		level = slog.LevelError
+	}
+	slog.Log(ctx, level, msg)
+}
 
 // command is one subcommand: its flags are registered on the global flag set
 // (beside Beam's) only when it is the one chosen.
@@ -48,8 +66,14 @@ func usage() {
 	fmt.Fprintf(os.Stderr, "\nrun 'pinpipe <command> -help' for its flags\n")
 }
 
+// logLevel is the level of the process's logs (the in-process runners log
+// through slog too); --log-level=info shows the runners' progress.
+var logLevel = new(slog.LevelVar)
+
 func main() {
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	logLevel.Set(slog.LevelWarn)
+	flag.TextVar(logLevel, "log-level", logLevel, "log level: debug, info, warn or error")
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
 	// A runner's worker starts the binary with flags and no command: parse
 	// them and let beam.Init take over.
 	if len(os.Args) < 2 || strings.HasPrefix(os.Args[1], "-") {
@@ -76,6 +100,10 @@ func main() {
 		os.Exit(2)
 	}
 	beam.Init()
+	// beam.Init installs its own slog default at info level; ours follows
+	// --log-level, and Beam's launcher logs go through it too.
+	slog.SetDefault(logger)
+	beamlog.SetLogger(beamLogger{})
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
