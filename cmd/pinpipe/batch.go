@@ -11,6 +11,10 @@ import (
 	"github.com/pinpipe/pinpipe/transforms"
 )
 
+func init() {
+	addCommand("batch", "run the bounded batch pipeline over S3-sink objects", batchCmd)
+}
+
 func batchCmd(fs *flag.FlagSet) func(context.Context) error {
 	var o batch.Options
 	fs.StringVar(&o.Input, "input", "", "directory or s3://bucket/prefix holding topics/<prefix>.<table>/partition=*/ (required)")

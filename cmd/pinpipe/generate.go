@@ -8,6 +8,10 @@ import (
 	"github.com/pinpipe/pinpipe/ingest/generate"
 )
 
+func init() {
+	addCommand("generate", "generate realistic raw post data", generateCmd)
+}
+
 func generateCmd(fs *flag.FlagSet) func(context.Context) error {
 	o := generate.Defaults()
 	fs.IntVar(&o.Posts, "posts", o.Posts, "number of posts")

@@ -48,9 +48,12 @@ type command struct {
 	flags   func(fs *flag.FlagSet) func(ctx context.Context) error
 }
 
-var commands = map[string]command{
-	"batch":    {"run the bounded batch pipeline over S3-sink objects", batchCmd},
-	"generate": {"generate realistic raw post data", generateCmd},
+// commands are the subcommands; each file of this package adds its own with
+// addCommand in an init function.
+var commands = map[string]command{}
+
+func addCommand(name, summary string, flags func(fs *flag.FlagSet) func(ctx context.Context) error) {
+	commands[name] = command{summary, flags}
 }
 
 func usage() {
