@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"reflect"
+	"runtime"
 	"unicode/utf8"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -29,7 +30,7 @@ func init() {
 	register.Combiner3[Partials, Partials, Insights](&mergePartialsFn{})
 	register.Combiner3[Summary, TableStats, Summary](&summarizeFn{})
 
-	beam.RegisterCoder(reflect.TypeOf(Batch{}), EncodeBatch, DecodeBatch)
+	beam.RegisterCoder(reflect.TypeOf(Batch{}), encodeBatchCompressed, decodeBatchCompressed)
 	beam.RegisterCoder(reflect.TypeOf(Partials{}), encodePartials, decodePartials)
 	// Coders are found by function name on remote workers, and generic
 	// instantiations all share one name, so each type has named functions.
@@ -253,12 +254,30 @@ func DedupJoin(s beam.Scope, shards int, pins, geos, users beam.PCollection) Joi
 	for _, rows := range []beam.PCollection{pins, geos, users} {
 		batched = append(batched, beam.ParDo(s, &shardBatchFn{Shards: shards}, rows))
 	}
-	grouped := beam.GroupByKey(s, beam.Flatten(s, batched...))
+	return JoinBatches(s, batched...)
+}
+
+// JoinBatches is DedupJoin for rows already packed into per-shard batches
+// (KV<int, Batch>, as CleanFiles emits them).
+func JoinBatches(s beam.Scope, batches ...beam.PCollection) Joined {
+	s = s.Scope("transforms.JoinBatches")
+	grouped := beam.GroupByKey(s, beam.Flatten(s, batches...))
 	tables, partials, stats := beam.ParDo3(s, &dedupJoinFn{}, grouped)
 	return Joined{tables, partials, stats}
 }
 
-type dedupJoinFn struct{}
+type joinResult struct {
+	tables   Batch
+	partials *Partials
+	stats    []TableStats
+}
+
+// dedupJoinFn works on up to one shard per core at once: local runners run
+// the stage's bundle on one core, and a shard's work is independent. Results
+// are emitted in arrival order from the DoFn's own goroutine.
+type dedupJoinFn struct {
+	pending []chan joinResult
+}
 
 func (f *dedupJoinFn) ProcessElement(shard int, batches func(*Batch) bool, emitTables func(Batch), emitPartials func(Partials), emitStats func(TableStats)) {
 	var all Batch
@@ -268,10 +287,29 @@ func (f *dedupJoinFn) ProcessElement(shard int, batches func(*Batch) bool, emitT
 		all.Geos = append(all.Geos, b.Geos...)
 		all.Users = append(all.Users, b.Users...)
 	}
-	out, partials, stats := DedupJoinBatch(shard, all)
-	emitTables(out)
-	emitPartials(*partials)
-	for _, st := range stats {
+	ch := make(chan joinResult, 1)
+	go func() {
+		tables, partials, stats := DedupJoinBatch(shard, all)
+		ch <- joinResult{tables, partials, stats}
+	}()
+	f.pending = append(f.pending, ch)
+	for len(f.pending) >= runtime.GOMAXPROCS(0) {
+		f.emitOldest(emitTables, emitPartials, emitStats)
+	}
+}
+
+func (f *dedupJoinFn) FinishBundle(emitTables func(Batch), emitPartials func(Partials), emitStats func(TableStats)) {
+	for len(f.pending) > 0 {
+		f.emitOldest(emitTables, emitPartials, emitStats)
+	}
+}
+
+func (f *dedupJoinFn) emitOldest(emitTables func(Batch), emitPartials func(Partials), emitStats func(TableStats)) {
+	r := <-f.pending[0]
+	f.pending = f.pending[1:]
+	emitTables(r.tables)
+	emitPartials(*r.partials)
+	for _, st := range r.stats {
 		emitStats(st)
 	}
 }

@@ -2,6 +2,9 @@ package transforms
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -19,6 +22,7 @@ func init() {
 	register.Function1x1(topUserByCountry)
 	register.Function1x1(medianByAgeGroup)
 	register.Function1x1(dedupCounts)
+	register.Function1x1(pinCounts)
 }
 
 func batchLen(b Batch) int                               { return b.Len() }
@@ -127,4 +131,31 @@ func TestDedupJoinComposite(t *testing.T) {
 	sum := Summarize(s, j.Stats)
 	passert.Equals(s, beam.ParDo(s, dedupCounts, sum), "pin dups 1, geo dups 1, user rows 2")
 	ptest.RunAndValidate(t, p)
+}
+
+// TestCleanFilesComposite cleans whole files, spread over several chunks
+// and goroutines, and checks rows, rejects and stats through the join.
+func TestCleanFilesComposite(t *testing.T) {
+	dir := t.TempDir()
+	var lines []string
+	for i := 0; i < 3*chunkLines; i++ {
+		lines = append(lines, fmt.Sprintf(`{"index": %d, "follower_count": "%dk", "category": "c%d"}`, i%2000, i%7, i%3))
+	}
+	lines = append(lines, `{"index": null}`, `oops`, ``)
+	os.WriteFile(filepath.Join(dir, "a.json"), []byte(strings.Join(lines[:2000], "\n")), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.json"), []byte(strings.Join(lines[2000:], "\n")+"\n"), 0o644)
+
+	p, s := beam.NewPipelineWithRoot()
+	c := CleanFiles(s, TablePin, 3, beam.Create(s, filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json")))
+	passert.Count(s, c.DeadLetters, "dead letters", 2)
+	j := JoinBatches(s, c.Rows)
+	passert.Equals(s, beam.Combine(s, sumInts, beam.ParDo(s, batchLen, j.Tables)), 2000)
+	sum := Summarize(s, beam.Flatten(s, c.Stats, j.Stats))
+	passert.Equals(s, beam.ParDo(s, pinCounts, sum), "read 3074 clean 3072 rejected 2 dups 1072 rows 2000")
+	ptest.RunAndValidate(t, p)
+}
+
+func pinCounts(s Summary) string {
+	st := s[TablePin]
+	return fmt.Sprintf("read %d clean %d rejected %d dups %d rows %d", st.Read, st.Clean, st.Rejected, st.Duplicates, st.Rows)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math"
 	"time"
+
+	"github.com/klauspost/compress/s2"
 )
 
 // Batch carries clean rows of all three tables for one shard of ind values.
@@ -224,4 +226,16 @@ func DecodeBatch(data []byte) (Batch, error) {
 		return Batch{}, d.err
 	}
 	return b, nil
+}
+
+// encodeBatchCompressed is Batch's Beam coder: the binary encoding,
+// compressed, since the shuffle holds every row and rows are mostly text.
+func encodeBatchCompressed(b Batch) []byte { return s2.Encode(nil, EncodeBatch(b)) }
+
+func decodeBatchCompressed(data []byte) (Batch, error) {
+	raw, err := s2.Decode(nil, data)
+	if err != nil {
+		return Batch{}, errCorrupt
+	}
+	return DecodeBatch(raw)
 }

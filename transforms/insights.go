@@ -2,6 +2,7 @@ package transforms
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -113,7 +114,7 @@ func (a *Partials) Add(post Post) {
 		return
 	}
 	if g != nil && g.Country != nil && p.FollowerCount != nil && u.UserName != nil {
-		a.addTopUser(*g.Country, *p.FollowerCount, map[string]bool{*u.UserName: true})
+		a.addTopUser(*g.Country, *p.FollowerCount, *u.UserName)
 	}
 	group := AgeGroup(u.Age)
 	if group != "" && p.Category != nil {
@@ -142,19 +143,17 @@ func (a *Partials) Add(post Post) {
 	}
 }
 
-func (a *Partials) addTopUser(country string, followers int64, names map[string]bool) {
+func (a *Partials) addTopUser(country string, followers int64, names ...string) {
 	cur, ok := a.TopUser[country]
 	switch {
 	case !ok || followers > cur.Max:
-		cp := make(map[string]bool, len(names))
-		for n := range names {
-			cp[n] = true
-		}
-		a.TopUser[country] = TopUsers{Max: followers, Names: cp}
-	case followers == cur.Max:
-		for n := range names {
-			cur.Names[n] = true
-		}
+		cur = TopUsers{Max: followers, Names: make(map[string]bool, len(names))}
+		a.TopUser[country] = cur
+	case followers < cur.Max:
+		return
+	}
+	for _, n := range names {
+		cur.Names[n] = true
 	}
 }
 
@@ -164,7 +163,7 @@ func (a *Partials) Merge(b *Partials) {
 	addCounts(a.ByYear, b.ByYear)
 	addCounts(a.ByAgeGroup, b.ByAgeGroup)
 	for c, t := range b.TopUser {
-		a.addTopUser(c, t.Max, t.Names)
+		a.addTopUser(c, t.Max, slices.Collect(maps.Keys(t.Names))...)
 	}
 	union(a.AgeFollowers, b.AgeFollowers)
 	union(a.JoinFollowers, b.JoinFollowers)

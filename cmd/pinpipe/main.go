@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
@@ -75,6 +76,7 @@ var logLevel = new(slog.LevelVar)
 
 func main() {
 	logLevel.Set(slog.LevelWarn)
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the command to this file")
 	flag.TextVar(logLevel, "log-level", logLevel, "log level: debug, info, warn or error")
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
 	// A runner's worker starts the binary with flags and no command: parse
@@ -86,7 +88,13 @@ func main() {
 		usage()
 		os.Exit(2)
 	}
-	name := os.Args[1]
+	name, args := os.Args[1], os.Args[2:]
+	// A command may take a sub-verb ("dev kafka"): registered under both words.
+	if len(args) > 0 {
+		if _, ok := commands[name+" "+args[0]]; ok {
+			name, args = name+" "+args[0], args[1:]
+		}
+	}
 	cmd, ok := commands[name]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "pinpipe: unknown command %q\n\n", name)
@@ -95,7 +103,7 @@ func main() {
 	}
 	run := cmd.flags(flag.CommandLine)
 	flag.CommandLine.Init("pinpipe "+name, flag.ExitOnError)
-	if err := flag.CommandLine.Parse(os.Args[2:]); err != nil {
+	if err := flag.CommandLine.Parse(args); err != nil {
 		os.Exit(2)
 	}
 	if flag.NArg() > 0 {
@@ -108,10 +116,22 @@ func main() {
 	slog.SetDefault(logger)
 	beamlog.SetLogger(beamLogger{})
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			slog.Error("cpu profile", "err", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx); err != nil {
 		slog.Error("pinpipe "+name+" failed", "err", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

@@ -51,9 +51,14 @@ func Expand(ctx context.Context, glob string) ([]string, error) {
 // that a large input is read in parallel.
 func ReadLines(s beam.Scope, globs beam.PCollection) beam.PCollection {
 	s = s.Scope("files.ReadLines")
-	names := beam.ParDo(s, &expandFn{}, globs)
-	names = beam.Reshuffle(s, names)
-	return beam.ParDo(s, &readLinesFn{}, names)
+	return beam.ParDo(s, &readLinesFn{}, MatchFiles(s, globs))
+}
+
+// MatchFiles expands globs (a PCollection of strings) into the names of the
+// files they match, reshuffled so that the files spread over workers.
+func MatchFiles(s beam.Scope, globs beam.PCollection) beam.PCollection {
+	s = s.Scope("files.MatchFiles")
+	return beam.Reshuffle(s, beam.ParDo(s, &expandFn{}, globs))
 }
 
 type expandFn struct{}

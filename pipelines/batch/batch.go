@@ -75,11 +75,11 @@ func Build(s beam.Scope, o Options) error {
 	var rows, dead, stats []beam.PCollection
 	for _, t := range transforms.Tables {
 		ts := s.Scope(t)
-		lines := files.ReadLines(ts, beam.CreateList(ts, InputGlobs(o.Input, o.TopicPrefix, t)))
-		c := transforms.Clean(ts, t, lines)
+		names := files.MatchFiles(ts, beam.CreateList(ts, InputGlobs(o.Input, o.TopicPrefix, t)))
+		c := transforms.CleanFiles(ts, t, o.Shards, names)
 		rows, dead, stats = append(rows, c.Rows), append(dead, c.DeadLetters), append(stats, c.Stats)
 	}
-	joined := transforms.DedupJoin(s, o.Shards, rows[0], rows[1], rows[2])
+	joined := transforms.JoinBatches(s, rows...)
 	writeTables(s, files.Join(o.Output, TablesDir), o.Format, joined.Tables)
 
 	insights := transforms.ComputeInsights(s, joined.Partials)

@@ -132,7 +132,7 @@ func TestDataflowDryRun(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "reading the summary") {
 		t.Fatalf("dry run: got %v, want only the missing summary of a job that did not run", err)
 	}
-	for _, want := range []string{"Dry-run: not submitting job", "JOB_TYPE_BATCH", "pinpipe-test", "transforms.DedupJoin"} {
+	for _, want := range []string{"Dry-run: not submitting job", "JOB_TYPE_BATCH", "pinpipe-test", "transforms.CleanFiles", "transforms.JoinBatches"} {
 		if !strings.Contains(logs.buf.String(), want) {
 			t.Errorf("the translated job does not mention %q", want)
 		}

@@ -3,8 +3,11 @@ package batch
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
@@ -36,10 +39,16 @@ func writeTables(s beam.Scope, dir, format string, batches beam.PCollection) {
 	beam.ParDo0(s, &writeTablesFn{Dir: dir, Format: format}, batches)
 }
 
+// writeTablesFn encodes and writes up to one shard per core at once, as
+// the stage's bundle runs on one core on local runners.
 type writeTablesFn struct {
 	Dir    string
 	Format string
 	fs     filesystem.Interface
+	sem    chan struct{}
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	err    error
 }
 
 func (f *writeTablesFn) Setup(ctx context.Context) error {
@@ -54,7 +63,33 @@ func (f *writeTablesFn) Teardown() {
 	}
 }
 
+func (f *writeTablesFn) StartBundle(context.Context) {
+	f.sem = make(chan struct{}, runtime.GOMAXPROCS(0))
+	f.err = nil
+}
+
 func (f *writeTablesFn) ProcessElement(ctx context.Context, b transforms.Batch) error {
+	f.sem <- struct{}{}
+	f.wg.Add(1)
+	go func() {
+		defer func() { <-f.sem; f.wg.Done() }()
+		if err := f.write(ctx, b); err != nil {
+			f.mu.Lock()
+			f.err = errors.Join(f.err, err)
+			f.mu.Unlock()
+		}
+	}()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+func (f *writeTablesFn) FinishBundle(context.Context) error {
+	f.wg.Wait()
+	return f.err
+}
+
+func (f *writeTablesFn) write(ctx context.Context, b transforms.Batch) error {
 	name := func(table string) string {
 		return files.Join(f.Dir, table, fmt.Sprintf("part-%05d.%s", b.Shard, f.Format))
 	}
