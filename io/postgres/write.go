@@ -1,0 +1,258 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pinpipe/pinpipe/transforms"
+)
+
+func init() {
+	register.DoFn2x1[context.Context, beam.X, error](&upsertRowsFn{})
+	register.DoFn2x1[context.Context, transforms.DeadLetter, error](&insertDeadLettersFn{})
+	register.DoFn2x1[context.Context, CategoryCount, error](&upsertCategoryCountsFn{})
+	beam.RegisterCoder(reflect.TypeOf(CategoryCount{}), encodeCategoryCount, decodeCategoryCount)
+}
+
+func encodeCategoryCount(c CategoryCount) ([]byte, error) { return json.Marshal(c) }
+
+func decodeCategoryCount(b []byte) (CategoryCount, error) {
+	var c CategoryCount
+	err := json.Unmarshal(b, &c)
+	return c, err
+}
+
+// Tables the streaming pipeline writes. They are apart from the batch
+// warehouse's tables, which a batch load replaces wholesale.
+const (
+	StreamPinTable        = "pin_stream"
+	StreamGeoTable        = "geo_stream"
+	StreamUserTable       = "user_stream"
+	StreamDeadLetterTable = "deadletter_stream"
+	CategoryCountsTable   = "posts_per_category_stream"
+)
+
+// streamTable is the streaming table of a clean table.
+func streamTable(source string) table {
+	for _, t := range warehouseTables {
+		if t.source == source {
+			t.name = map[string]string{transforms.TablePin: StreamPinTable, transforms.TableGeo: StreamGeoTable, transforms.TableUser: StreamUserTable}[source]
+			return t
+		}
+	}
+	panic("postgres: unknown table " + source)
+}
+
+// maxBuffered bounds the rows one bundle buffers before it writes them.
+const maxBuffered = 5000
+
+// WriteRows upserts clean rows (transforms.Pin, Geo or User, as table
+// says) into the table's streaming table, keyed by ind: rows are buffered
+// per bundle and written in one transaction (COPY into a temporary table,
+// then INSERT ... ON CONFLICT (ind) DO UPDATE), so a replayed bundle or a
+// re-sent record never makes a second row. The table is created if missing.
+func WriteRows(s beam.Scope, dsn, table string, rows beam.PCollection) {
+	s = s.Scope("postgres.WriteRows")
+	beam.ParDo0(s, &upsertRowsFn{DSN: dsn, Table: table}, rows)
+}
+
+type upsertRowsFn struct {
+	DSN   string
+	Table string
+
+	conn *pgx.Conn
+	t    table
+	rows map[int64][]any
+}
+
+func (f *upsertRowsFn) Setup(ctx context.Context) error {
+	f.t = streamTable(f.Table)
+	conn, err := Connect(ctx, f.DSN)
+	if err != nil {
+		return err
+	}
+	f.conn = conn
+	_, err = conn.Exec(ctx, f.t.createSQL())
+	return err
+}
+
+func (f *upsertRowsFn) Teardown() {
+	if f.conn != nil {
+		f.conn.Close(context.Background())
+	}
+}
+
+func (f *upsertRowsFn) StartBundle(context.Context) { f.rows = map[int64][]any{} }
+
+func (f *upsertRowsFn) ProcessElement(ctx context.Context, row beam.X) error {
+	var vals []any
+	switch r := row.(type) {
+	case transforms.Pin:
+		vals = pinValues(&r)
+	case transforms.Geo:
+		vals = geoValues(&r)
+	case transforms.User:
+		vals = userValues(&r)
+	default:
+		return fmt.Errorf("postgres.WriteRows: unexpected %T", row)
+	}
+	if err := checkText(f.t, vals); err != nil {
+		return err
+	}
+	f.rows[vals[0].(int64)] = vals
+	if len(f.rows) >= maxBuffered {
+		return f.flush(ctx)
+	}
+	return nil
+}
+
+func (f *upsertRowsFn) FinishBundle(ctx context.Context) error { return f.flush(ctx) }
+
+func (f *upsertRowsFn) flush(ctx context.Context) error {
+	if len(f.rows) == 0 {
+		return nil
+	}
+	vals := make([][]any, 0, len(f.rows))
+	for _, v := range f.rows {
+		vals = append(vals, v)
+	}
+	cols := f.t.columnNames()
+	var set []string
+	for _, c := range cols[1:] {
+		id := pgx.Identifier{c}.Sanitize()
+		set = append(set, id+" = EXCLUDED."+id)
+	}
+	target := pgx.Identifier{f.t.name}.Sanitize()
+	err := pgx.BeginFunc(ctx, f.conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "CREATE TEMP TABLE upsert_rows (LIKE "+target+") ON COMMIT DROP"); err != nil {
+			return err
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"upsert_rows"}, cols, pgx.CopyFromRows(vals)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "INSERT INTO "+target+" SELECT * FROM upsert_rows ON CONFLICT (ind) DO UPDATE SET "+strings.Join(set, ", "))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: upserting %d rows into %s: %w", len(vals), f.t.name, err)
+	}
+	clear(f.rows)
+	return nil
+}
+
+// WriteDeadLetters appends dead letters to the streaming dead-letter table,
+// created if missing.
+func WriteDeadLetters(s beam.Scope, dsn string, dead beam.PCollection) {
+	s = s.Scope("postgres.WriteDeadLetters")
+	beam.ParDo0(s, &insertDeadLettersFn{DSN: dsn}, dead)
+}
+
+type insertDeadLettersFn struct {
+	DSN  string
+	conn *pgx.Conn
+	rows [][]any
+}
+
+func (f *insertDeadLettersFn) Setup(ctx context.Context) error {
+	conn, err := Connect(ctx, f.DSN)
+	if err != nil {
+		return err
+	}
+	f.conn = conn
+	_, err = conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+StreamDeadLetterTable+` (
+		id bigserial PRIMARY KEY, received_at timestamptz NOT NULL, table_name text NOT NULL,
+		reason text NOT NULL, payload text NOT NULL, payload_base64 text)`)
+	return err
+}
+
+func (f *insertDeadLettersFn) Teardown() {
+	if f.conn != nil {
+		f.conn.Close(context.Background())
+	}
+}
+
+func (f *insertDeadLettersFn) ProcessElement(ctx context.Context, d transforms.DeadLetter) error {
+	var b64 any
+	if d.PayloadBase64 != "" {
+		b64 = d.PayloadBase64
+	}
+	// PostgreSQL text cannot hold NUL; the base64 copy keeps the bytes.
+	payload := strings.ReplaceAll(d.Payload, "\x00", "\uFFFD")
+	f.rows = append(f.rows, []any{time.Now().UTC(), d.Table, d.Reason, payload, b64})
+	if len(f.rows) >= maxBuffered {
+		return f.FinishBundle(ctx)
+	}
+	return nil
+}
+
+func (f *insertDeadLettersFn) FinishBundle(ctx context.Context) error {
+	if len(f.rows) == 0 {
+		return nil
+	}
+	_, err := f.conn.CopyFrom(ctx, pgx.Identifier{StreamDeadLetterTable},
+		[]string{"received_at", "table_name", "reason", "payload", "payload_base64"}, pgx.CopyFromRows(f.rows))
+	if err != nil {
+		return fmt.Errorf("postgres: writing %d dead letters: %w", len(f.rows), err)
+	}
+	f.rows = f.rows[:0]
+	return nil
+}
+
+// CategoryCount is the number of posts of a category in one event-time
+// window.
+type CategoryCount struct {
+	WindowStart time.Time
+	WindowEnd   time.Time
+	Category    string
+	Posts       int64
+}
+
+// WriteCategoryCounts upserts per-window category counts keyed by (window
+// start, category): a late firing carries the window's whole count
+// (accumulating panes) and replaces the earlier one.
+func WriteCategoryCounts(s beam.Scope, dsn string, counts beam.PCollection) {
+	s = s.Scope("postgres.WriteCategoryCounts")
+	beam.ParDo0(s, &upsertCategoryCountsFn{DSN: dsn}, counts)
+}
+
+type upsertCategoryCountsFn struct {
+	DSN  string
+	conn *pgx.Conn
+}
+
+func (f *upsertCategoryCountsFn) Setup(ctx context.Context) error {
+	conn, err := Connect(ctx, f.DSN)
+	if err != nil {
+		return err
+	}
+	f.conn = conn
+	_, err = conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+CategoryCountsTable+` (
+		window_start timestamptz NOT NULL, window_end timestamptz NOT NULL, category text NOT NULL,
+		posts bigint NOT NULL, updated_at timestamptz NOT NULL, PRIMARY KEY (window_start, category))`)
+	return err
+}
+
+func (f *upsertCategoryCountsFn) Teardown() {
+	if f.conn != nil {
+		f.conn.Close(context.Background())
+	}
+}
+
+func (f *upsertCategoryCountsFn) ProcessElement(ctx context.Context, c CategoryCount) error {
+	_, err := f.conn.Exec(ctx, `INSERT INTO `+CategoryCountsTable+` (window_start, window_end, category, posts, updated_at)
+		VALUES ($1, $2, $3, $4, now())
+		ON CONFLICT (window_start, category) DO UPDATE SET posts = EXCLUDED.posts, window_end = EXCLUDED.window_end, updated_at = now()`,
+		c.WindowStart, c.WindowEnd, c.Category, c.Posts)
+	if err != nil {
+		return fmt.Errorf("postgres: writing the count of %s at %s: %w", c.Category, c.WindowStart, err)
+	}
+	return nil
+}

@@ -1,0 +1,150 @@
+// Package streaming is the unbounded pipeline: it reads the three streams
+// (Kinesis) or topics (Kafka) as they arrive, cleans them with the same
+// transforms as the batch job, and writes continuously: upserts keyed by ind
+// into PostgreSQL, dead letters into their own table, optional windowed
+// files, and a metric no batch job gives, posts per category per event-time
+// window.
+package streaming
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window/trigger"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+
+	"github.com/pinpipe/pinpipe/io/files"
+	"github.com/pinpipe/pinpipe/io/postgres"
+	"github.com/pinpipe/pinpipe/transforms"
+)
+
+func init() {
+	register.Function2x0(categoryKey)
+	register.Emitter2[string, int64]()
+	register.Combiner3[[]int64, int64, int](&distinctCountFn{})
+	register.DoFn4x0[beam.Window, string, int, func(postgres.CategoryCount)](&toCategoryCountFn{})
+	register.Emitter1[postgres.CategoryCount]()
+}
+
+// Options configure the streaming job.
+type Options struct {
+	// Source reads one table's raw records as []byte elements timestamped
+	// with their arrival time.
+	Source Source
+	// Sink is the PostgreSQL DSN the tables are upserted into.
+	Sink string
+	// Files, when set, is a directory or s3:// prefix for windowed JSON-lines
+	// files of the clean rows.
+	Files string
+	// Window is the size of the event-time windows of the files and the
+	// category counts.
+	Window time.Duration
+	// AllowedLateness is how long after a window's end late records still
+	// update its count; later records only reach the tables.
+	AllowedLateness time.Duration
+}
+
+// Source reads the raw records of one table.
+type Source func(s beam.Scope, table string) beam.PCollection
+
+// DefaultAllowedLateness is how late a post may arrive and still count in
+// its window's category count: producers retry for minutes at most.
+const DefaultAllowedLateness = 5 * time.Minute
+
+// Build adds the streaming pipeline to s.
+func Build(s beam.Scope, o Options) error {
+	if o.Source == nil {
+		return fmt.Errorf("streaming: no source")
+	}
+	if o.Sink == "" && o.Files == "" {
+		return fmt.Errorf("streaming: give --sink (PostgreSQL) or --files, or both")
+	}
+	if o.Window <= 0 {
+		o.Window = time.Minute
+	}
+	if o.AllowedLateness < 0 {
+		return fmt.Errorf("streaming: allowed lateness cannot be negative")
+	}
+	var dead []beam.PCollection
+	for _, table := range transforms.Tables {
+		ts := s.Scope(table)
+		c := transforms.Clean(ts, table, o.Source(ts, table))
+		dead = append(dead, c.DeadLetters)
+		if o.Sink != "" {
+			postgres.WriteRows(ts, o.Sink, table, c.Rows)
+		}
+		if o.Files != "" {
+			files.WriteWindowedJSONLines(ts, files.Join(o.Files, table), table,
+				beam.WindowInto(ts, window.NewFixedWindows(o.Window), c.Rows))
+		}
+		if table == transforms.TablePin && o.Sink != "" {
+			postgres.WriteCategoryCounts(ts, o.Sink, CategoryCounts(ts, c.Rows, o.Window, o.AllowedLateness))
+		}
+	}
+	if o.Sink != "" {
+		postgres.WriteDeadLetters(s, o.Sink, beam.Flatten(s, dead...))
+	}
+	return nil
+}
+
+// CategoryCounts counts pins per category in fixed event-time windows. A
+// window fires when the watermark passes its end, early every few seconds
+// of processing time while it is open, and again for each late pin within
+// the allowed lateness; panes accumulate, so every firing carries the
+// window's whole count so far.
+func CategoryCounts(s beam.Scope, pins beam.PCollection, size, lateness time.Duration) beam.PCollection {
+	s = s.Scope("streaming.CategoryCounts")
+	windowed := beam.WindowInto(s, window.NewFixedWindows(size), pins,
+		beam.Trigger(trigger.AfterEndOfWindow().
+			EarlyFiring(trigger.AfterProcessingTime().PlusDelay(5*time.Second)).
+			LateFiring(trigger.AfterCount(1))),
+		beam.AllowedLateness(lateness),
+		beam.PanesAccumulate())
+	counts := beam.CombinePerKey(s, &distinctCountFn{}, beam.ParDo(s, categoryKey, windowed))
+	return beam.ParDo(s, &toCategoryCountFn{}, counts)
+}
+
+// categoryKey keys a pin's ind by its category; pins without one are not
+// counted.
+func categoryKey(p transforms.Pin, emit func(string, int64)) {
+	if p.Category != nil {
+		emit(*p.Category, p.Ind)
+	}
+}
+
+// distinctCountFn counts distinct inds, so that a re-sent post counts once
+// in its window.
+type distinctCountFn struct{}
+
+func (distinctCountFn) CreateAccumulator() []int64 { return nil }
+
+func (distinctCountFn) AddInput(a []int64, ind int64) []int64 {
+	if i, found := slices.BinarySearch(a, ind); !found {
+		a = slices.Insert(a, i, ind)
+	}
+	return a
+}
+
+func (distinctCountFn) MergeAccumulators(a, b []int64) []int64 {
+	a = append(a, b...)
+	slices.Sort(a)
+	return slices.Compact(a)
+}
+
+func (distinctCountFn) ExtractOutput(a []int64) int { return len(a) }
+
+type toCategoryCountFn struct{}
+
+func (f *toCategoryCountFn) ProcessElement(w beam.Window, category string, n int, emit func(postgres.CategoryCount)) {
+	iw, ok := w.(window.IntervalWindow)
+	if !ok {
+		return
+	}
+	emit(postgres.CategoryCount{
+		WindowStart: iw.Start.ToTime().UTC(), WindowEnd: iw.End.ToTime().UTC(),
+		Category: category, Posts: int64(n),
+	})
+}
