@@ -22,6 +22,7 @@ func batchCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.Output, "output", "", "directory or s3://bucket/prefix for tables/, insights/, deadletter/ and summary.json (required)")
 	fs.StringVar(&o.Format, "format", batch.FormatParquet, "format of the clean tables: parquet or jsonl")
 	fs.IntVar(&o.Shards, "shards", 16, "ind shards to dedup and join in (and files per table)")
+	fs.BoolVar(&o.Incremental, "incremental", false, "process only input objects not yet in the output's manifest.json, merging them into the existing clean tables")
 	fs.StringVar(&o.Warehouse, "warehouse", "", "PostgreSQL DSN (postgres://user@host:5432/db) to load the clean tables into after the run, replacing what was there; "+
 		"give the password in PGPASSWORD or ~/.pgpass, not here (default: no load)")
 	return func(ctx context.Context) error {

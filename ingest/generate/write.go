@@ -25,6 +25,9 @@ type Options struct {
 	Layout      string
 	TopicPrefix string
 	Partitions  int
+	// FirstPartition numbers the partitions from here, so that a second
+	// generation into the same place adds objects rather than replacing them.
+	FirstPartition int
 	// FlushSize is the number of records in one S3-sink object.
 	FlushSize int
 	Gzip      bool
@@ -151,7 +154,7 @@ func join(base string, parts ...string) string {
 func (w *layoutWriter) add(table string, ind int64, line []byte) error {
 	p := 0
 	if w.o.Layout == "s3sink" {
-		p = int(uint64(ind) % uint64(w.o.Partitions))
+		p = w.o.FirstPartition + int(uint64(ind)%uint64(w.o.Partitions))
 	}
 	k := fmt.Sprintf("%s/%d", table, p)
 	b := w.parts[k]

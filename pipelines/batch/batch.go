@@ -32,6 +32,15 @@ type Options struct {
 	// Warehouse, when set, is the DSN of a PostgreSQL database the clean
 	// tables are loaded into after the pipeline succeeded (see io/postgres).
 	Warehouse string
+	// Incremental processes only the input objects an earlier incremental
+	// run into the same output has not (see ManifestFile), merging them into
+	// its clean tables and recomputing the insights over all of them.
+	Incremental bool
+
+	// newFiles, when set, replaces the input globs with these objects per
+	// table; previous merges the tables already in Output.
+	newFiles map[string][]string
+	previous bool
 }
 
 func (o *Options) validate() error {
@@ -75,9 +84,17 @@ func Build(s beam.Scope, o Options) error {
 	var rows, dead, stats []beam.PCollection
 	for _, t := range transforms.Tables {
 		ts := s.Scope(t)
-		names := files.MatchFiles(ts, beam.CreateList(ts, InputGlobs(o.Input, o.TopicPrefix, t)))
+		var names beam.PCollection
+		if o.newFiles != nil {
+			names = beam.Reshuffle(ts, beam.CreateList(ts, append([]string{}, o.newFiles[t]...)))
+		} else {
+			names = files.MatchFiles(ts, beam.CreateList(ts, InputGlobs(o.Input, o.TopicPrefix, t)))
+		}
 		c := transforms.CleanFiles(ts, t, o.Shards, names)
 		rows, dead, stats = append(rows, c.Rows), append(dead, c.DeadLetters), append(stats, c.Stats)
+	}
+	if o.previous {
+		rows = append(rows, readTables(s, files.Join(o.Output, TablesDir), o.Format, o.Shards))
 	}
 	joined := transforms.JoinBatches(s, rows...)
 	writeTables(s, files.Join(o.Output, TablesDir), o.Format, joined.Tables)
@@ -99,7 +116,8 @@ func ClearOutput(ctx context.Context, output string) error {
 		files.Join(output, TablesDir, "*", "part-*"),
 		files.Join(output, InsightsDir, "*.json"),
 		files.Join(output, DeadLetterDir, "*.jsonl"),
-		files.Join(output, SummaryFile))
+		files.Join(output, SummaryFile),
+		files.Join(output, ManifestFile))
 }
 
 // Run clears the output, runs the pipeline on the runner chosen by --runner,
@@ -115,7 +133,18 @@ func Run(ctx context.Context, o Options) (transforms.Summary, error) {
 			return nil, err
 		}
 	}
-	if err := ClearOutput(ctx, o.Output); err != nil {
+	var next manifest
+	if o.Incremental {
+		var err error
+		if o.newFiles, next, o.previous, err = planIncremental(ctx, o); err != nil {
+			return nil, err
+		}
+		// The tables are read back and rewritten shard by shard, and the
+		// dead letters of earlier runs stay.
+		if err := files.Remove(ctx, files.Join(o.Output, InsightsDir, "*.json"), files.Join(o.Output, SummaryFile)); err != nil {
+			return nil, err
+		}
+	} else if err := ClearOutput(ctx, o.Output); err != nil {
 		return nil, err
 	}
 	p, s := beam.NewPipelineWithRoot()
@@ -124,6 +153,11 @@ func Run(ctx context.Context, o Options) (transforms.Summary, error) {
 	}
 	if _, err := runners.Run(ctx, p); err != nil {
 		return nil, fmt.Errorf("batch pipeline: %w", err)
+	}
+	if o.Incremental {
+		if err := writeManifest(ctx, o.Output, next); err != nil {
+			return nil, fmt.Errorf("writing the manifest: %w", err)
+		}
 	}
 	if o.Warehouse != "" {
 		if err := postgres.LoadTables(ctx, o.Warehouse, files.Join(o.Output, TablesDir), o.Format); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/pinpipe/pinpipe/ingest/generate"
 	"github.com/pinpipe/pinpipe/io/files"
 	"github.com/pinpipe/pinpipe/transforms"
 )
@@ -258,5 +259,64 @@ func TestEmptyInput(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(out, InsightsDir, "top_category_by_country.json"))
 	if err != nil || strings.TrimSpace(string(b)) != "[]" {
 		t.Errorf("empty insight = %q, %v; want []", b, err)
+	}
+}
+
+// TestIncremental checks that two incremental runs over data that grew
+// between them give the same tables and insights as one full run over all
+// of it, and that a third run with nothing new changes nothing.
+func TestIncremental(t *testing.T) {
+	setFlags(t, "runner", "direct")
+	ctx := context.Background()
+	input := t.TempDir()
+	gen := func(first int64, posts, partition int, seed uint64) {
+		o := generate.Defaults()
+		o.Out, o.Posts, o.FirstInd, o.FirstPartition, o.Seed, o.FlushSize, o.MalformedRate = input, posts, first, partition, seed, 200, 0.01
+		if _, err := generate.Write(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gen(0, 800, 0, 1)
+	inc := t.TempDir()
+	opts := Options{Input: input, TopicPrefix: "pinpipe", Output: inc, Format: FormatParquet, Shards: 4, Incremental: true}
+	first := runBatch(t, opts)
+	// The second day: new posts, and re-sent old ones (inds 700-899 overlap).
+	gen(700, 600, 3, 2)
+	second := runBatch(t, opts)
+	if second[transforms.TablePin].Read >= first[transforms.TablePin].Read+int64(700) {
+		t.Errorf("the second run read %d pin records: it re-read old objects", second[transforms.TablePin].Read)
+	}
+
+	full := t.TempDir()
+	runBatch(t, Options{Input: input, TopicPrefix: "pinpipe", Output: full, Format: FormatParquet, Shards: 4})
+	want, got := snapshot(t, full), snapshot(t, inc)
+	for _, k := range []string{"summary.json", "deadletter.jsonl"} {
+		delete(want, k) // counts are of each run's reads
+		delete(got, k)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("incremental runs differ from one full run (-full +incremental):\n%.3000s", diff)
+	}
+	if n := strings.Count(want["tables/pin.jsonl"], "\n"); n < 1250 {
+		t.Errorf("only %d pin rows after both days", n)
+	}
+
+	third := runBatch(t, opts)
+	if third[transforms.TablePin].Read != 0 {
+		t.Errorf("a run with nothing new read %d records", third[transforms.TablePin].Read)
+	}
+	if diff := cmp.Diff(got, func() map[string]string {
+		s := snapshot(t, inc)
+		delete(s, "summary.json")
+		delete(s, "deadletter.jsonl")
+		return s
+	}()); diff != "" {
+		t.Errorf("a run with nothing new changed the output:\n%.2000s", diff)
+	}
+
+	bad := opts
+	bad.Shards = 5
+	if _, err := Run(ctx, bad); err == nil || !strings.Contains(err.Error(), "--shards=4") {
+		t.Errorf("changing the shard count of an incremental output: %v", err)
 	}
 }

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/pinpipe/pinpipe/pipelines/batch"
+)
+
+func init() {
+	addCommand("schedule", "run the batch job incrementally on a timer (for those without Airflow)", scheduleCmd)
+}
+
+func scheduleCmd(fs *flag.FlagSet) func(context.Context) error {
+	o := batch.Options{Incremental: true}
+	every := fs.Duration("every", 24*time.Hour, "time between runs")
+	runNow := fs.Bool("now", true, "run once at start, then every --every")
+	fs.StringVar(&o.Input, "input", "", "directory or s3://bucket/prefix holding topics/<prefix>.<table>/partition=*/ (required)")
+	fs.StringVar(&o.TopicPrefix, "topic-prefix", "pinpipe", "topic prefix")
+	fs.StringVar(&o.Output, "output", "", "directory or s3://bucket/prefix for the outputs (required)")
+	fs.StringVar(&o.Format, "format", batch.FormatParquet, "format of the clean tables: parquet or jsonl")
+	fs.IntVar(&o.Shards, "shards", 16, "ind shards (keep it fixed across runs)")
+	fs.StringVar(&o.Warehouse, "warehouse", "", "PostgreSQL DSN to load the clean tables into after each run")
+	return func(ctx context.Context) error {
+		if *every <= 0 {
+			return fmt.Errorf("--every must be positive")
+		}
+		run := func() {
+			start := time.Now()
+			sum, err := batch.Run(ctx, o)
+			if err != nil {
+				// A failed run is retried at the next tick; the manifest is
+				// only written after a successful one.
+				slog.Error("scheduled batch run failed", "err", err)
+				return
+			}
+			printSummary(os.Stdout, sum)
+			slog.Info("scheduled batch run finished", "took", time.Since(start).Round(time.Millisecond), "next", time.Now().Add(*every).Format(time.RFC3339))
+		}
+		if *runNow {
+			run()
+		}
+		t := time.NewTicker(*every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				run()
+			}
+		}
+	}
+}
