@@ -25,10 +25,13 @@ run: build
 	@echo "dead letters: $(DEMO)/clean/deadletter/"
 	@echo "summary:     $(DEMO)/clean/summary.json"
 
-# Every test, with a throwaway PostgreSQL (installed from Debian's packages
-# when missing and running as root).
+# Every test, with the real services they talk to: a throwaway PostgreSQL,
+# kinesalite and Chromium, installed from Debian's packages and npm when
+# missing and running as root (scripts/test-deps.sh says what to install
+# otherwise).
 test:
-	scripts/with-postgres.sh $(GO) test -count=1 -timeout=30m ./...
+	scripts/test-deps.sh
+	PINPIPE_KINESALITE_DIR=$(CURDIR)/.cache/kinesalite scripts/with-postgres.sh $(GO) test -count=1 -timeout=30m ./...
 
 test-short:
 	$(GO) test -short ./...
