@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/pinpipe/pinpipe/ingest/emulator"
+)
+
+func init() {
+	addCommand("emulate", "send random posts through the gateway, as the original's posting scripts did", emulateCmd)
+}
+
+func emulateCmd(fs *flag.FlagSet) func(context.Context) error {
+	var (
+		cfg       emulator.Config
+		apiKeyEnv string
+	)
+	fs.StringVar(&cfg.Source, "source", "", "PostgreSQL DSN of the source database (see pinpipe seed); without it, posts are generated "+
+		"(the rows pinpipe seed --posts=P --seed=S loads)")
+	fs.IntVar(&cfg.Posts, "posts", 11000, "without --source: the number of generated posts to pick from")
+	fs.StringVar(&cfg.Gateway, "gateway", "http://127.0.0.1:8082", "base URL of the gateway (pinpipe gateway, or an API Gateway stage URL)")
+	fs.StringVar(&cfg.Target, "target", emulator.TargetKafka, "kafka (POST /topics/<prefix>.<table>) or kinesis (PUT /streams/streaming-<prefix>-<table>/record)")
+	fs.StringVar(&cfg.TopicPrefix, "topic-prefix", "pinpipe", "prefix of the topics or streams")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "posts per second over all workers (0: as fast as the gateway takes them)")
+	fs.StringVar(&cfg.Pace, "pace", "", "seed: wait 0 or 1 s before each post, as the original script did (instead of --rate)")
+	fs.Int64Var(&cfg.Count, "count", 0, "posts to send (0: until interrupted)")
+	fs.Uint64Var(&cfg.Seed, "seed", 1, "random seed: which posts are picked (and made, without --source)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 1, "posts in flight at once (each worker has its own database connection)")
+	fs.IntVar(&cfg.MaxAttempts, "max-attempts", 8, "tries of a record before it counts as failed (transient failures only: connection errors, 408, 429, 5xx)")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 30*time.Second, "timeout of one HTTP request")
+	fs.StringVar(&apiKeyEnv, "api-key-env", "", "name of an environment variable holding the API key to send as x-api-key")
+	return func(ctx context.Context) error {
+		if apiKeyEnv != "" {
+			cfg.APIKey = os.Getenv(apiKeyEnv)
+			if cfg.APIKey == "" {
+				return fmt.Errorf("--api-key-env=%s: that environment variable is empty or unset", apiKeyEnv)
+			}
+		}
+		if isTerminal(os.Stderr) {
+			cfg.Progress = os.Stderr
+		}
+		sum, err := emulator.Run(ctx, cfg)
+		if sum.Posts > 0 || err == nil {
+			fmt.Println("pinpipe emulate: " + sum.String())
+		}
+		// Interrupting a run is how one without --count ends.
+		if err != nil && !(errors.Is(err, context.Canceled) && ctx.Err() != nil) {
+			return err
+		}
+		if sum.Failed > 0 {
+			return fmt.Errorf("%d of %d posts were not delivered whole (their failures are logged above)", sum.Failed, sum.Posts)
+		}
+		return nil
+	}
+}
+
+// isTerminal says whether f is a terminal (a character device), where a
+// progress line rewritten in place makes sense.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,82 @@
+// Package gateway is the HTTP front door of the ingestion path: a Confluent
+// REST Proxy (v2) compatible API in front of Kafka and an AWS API Gateway
+// "Kinesis proxy" compatible API (the shapes of AWS's tutorial "Create a
+// REST API as a Kinesis proxy") in front of Kinesis, so that the original
+// system's posting scripts and tools work unchanged against it.
+//
+// # Kafka: the REST Proxy v2
+//
+//	POST /topics/{topic}   {"records":[{"value":..,"key":..,"partition":..}]}
+//	GET  /topics           ["name", ...]
+//	GET  /topics/{topic}   {"name","configs","partitions":[{"partition","leader","replicas":[..]}]}
+//
+// The Content-Type picks the embedded format:
+// application/vnd.kafka.json.v2+json stores each key and value as its JSON
+// text (compacted, numbers as sent); application/vnd.kafka.binary.v2+json
+// takes base64. Types that name no format (application/json,
+// application/vnd.kafka.v2+json) mean binary, as in the REST Proxy; the
+// Avro, Protobuf and JSON Schema formats need a Schema Registry and get a
+// 415. Records without a partition are placed as the Java producer places
+// them (murmur2 of the key; sticky without one).
+//
+// Errors use the REST Proxy's envelope {"error_code","message"} and codes:
+// 40401 unknown topic, 40402 unknown partition, 415 media type, 400 JSON
+// that does not parse or has the wrong types, 422 a request that breaks a
+// rule (no records, a negative partition, bad base64, a record over the
+// size limit), 413 a body over the limit, 50002 and 50003 (retriable)
+// Kafka errors, 40101/40301 Kafka authentication and authorisation.
+//
+// Where the gateway differs from a stock REST Proxy, it is on purpose:
+//   - A 200 means every record was acknowledged by all in-sync replicas
+//     (acks=all). If any record fails, the answer is a 500 carrying the
+//     per-record results (offsets for the written ones, error codes for the
+//     others) and the envelope's error_code, where the REST Proxy answers
+//     200 with the errors inside. A record Kafka has not acknowledged
+//     within the backend timeout counts as failed (50003) although it may
+//     still be written: a client's retry can then duplicate it, which
+//     at-least-once delivery allows and the pipelines' deduplication
+//     absorbs.
+//   - Topic creation is the brokers' call, as behind a stock REST Proxy: the
+//     producer asks for topics with auto-creation allowed, so brokers with
+//     auto.create.topics.enable create a topic on its first record (with
+//     their default partition count); other brokers leave it unknown, and
+//     the gateway answers 40401 within about a second, where a stock REST
+//     Proxy's producer waits for the topic (max.block.ms, 60 s by default)
+//     and then reports a retriable Kafka error. Records with
+//     an explicit partition are checked against the topic first, so a bad
+//     partition fails the request before any of its records is written.
+//
+// # Kinesis: API Gateway's Kinesis proxy
+//
+//	GET    /streams                {"HasMoreStreams":false,"StreamNames":[..]}
+//	POST   /streams/{name}         optional {"ShardCount":n} (default 5) -> {}
+//	GET    /streams/{name}         {"StreamDescription":{..}}, Kinesis's shape
+//	DELETE /streams/{name}         {}
+//	PUT    /streams/{name}/record  {"StreamName":..,"Data":..,"PartitionKey":..} -> {"SequenceNumber","ShardId"}
+//	PUT    /streams/{name}/records {"records":[{"data":..,"partition-key":..}]} -> {"FailedRecordCount","Records":[..]}
+//
+// As the tutorial's mapping templates do, a single record holds the JSON text
+// of Data (an object as that object, a string with its quotes), and a
+// batch record holds a string data as its text (other JSON values as their
+// JSON text). The stream is the path's. Kinesis's limits are checked before
+// calling it: 1 MiB a record (data plus partition key), partition keys of 1
+// to 256 characters, 500 records and 5 MiB a batch.
+//
+// Errors are Kinesis's own {"__type","message"}, passed on with a status
+// that says who should act: 404 ResourceNotFoundException, 409
+// ResourceInUseException, 429 throttling (retry), 400 other refusals
+// (LimitExceededException too: mostly a quota), 502/504 when Kinesis cannot
+// be reached or refuses the gateway's credentials. The gateway's own
+// checks answer in the same shape (SerializationException for a body
+// that does not parse, ValidationException for a broken rule).
+//
+// # Both
+//
+// An optional API key is checked like an API Gateway usage plan (x-api-key,
+// 403 {"message":"Forbidden"}); /healthz and /metrics (Prometheus text
+// format) need none. Request bodies are bounded (10 MiB by default, API
+// Gateway's limit), connections have read, write and idle timeouts, and a
+// shutdown lets the requests in flight finish. A malformed request gets a
+// 4xx that says what is wrong; a panic below a handler is caught, logged
+// and answered with a 500 as a last resort.
+package gateway

@@ -1,0 +1,531 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// DefaultListen is where the gateway listens unless told otherwise: loopback,
+// so that nothing is exposed by accident.
+const DefaultListen = "127.0.0.1:8082"
+
+// Config configures a Server. The zero value of every limit and timeout
+// means its default.
+type Config struct {
+	// Listen is the address ListenAndServe binds (default DefaultListen).
+	Listen string
+	// KafkaBrokers are the seed brokers; none turns the REST Proxy routes off.
+	KafkaBrokers []string
+	// KafkaOptions are extra franz-go options (TLS, SASL, ...), applied last.
+	KafkaOptions []kgo.Opt
+	// Kinesis serves the Kinesis routes; nil turns them off.
+	Kinesis *kinesis.Client
+	// TopicPrefix, when set, limits the gateway to the Kafka topics
+	// "<prefix>.*" and the Kinesis streams "streaming-<prefix>-*", so that a
+	// typo in a client cannot create stray topics or streams.
+	TopicPrefix string
+	// APIKey, when set, must come in the x-api-key header of every request
+	// but /healthz and /metrics, as with an API Gateway usage plan. Read it
+	// from the environment or a secret store, never from code.
+	APIKey string
+
+	// MaxBodyBytes bounds a request body (default 10 MiB, API Gateway's limit).
+	MaxBodyBytes int64
+	// MaxKafkaRecordBytes bounds one Kafka record's key plus value (default
+	// 1,000,000: with the batch's overhead, under the brokers' default
+	// message.max.bytes of 1,048,588).
+	MaxKafkaRecordBytes int
+	// DefaultShardCount is the shard count of a stream created without one
+	// (default 5, as in the AWS tutorial's mapping template).
+	DefaultShardCount int32
+
+	// BackendTimeout bounds how long a request waits for Kafka or Kinesis
+	// (default 30 s).
+	BackendTimeout time.Duration
+	// Connection timeouts (defaults 10 s, 60 s, BackendTimeout+10 s, 120 s).
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// ShutdownTimeout bounds how long a shutdown waits for in-flight
+	// requests (default 30 s).
+	ShutdownTimeout time.Duration
+
+	// Logger receives the request and error logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 10 << 20
+	}
+	if c.MaxKafkaRecordBytes <= 0 {
+		c.MaxKafkaRecordBytes = 1_000_000
+	}
+	if c.DefaultShardCount <= 0 {
+		c.DefaultShardCount = 5
+	}
+	def(&c.BackendTimeout, 30*time.Second)
+	def(&c.ReadHeaderTimeout, 10*time.Second)
+	def(&c.ReadTimeout, 60*time.Second)
+	def(&c.WriteTimeout, c.BackendTimeout+10*time.Second)
+	def(&c.IdleTimeout, 120*time.Second)
+	def(&c.ShutdownTimeout, 30*time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Server is the gateway. It is an http.Handler, so that tests and an
+// in-process demo can mount it on their own listener.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	kafka   *kgo.Client
+	kinesis *kinesis.Client
+	apiKey  [sha256.Size]byte
+	metrics *metrics
+	bufs    sync.Pool
+}
+
+// New builds a Server from cfg. It does not contact Kafka or Kinesis: the
+// first request does, so that the gateway can start before its backends.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if len(cfg.KafkaBrokers) == 0 && cfg.Kinesis == nil {
+		return nil, errors.New("gateway: neither Kafka brokers nor a Kinesis client configured: nothing to serve")
+	}
+	if cfg.TopicPrefix != "" && !validTopic(cfg.TopicPrefix) {
+		return nil, fmt.Errorf("gateway: topic prefix %q is not a valid Kafka topic name", cfg.TopicPrefix)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, kinesis: cfg.Kinesis, metrics: newMetrics()}
+	if cfg.APIKey != "" {
+		s.apiKey = sha256.Sum256([]byte(cfg.APIKey))
+	}
+	if len(cfg.KafkaBrokers) > 0 {
+		cl, err := newKafkaClient(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: kafka client: %w", err)
+		}
+		s.kafka = cl
+	}
+	return s, nil
+}
+
+// Close releases the Kafka client. Serve calls it on the way out.
+func (s *Server) Close() {
+	if s.kafka != nil {
+		s.kafka.Close()
+	}
+}
+
+// ListenAndServe binds cfg.Listen and serves until ctx is cancelled.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx is cancelled, then stops accepting, lets the
+// requests in flight finish (up to ShutdownTimeout) and closes the Kafka
+// client. It returns nil after a clean shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	defer s.Close()
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// Requests outlive a cancelled ctx on purpose: shutdown drains them.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("gateway: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("gateway shutting down, finishing in-flight requests", "timeout", s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	<-errc
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("gateway: shutdown: %w", err)
+	}
+	return nil
+}
+
+// route identifies an endpoint: it labels the metrics and picks the
+// handler.
+type route int
+
+const (
+	routeOther route = iota
+	routeListTopics
+	routeGetTopic
+	routeProduce
+	routeListStreams
+	routeCreateStream
+	routeDescribeStream
+	routeDeleteStream
+	routePutRecord
+	routePutRecords
+	routeHealthz
+	routeMetrics
+	numRoutes
+)
+
+var routeNames = [numRoutes]string{
+	routeOther:          "other",
+	routeListTopics:     "GET /topics",
+	routeGetTopic:       "GET /topics/{topic}",
+	routeProduce:        "POST /topics/{topic}",
+	routeListStreams:    "GET /streams",
+	routeCreateStream:   "POST /streams/{name}",
+	routeDescribeStream: "GET /streams/{name}",
+	routeDeleteStream:   "DELETE /streams/{name}",
+	routePutRecord:      "PUT /streams/{name}/record",
+	routePutRecords:     "PUT /streams/{name}/records",
+	routeHealthz:        "GET /healthz",
+	routeMetrics:        "GET /metrics",
+}
+
+// api tells which error style a path answers in: the REST Proxy's envelope
+// or API Gateway's / Kinesis's.
+type api int
+
+const (
+	apiKafka api = iota
+	apiKinesis
+)
+
+// match maps a method and path to a route and its path parameter. allowed
+// is set when the path exists but the method does not (a 405).
+func match(method, escapedPath string) (rt route, param string, a api, allowed string) {
+	if method == http.MethodHead {
+		method = http.MethodGet
+	}
+	first, rest, _ := strings.Cut(strings.TrimPrefix(escapedPath, "/"), "/")
+	seg, tail, more := strings.Cut(rest, "/")
+	one := func(m string, r route, allow string) (route, string) {
+		if method == m {
+			return r, ""
+		}
+		return routeOther, allow
+	}
+	switch first {
+	case "healthz", "metrics":
+		if rest != "" || strings.HasSuffix(escapedPath, "/") {
+			break
+		}
+		r := routeHealthz
+		if first == "metrics" {
+			r = routeMetrics
+		}
+		rt, allowed = one(http.MethodGet, r, "GET, HEAD")
+		return rt, "", apiKafka, allowed
+	case "topics":
+		if escapedPath == "/topics" {
+			rt, allowed = one(http.MethodGet, routeListTopics, "GET, HEAD")
+			return rt, "", apiKafka, allowed
+		}
+		name, err := url.PathUnescape(seg)
+		if more || err != nil || name == "" {
+			break
+		}
+		switch method {
+		case http.MethodGet:
+			return routeGetTopic, name, apiKafka, ""
+		case http.MethodPost:
+			return routeProduce, name, apiKafka, ""
+		}
+		return routeOther, "", apiKafka, "GET, HEAD, POST"
+	case "streams":
+		if escapedPath == "/streams" {
+			rt, allowed = one(http.MethodGet, routeListStreams, "GET, HEAD")
+			return rt, "", apiKinesis, allowed
+		}
+		name, err := url.PathUnescape(seg)
+		if err != nil || name == "" {
+			return routeOther, "", apiKinesis, ""
+		}
+		switch {
+		case !more:
+			switch method {
+			case http.MethodGet:
+				return routeDescribeStream, name, apiKinesis, ""
+			case http.MethodPost:
+				return routeCreateStream, name, apiKinesis, ""
+			case http.MethodDelete:
+				return routeDeleteStream, name, apiKinesis, ""
+			}
+			return routeOther, "", apiKinesis, "DELETE, GET, HEAD, POST"
+		case tail == "record":
+			rt, allowed = one(http.MethodPut, routePutRecord, "PUT")
+			return rt, name, apiKinesis, allowed
+		case tail == "records":
+			rt, allowed = one(http.MethodPut, routePutRecords, "PUT")
+			return rt, name, apiKinesis, allowed
+		}
+		return routeOther, "", apiKinesis, ""
+	}
+	return routeOther, "", apiKafka, ""
+}
+
+// ServeHTTP routes a request, with the API key check, metrics, a log line
+// and a last-resort recover around every handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rt, param, a, allowed := match(r.Method, r.URL.EscapedPath())
+	rw := &respWriter{ResponseWriter: w, api: a}
+	s.metrics.inFlight.Add(1)
+	defer func() {
+		p := recover()
+		abort := false
+		if p != nil && p != http.ErrAbortHandler {
+			s.log.Error("gateway: panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p)
+			rw.errKind = errPanic
+			if rw.wroteHeader {
+				abort = true // a half-written answer must not pass for a whole one
+			} else {
+				rw.Header().Set("Connection", "close")
+				s.fail(rw, http.StatusInternalServerError, 500, "internal error", "InternalFailure")
+			}
+		}
+		s.metrics.inFlight.Add(-1)
+		d := time.Since(start)
+		s.metrics.observe(rt, rw.status(), rw.errKind, rw.recordsOK, rw.recordsFailed, d)
+		s.logRequest(r, rt, rw, d)
+		if abort || p == http.ErrAbortHandler {
+			panic(http.ErrAbortHandler)
+		}
+	}()
+
+	if rt != routeHealthz && rt != routeMetrics && !s.authorized(r) {
+		rw.errKind = errAuth
+		// API Gateway's answer to a missing or wrong key.
+		writeJSON(rw, http.StatusForbidden, map[string]string{"message": "Forbidden"})
+		return
+	}
+	if allowed != "" {
+		rw.Header().Set("Allow", allowed)
+		s.fail(rw, http.StatusMethodNotAllowed, 405, "HTTP 405 Method Not Allowed", "MethodNotAllowed")
+		return
+	}
+	switch rt {
+	case routeHealthz:
+		writeJSON(rw, http.StatusOK, map[string]string{"status": "ok"})
+	case routeMetrics:
+		rw.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		rw.WriteHeader(http.StatusOK)
+		s.metrics.write(rw)
+	case routeListTopics, routeGetTopic, routeProduce:
+		if s.kafka == nil {
+			s.fail(rw, http.StatusNotFound, 404, "Kafka is not configured on this gateway (start it with --kafka-brokers)", "")
+			return
+		}
+		switch rt {
+		case routeListTopics:
+			s.listTopics(rw, r)
+		case routeGetTopic:
+			s.getTopic(rw, r, param)
+		default:
+			s.produce(rw, r, param)
+		}
+	case routeListStreams, routeCreateStream, routeDescribeStream, routeDeleteStream, routePutRecord, routePutRecords:
+		if s.kinesis == nil {
+			s.fail(rw, http.StatusNotFound, 0, "Kinesis is not configured on this gateway (set AWS_REGION and start it with Kinesis on)", "ResourceNotFoundException")
+			return
+		}
+		switch rt {
+		case routeListStreams:
+			s.listStreams(rw, r)
+		case routeCreateStream:
+			s.createStream(rw, r, param)
+		case routeDescribeStream:
+			s.describeStream(rw, r, param)
+		case routeDeleteStream:
+			s.deleteStream(rw, r, param)
+		case routePutRecord:
+			s.putRecord(rw, r, param)
+		default:
+			s.putRecords(rw, r, param)
+		}
+	default:
+		s.fail(rw, http.StatusNotFound, 404, "HTTP 404 Not Found", "UnknownOperationException")
+	}
+}
+
+// authorized compares the x-api-key header with the configured key in
+// constant time (over their hashes, so the length does not leak either).
+func (s *Server) authorized(r *http.Request) bool {
+	if s.cfg.APIKey == "" {
+		return true
+	}
+	got := sha256.Sum256([]byte(r.Header.Get("x-api-key")))
+	return subtle.ConstantTimeCompare(got[:], s.apiKey[:]) == 1
+}
+
+func (s *Server) logRequest(r *http.Request, rt route, rw *respWriter, d time.Duration) {
+	level := slog.LevelDebug
+	switch st := rw.status(); {
+	case st >= 500:
+		level = slog.LevelError
+	case st >= 400:
+		level = slog.LevelInfo
+	}
+	if !s.log.Enabled(r.Context(), level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.String("route", routeNames[rt]),
+		slog.Int("status", rw.status()),
+		slog.Duration("duration", d),
+		slog.Int64("bytes_out", rw.written),
+		slog.String("remote", r.RemoteAddr),
+	}
+	if rw.recordsOK+rw.recordsFailed > 0 {
+		attrs = append(attrs, slog.Int("records_ok", rw.recordsOK), slog.Int("records_failed", rw.recordsFailed))
+	}
+	if rw.errMsg != "" {
+		attrs = append(attrs, slog.String("error", rw.errMsg))
+	}
+	s.log.LogAttrs(r.Context(), level, "gateway request", attrs...)
+}
+
+// respWriter remembers what was answered, for the metrics and the log.
+type respWriter struct {
+	http.ResponseWriter
+	api                      api
+	code                     int
+	wroteHeader              bool
+	written                  int64
+	recordsOK, recordsFailed int
+	errKind                  errKind
+	errMsg                   string
+}
+
+func (w *respWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.code, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *respWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.written += int64(n)
+	return n, err
+}
+
+func (w *respWriter) status() int {
+	if !w.wroteHeader {
+		return http.StatusOK
+	}
+	return w.code
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// fail answers an error in the style of the path's API: the REST Proxy's
+// {"error_code","message"} (code 0 means the HTTP status), or Kinesis's
+// {"__type","message"} (no __type: API Gateway's {"message"}).
+func (s *Server) fail(w *respWriter, status, code int, msg, kinesisType string) {
+	if w.errKind == errNone {
+		w.errKind = kindFor(status)
+	}
+	w.errMsg = msg
+	if w.api == apiKinesis {
+		body := map[string]string{"message": msg}
+		if kinesisType != "" {
+			body["__type"] = kinesisType
+		}
+		writeJSON(w, status, body)
+		return
+	}
+	if code == 0 {
+		code = status
+	}
+	w.Header().Set("Content-Type", kafkaV2JSON)
+	writeJSONRaw(w, status, errorEnvelope{ErrorCode: code, Message: msg})
+}
+
+type errorEnvelope struct {
+	ErrorCode int    `json:"error_code"`
+	Message   string `json:"message"`
+}
+
+// readBody reads the request body up to MaxBodyBytes. On failure it has
+// answered already (413 or 400) and returns ok=false.
+func (s *Server) readBody(w *respWriter, r *http.Request) (body []byte, release func(), ok bool) {
+	buf, _ := s.bufs.Get().(*[]byte)
+	if buf == nil {
+		b := make([]byte, 0, 4096)
+		buf = &b
+	}
+	release = func() {
+		if cap(*buf) <= 1<<20 {
+			*buf = (*buf)[:0]
+			s.bufs.Put(buf)
+		}
+	}
+	b := (*buf)[:0]
+	rd := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := rd.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			*buf = b
+			release()
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				s.fail(w, http.StatusRequestEntityTooLarge, 413,
+					fmt.Sprintf("request body is larger than the gateway's limit of %d bytes", s.cfg.MaxBodyBytes), "ValidationException")
+			} else {
+				s.fail(w, http.StatusBadRequest, 400, "reading the request body: "+err.Error(), "SerializationException")
+			}
+			return nil, nil, false
+		}
+	}
+	*buf = b
+	return b, release, true
+}

@@ -1,0 +1,642 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// The REST Proxy's error codes (kafka-rest's Errors and rest-utils'
+// KafkaExceptionMapper): the HTTP status times 100 plus a detail.
+const (
+	codeTopicNotFound      = 40401
+	codePartitionNotFound  = 40402
+	codeKafkaAuthn         = 40101
+	codeKafkaAuthz         = 40301
+	codeKafkaError         = 50002
+	codeKafkaRetriable     = 50003
+	kafkaV2JSON            = "application/vnd.kafka.v2+json"
+	msgTopicNotFound       = "Topic not found."
+	msgPartitionNotFound   = "Partition not found."
+	msgUnsupportedMedia    = "HTTP 415 Unsupported Media Type"
+	kafkaMaxTopicNameBytes = 249
+)
+
+// embedded is the REST Proxy's "embedded format": how record keys and values
+// sit in the JSON request.
+type embedded int
+
+const (
+	embeddedBinary embedded = iota // base64 strings
+	embeddedJSON                   // any JSON value, stored as its JSON text
+)
+
+// kafkaFormat reads the embedded format from a Content-Type. The REST Proxy
+// assumes binary when the type names none (application/json,
+// application/vnd.kafka.v2+json, application/octet-stream); the Avro,
+// Protobuf and JSON Schema formats need a Schema Registry, which this
+// gateway does not have.
+func kafkaFormat(contentType string) (embedded, string, bool) {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return 0, "", false
+	}
+	switch mt {
+	case "application/vnd.kafka.json.v2+json":
+		return embeddedJSON, mt, true
+	case "application/vnd.kafka.binary.v2+json", "application/vnd.kafka.v2+json", "application/vnd.kafka+json",
+		"application/json", "application/octet-stream":
+		return embeddedBinary, mt, true
+	}
+	return 0, mt, false
+}
+
+// newKafkaClient makes the producer: acks from all in-sync replicas
+// (idempotent, so its own retries do not duplicate), no linger (a REST
+// request waits for its records, and concurrent requests batch anyway), and
+// topics created on first use if the brokers allow it, as the Java producer
+// behind a stock REST Proxy does.
+func newKafkaClient(cfg Config) (*kgo.Client, error) {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.KafkaBrokers...),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.AllowAutoTopicCreation(),
+		kgo.ProducerLinger(0),
+		kgo.RecordPartitioner(restPartitioner{kgo.StickyKeyPartitioner(nil)}),
+		kgo.RecordDeliveryTimeout(cfg.BackendTimeout),
+		kgo.ProducerBatchMaxBytes(int32(cfg.MaxKafkaRecordBytes) + 4096),
+		kgo.ClientID("pinpipe-gateway"),
+	}
+	return kgo.NewClient(append(opts, cfg.KafkaOptions...)...)
+}
+
+// manualPartition marks, in a record's context, a record whose partition the
+// request chose.
+type manualPartition struct{}
+
+// restPartitioner sends a record to the partition its request named, and
+// the others as the Java producer does (murmur2 of the key, sticky without
+// one), so keyed records land where other Kafka clients put them.
+type restPartitioner struct{ base kgo.Partitioner }
+
+func (p restPartitioner) ForTopic(t string) kgo.TopicPartitioner {
+	return &restTopicPartitioner{base: p.base.ForTopic(t)}
+}
+
+type restTopicPartitioner struct{ base kgo.TopicPartitioner }
+
+func isManual(r *kgo.Record) bool {
+	return r.Context != nil && r.Context.Value(manualPartition{}) != nil
+}
+
+func (p *restTopicPartitioner) RequiresConsistency(r *kgo.Record) bool {
+	return isManual(r) || p.base.RequiresConsistency(r)
+}
+
+func (p *restTopicPartitioner) Partition(r *kgo.Record, n int) int {
+	if isManual(r) {
+		return int(r.Partition) // out of range: kgo fails the record
+	}
+	return p.base.Partition(r, n)
+}
+
+func (p *restTopicPartitioner) OnNewBatch() {
+	if o, ok := p.base.(kgo.TopicPartitionerOnNewBatch); ok {
+		o.OnNewBatch()
+	}
+}
+
+// produceRequest is the REST Proxy v2 produce body. Keys and values stay raw
+// so that JSON values reach Kafka as sent (compacted), numbers and all.
+type produceRequest struct {
+	Records []struct {
+		Key       json.RawMessage `json:"key"`
+		Value     json.RawMessage `json:"value"`
+		Partition json.RawMessage `json:"partition"`
+	} `json:"records"`
+}
+
+type partitionOffset struct {
+	Partition *int32  `json:"partition"`
+	Offset    *int64  `json:"offset"`
+	ErrorCode *int    `json:"error_code"`
+	Error     *string `json:"error"`
+}
+
+type produceResponse struct {
+	// Set only when a record failed: the REST Proxy's error envelope beside
+	// the per-record results, so clients of either shape see the failure.
+	ErrorCode     *int              `json:"error_code,omitempty"`
+	Message       *string           `json:"message,omitempty"`
+	KeySchemaID   *int              `json:"key_schema_id"`
+	ValueSchemaID *int              `json:"value_schema_id"`
+	Offsets       []partitionOffset `json:"offsets"`
+}
+
+// requestError is a 4xx answer found while reading a request.
+type requestError struct {
+	status, code int
+	msg          string
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) *requestError {
+	return &requestError{http.StatusBadRequest, 400, fmt.Sprintf(format, args...)}
+}
+
+func unprocessable(format string, args ...any) *requestError {
+	return &requestError{http.StatusUnprocessableEntity, 422, fmt.Sprintf(format, args...)}
+}
+
+// jsonError turns a decoding error into a message that says where the body
+// is wrong.
+func jsonError(err error, what string) *requestError {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return badRequest("malformed JSON in the request body at byte %d: %s", se.Offset, se.Error())
+	case errors.Is(err, errEmptyBody):
+		return badRequest("the request body is empty; expected %s", what)
+	case errors.As(err, &te):
+		if te.Field == "" {
+			return badRequest("the request body must be %s, not a JSON %s", what, te.Value)
+		}
+		return badRequest("field %q has the wrong type: got a JSON %s, expected %s", te.Field, te.Value, jsonKind(te.Type.Kind().String()))
+	}
+	return badRequest("malformed JSON in the request body: %s", err.Error())
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "slice":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	case "string":
+		return "a string"
+	}
+	return "a " + goKind
+}
+
+var errEmptyBody = errors.New("empty body")
+
+// decodeJSON unmarshals a whole body, refusing trailing data.
+func decodeJSON(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return errEmptyBody
+	}
+	return json.Unmarshal(body, v)
+}
+
+func isNull(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+// parseProduce turns a produce body into records, or says what is wrong
+// with it. manual flags the records whose partition the request chose (nil
+// if none did).
+func (s *Server) parseProduce(body []byte, format embedded, mt string) (recs []*kgo.Record, manual []bool, rerr *requestError) {
+	var req produceRequest
+	if err := decodeJSON(body, &req); err != nil {
+		return nil, nil, jsonError(err, `an object like {"records":[{"value":...}]}`)
+	}
+	if len(req.Records) == 0 {
+		return nil, nil, unprocessable(`records may not be empty: send {"records":[{"value":...}, ...]}`)
+	}
+	recs = make([]*kgo.Record, len(req.Records))
+	for i, in := range req.Records {
+		rec := &kgo.Record{}
+		var err *requestError
+		if rec.Key, err = embeddedBytes(in.Key, format, mt, i, "key"); err != nil {
+			return nil, nil, err
+		}
+		if rec.Value, err = embeddedBytes(in.Value, format, mt, i, "value"); err != nil {
+			return nil, nil, err
+		}
+		if n := len(rec.Key) + len(rec.Value); n > s.cfg.MaxKafkaRecordBytes {
+			return nil, nil, unprocessable("records[%d] is %d bytes (key plus value), over the limit of %d bytes a record", i, n, s.cfg.MaxKafkaRecordBytes)
+		}
+		if !isNull(in.Partition) {
+			p, perr := strconv.ParseInt(string(in.Partition), 10, 32)
+			if perr != nil {
+				return nil, nil, badRequest("records[%d].partition must be an integer, got %s", i, truncate(in.Partition))
+			}
+			if p < 0 {
+				return nil, nil, unprocessable("records[%d].partition must be zero or more, got %d", i, p)
+			}
+			rec.Partition = int32(p)
+			if manual == nil {
+				manual = make([]bool, len(req.Records))
+			}
+			manual[i] = true
+		}
+		recs[i] = rec
+	}
+	return recs, manual, nil
+}
+
+// embeddedBytes decodes one key or value: base64 for the binary format, the
+// compacted JSON text for the json format; null or absent is no bytes.
+func embeddedBytes(raw json.RawMessage, format embedded, mt string, i int, field string) ([]byte, *requestError) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	if format == embeddedJSON {
+		var b bytes.Buffer
+		b.Grow(len(raw))
+		if err := json.Compact(&b, raw); err != nil { // cannot happen: raw was validated
+			return nil, badRequest("records[%d].%s: %v", i, field, err)
+		}
+		return b.Bytes(), nil
+	}
+	if raw[0] != '"' {
+		return nil, badRequest("records[%d].%s must be a base64 string with Content-Type %s (the binary embedded format); "+
+			"to send JSON as it is, use Content-Type application/vnd.kafka.json.v2+json", i, field, mt)
+	}
+	var str string
+	if err := json.Unmarshal(raw, &str); err != nil {
+		return nil, badRequest("records[%d].%s: %v", i, field, err)
+	}
+	b, err := base64.StdEncoding.DecodeString(str)
+	if err != nil {
+		if b, err = base64.RawStdEncoding.DecodeString(str); err != nil {
+			return nil, unprocessable("records[%d].%s contains invalid base64 encoding", i, field)
+		}
+	}
+	return b, nil
+}
+
+func truncate(raw []byte) string {
+	if len(raw) > 40 {
+		return string(raw[:40]) + "..."
+	}
+	return string(raw)
+}
+
+// validTopic reports whether name is a legal Kafka topic name.
+func validTopic(name string) bool {
+	if name == "" || len(name) > kafkaMaxTopicNameBytes || name == "." || name == ".." {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// topicAllowed reports whether the gateway serves this topic: a legal name
+// and, with a prefix, one of the prefix's topics.
+func (s *Server) topicAllowed(name string) bool {
+	if !validTopic(name) {
+		return false
+	}
+	return s.cfg.TopicPrefix == "" || strings.HasPrefix(name, s.cfg.TopicPrefix+".")
+}
+
+// produce handles POST /topics/{topic}.
+func (s *Server) produce(w *respWriter, r *http.Request, topic string) {
+	format, mt, ok := kafkaFormat(r.Header.Get("Content-Type"))
+	if !ok {
+		msg := msgUnsupportedMedia + ": use Content-Type application/vnd.kafka.json.v2+json (JSON values) or application/vnd.kafka.binary.v2+json (base64 values)"
+		if strings.HasPrefix(mt, "application/vnd.kafka.") {
+			msg += "; the avro, protobuf and jsonschema formats need a Schema Registry, which this gateway does not have"
+		}
+		s.fail(w, http.StatusUnsupportedMediaType, 415, msg, "")
+		return
+	}
+	if !s.topicAllowed(topic) {
+		s.fail(w, http.StatusNotFound, codeTopicNotFound, msgTopicNotFound, "")
+		return
+	}
+	body, release, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	recs, manual, rerr := s.parseProduce(body, format, mt)
+	release()
+	if rerr != nil {
+		s.fail(w, rerr.status, rerr.code, rerr.msg, "")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.BackendTimeout)
+	defer cancel()
+	var mctx context.Context
+	if manual != nil {
+		// Check the partitions first, so that a bad one fails the request
+		// before any of its records is written.
+		n, status, code, msg := s.partitionCount(ctx, topic)
+		if status != 0 {
+			s.fail(w, status, code, msg, "")
+			return
+		}
+		for i, rec := range recs {
+			if manual[i] && rec.Partition >= n {
+				s.fail(w, http.StatusNotFound, codePartitionNotFound, msgPartitionNotFound, "")
+				return
+			}
+		}
+		mctx = context.WithValue(ctx, manualPartition{}, true)
+	}
+	for i, rec := range recs {
+		rec.Topic, rec.Context = topic, ctx
+		if manual != nil && manual[i] {
+			rec.Context = mctx // the partitioner keeps the request's partition
+		}
+	}
+	errs := s.produceAll(ctx, recs)
+
+	resp := produceResponse{Offsets: make([]partitionOffset, len(recs))}
+	var firstErr error
+	failed, notFound, retriable := 0, 0, 0
+	for i, err := range errs {
+		if err == nil {
+			p, o := recs[i].Partition, recs[i].Offset
+			resp.Offsets[i] = partitionOffset{Partition: &p, Offset: &o}
+			continue
+		}
+		code := kafkaErrorCode(err)
+		msg := err.Error()
+		resp.Offsets[i] = partitionOffset{ErrorCode: &code, Error: &msg}
+		failed++
+		switch code {
+		case codeTopicNotFound:
+			notFound++
+		case codeKafkaRetriable:
+			retriable++
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	w.recordsOK, w.recordsFailed = len(recs)-failed, failed
+	if failed == 0 {
+		writeKafkaJSON(w, http.StatusOK, resp)
+		return
+	}
+	if notFound == failed && failed == len(recs) {
+		// The topic does not exist and the brokers do not create topics.
+		s.fail(w, http.StatusNotFound, codeTopicNotFound, msgTopicNotFound, "")
+		return
+	}
+	code := codeKafkaError
+	if retriable == failed {
+		code = codeKafkaRetriable
+	}
+	msg := fmt.Sprintf("Kafka error: %d of %d records were not written: %v", failed, len(recs), firstErr)
+	resp.ErrorCode, resp.Message = &code, &msg
+	w.errKind, w.errMsg = errBackend, msg
+	writeKafkaJSON(w, http.StatusInternalServerError, resp)
+}
+
+// errNoAck stands for a record Kafka had not acknowledged when the request's
+// time was up. The producer keeps it, so it may still be written: the
+// client's retry may then duplicate it, as at-least-once delivery allows.
+type errNoAck struct{ after time.Duration }
+
+func (e errNoAck) Error() string {
+	return fmt.Sprintf("Kafka did not acknowledge the record within %v (it may still be written)", e.after)
+}
+
+func (errNoAck) Timeout() bool   { return true }
+func (errNoAck) Temporary() bool { return true }
+
+// produceAll produces recs and waits for each record's acknowledgement, or
+// its failure, until ctx is done: the idempotent producer does not give up
+// on a batch whose fate it does not know (a broker that died mid-request),
+// and the request must not wait for it forever.
+func (s *Server) produceAll(ctx context.Context, recs []*kgo.Record) []error {
+	type result struct {
+		i   int
+		err error
+	}
+	ch := make(chan result, len(recs)) // promises never block, even after we stop waiting
+	for i, rec := range recs {
+		s.kafka.Produce(ctx, rec, func(_ *kgo.Record, err error) { ch <- result{i, err} })
+	}
+	errs := make([]error, len(recs))
+	done := make([]bool, len(recs))
+	for n := 0; n < len(recs); n++ {
+		select {
+		case r := <-ch:
+			errs[r.i], done[r.i] = r.err, true
+		case <-ctx.Done():
+			for i := range errs {
+				if !done[i] {
+					errs[i] = errNoAck{s.cfg.BackendTimeout}
+				}
+			}
+			return errs
+		}
+	}
+	return errs
+}
+
+// kafkaErrorCode maps a producer error to the REST Proxy's per-record code.
+func kafkaErrorCode(err error) int {
+	switch {
+	case errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.UnknownTopicID):
+		return codeTopicNotFound
+	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed),
+		errors.Is(err, kerr.TransactionalIDAuthorizationFailed):
+		return codeKafkaAuthz
+	case errors.Is(err, kerr.SaslAuthenticationFailed):
+		return codeKafkaAuthn
+	case kerr.IsRetriable(err), errors.Is(err, kgo.ErrRecordTimeout), errors.Is(err, kgo.ErrRecordRetries),
+		errors.Is(err, kgo.ErrClientClosed), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return codeKafkaRetriable
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return codeKafkaRetriable
+	}
+	return codeKafkaError
+}
+
+// kafkaFailure answers a failed metadata call.
+func (s *Server) kafkaFailure(w *respWriter, err error) {
+	code := kafkaErrorCode(err)
+	status := code / 100
+	if code == codeKafkaRetriable || code == codeKafkaError {
+		status = http.StatusInternalServerError
+	}
+	w.errKind = errBackend
+	s.fail(w, status, code, "Kafka error: "+err.Error(), "")
+}
+
+// topicMetadata asks the brokers about one topic, or about all of them when
+// topic is "". It never creates topics.
+func (s *Server) topicMetadata(ctx context.Context, topic string, autoCreate bool) (*kmsg.MetadataResponse, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	if topic != "" {
+		t := kmsg.NewMetadataRequestTopic()
+		t.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, t)
+	}
+	req.AllowAutoTopicCreation = autoCreate
+	return req.RequestWith(ctx, s.kafka)
+}
+
+// partitionCount returns a topic's partition count, or the error to answer.
+// Like the Java producer's metadata lookup, it lets brokers that create
+// topics on first use create this one.
+func (s *Server) partitionCount(ctx context.Context, topic string) (n int32, status, code int, msg string) {
+	resp, err := s.topicMetadata(ctx, topic, true)
+	if err != nil {
+		c := kafkaErrorCode(err)
+		return 0, http.StatusInternalServerError, c, "Kafka error: " + err.Error()
+	}
+	for _, t := range resp.Topics {
+		if t.Topic == nil || *t.Topic != topic {
+			continue
+		}
+		if len(t.Partitions) > 0 {
+			return int32(len(t.Partitions)), 0, 0, ""
+		}
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition) {
+			return 0, http.StatusInternalServerError, kafkaErrorCode(err), "Kafka error: " + err.Error()
+		}
+	}
+	return 0, http.StatusNotFound, codeTopicNotFound, msgTopicNotFound
+}
+
+// listTopics handles GET /topics: the topic names, internal ones left out,
+// as the REST Proxy lists them.
+func (s *Server) listTopics(w *respWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.BackendTimeout)
+	defer cancel()
+	resp, err := s.topicMetadata(ctx, "", false)
+	if err != nil {
+		s.kafkaFailure(w, err)
+		return
+	}
+	names := []string{}
+	for _, t := range resp.Topics {
+		if t.Topic == nil || t.IsInternal || t.ErrorCode != 0 || !s.topicAllowed(*t.Topic) {
+			continue
+		}
+		names = append(names, *t.Topic)
+	}
+	slices.Sort(names)
+	writeKafkaJSON(w, http.StatusOK, names)
+}
+
+type topicReplica struct {
+	Broker int32 `json:"broker"`
+	Leader bool  `json:"leader"`
+	InSync bool  `json:"in_sync"`
+}
+
+type topicPartition struct {
+	Partition int32          `json:"partition"`
+	Leader    int32          `json:"leader"`
+	Replicas  []topicReplica `json:"replicas"`
+}
+
+type topicResponse struct {
+	Name       string             `json:"name"`
+	Configs    map[string]*string `json:"configs"`
+	Partitions []topicPartition   `json:"partitions"`
+}
+
+// getTopic handles GET /topics/{topic}: name, configs and partitions with
+// their replicas, in the REST Proxy's shape.
+func (s *Server) getTopic(w *respWriter, r *http.Request, topic string) {
+	if !s.topicAllowed(topic) {
+		s.fail(w, http.StatusNotFound, codeTopicNotFound, msgTopicNotFound, "")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.BackendTimeout)
+	defer cancel()
+	resp, err := s.topicMetadata(ctx, topic, false)
+	if err != nil {
+		s.kafkaFailure(w, err)
+		return
+	}
+	var md *kmsg.MetadataResponseTopic
+	for i := range resp.Topics {
+		if t := &resp.Topics[i]; t.Topic != nil && *t.Topic == topic {
+			md = t
+		}
+	}
+	if md == nil || errors.Is(kerr.ErrorForCode(md.ErrorCode), kerr.UnknownTopicOrPartition) {
+		s.fail(w, http.StatusNotFound, codeTopicNotFound, msgTopicNotFound, "")
+		return
+	}
+	if err := kerr.ErrorForCode(md.ErrorCode); err != nil && len(md.Partitions) == 0 {
+		s.kafkaFailure(w, err)
+		return
+	}
+	out := topicResponse{Name: topic, Configs: map[string]*string{}, Partitions: []topicPartition{}}
+	for _, p := range md.Partitions {
+		tp := topicPartition{Partition: p.Partition, Leader: p.Leader, Replicas: []topicReplica{}}
+		for _, b := range p.Replicas {
+			tp.Replicas = append(tp.Replicas, topicReplica{Broker: b, Leader: b == p.Leader, InSync: slices.Contains(p.ISR, b)})
+		}
+		out.Partitions = append(out.Partitions, tp)
+	}
+	slices.SortFunc(out.Partitions, func(a, b topicPartition) int { return int(a.Partition - b.Partition) })
+
+	dreq := kmsg.NewPtrDescribeConfigsRequest()
+	res := kmsg.NewDescribeConfigsRequestResource()
+	res.ResourceType = kmsg.ConfigResourceTypeTopic
+	res.ResourceName = topic
+	dreq.Resources = append(dreq.Resources, res)
+	dresp, err := dreq.RequestWith(ctx, s.kafka)
+	if err != nil {
+		s.kafkaFailure(w, err)
+		return
+	}
+	for _, rr := range dresp.Resources {
+		if err := kerr.ErrorForCode(rr.ErrorCode); err != nil {
+			s.kafkaFailure(w, err)
+			return
+		}
+		for _, c := range rr.Configs {
+			out.Configs[c.Name] = c.Value
+		}
+	}
+	writeKafkaJSON(w, http.StatusOK, out)
+}
+
+// writeKafkaJSON answers in the REST Proxy's media type.
+func writeKafkaJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", kafkaV2JSON)
+	writeJSONRaw(w, status, v)
+}
+
+// writeJSON answers application/json.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	writeJSONRaw(w, status, v)
+}
+
+func writeJSONRaw(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil { // our own types: cannot happen
+		b = []byte(`{"message":"internal error encoding the response"}`)
+		status = http.StatusInternalServerError
+	}
+	b = append(b, '\n')
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
