@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pinpipe/pinpipe/ingest/s3sink"
+)
+
+func init() {
+	addCommand("s3sink", "land Kafka topics in S3 exactly once (Confluent S3 sink layout)", s3sinkCmd)
+}
+
+func s3sinkCmd(fs *flag.FlagSet) func(context.Context) error {
+	var o s3sink.Options
+	var brokers string
+	fs.StringVar(&brokers, "kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap brokers (host:port)")
+	fs.StringVar(&o.Topics, "topics", `pinpipe\.(pin|geo|user)`, "regular expression a topic's whole name must match")
+	fs.StringVar(&o.Dest, "s3", "", "s3://bucket/prefix to write <prefix>/topics/<topic>/partition=<p>/ under (required); S3 settings come from the AWS SDK's (AWS_REGION, AWS_ENDPOINT_URL_S3, credentials chain)")
+	fs.IntVar(&o.FlushSize, "flush-size", 1000, "records per object")
+	fs.DurationVar(&o.RotateInterval, "rotate-interval", time.Minute, "longest a record waits before its object is written, also when its partition goes quiet (0: size and shutdown only)")
+	fs.StringVar(&o.Group, "group", s3sink.DefaultGroup, "consumer group the offsets are committed to")
+	fs.StringVar(&o.InstanceID, "instance-id", "", "static group membership: a sink restarted with the same id gets its partitions back at once")
+	fs.BoolVar(&o.Compress, "compress", false, "gzip the objects (.json.gz)")
+	return func(ctx context.Context) error {
+		for _, b := range strings.Split(brokers, ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				o.Brokers = append(o.Brokers, b)
+			}
+		}
+		if o.Dest == "" {
+			return fmt.Errorf("--s3 is required")
+		}
+		start := time.Now()
+		st, err := s3sink.Run(ctx, o)
+		if err != nil && st == (s3sink.Stats{}) {
+			return err // it did not start
+		}
+		fmt.Printf("s3sink: read %d records; wrote %d objects (%d records, %d bytes; %d rewritten where an earlier run had written them); "+
+			"%d values re-encoded to one line, %d tombstones skipped; %d records left to the next run; %d commits (%d failed) in %s\n",
+			st.Records, st.Objects, st.ObjectRecords, st.Bytes, st.Rewrites, st.Compacted+st.Quoted, st.Tombstones,
+			st.Unwritten, st.Commits, st.CommitFailures, time.Since(start).Round(time.Millisecond))
+		return err
+	}
+}
