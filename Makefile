@@ -24,6 +24,7 @@ run: build
 	@echo "insights:    $(DEMO)/clean/insights/*.json"
 	@echo "dead letters: $(DEMO)/clean/deadletter/"
 	@echo "summary:     $(DEMO)/clean/summary.json"
+	@echo "report:      $(DEMO)/clean/report.html"
 
 # Every test, with the real services they talk to: a throwaway PostgreSQL,
 # kinesalite and Chromium, installed from Debian's packages and npm when

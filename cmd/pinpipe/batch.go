@@ -32,7 +32,7 @@ func batchCmd(fs *flag.FlagSet) func(context.Context) error {
 			return err
 		}
 		printSummary(os.Stdout, sum)
-		fmt.Printf("\nbatch finished in %s; outputs in %s (tables/, insights/, deadletter/, summary.json)\n",
+		fmt.Printf("\nbatch finished in %s; outputs in %s (tables/, insights/, deadletter/, summary.json, report.html)\n",
 			time.Since(start).Round(time.Millisecond), o.Output)
 		return nil
 	}

@@ -5,14 +5,17 @@
 package batch
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
 	"github.com/pinpipe/pinpipe/io/files"
 	"github.com/pinpipe/pinpipe/io/postgres"
+	"github.com/pinpipe/pinpipe/pipelines/batch/report"
 	"github.com/pinpipe/pinpipe/runners"
 	"github.com/pinpipe/pinpipe/transforms"
 )
@@ -74,6 +77,7 @@ const (
 	InsightsDir   = "insights"
 	DeadLetterDir = "deadletter"
 	SummaryFile   = "summary.json"
+	ReportFile    = "report.html"
 )
 
 // Build adds the batch pipeline to s.
@@ -117,13 +121,15 @@ func ClearOutput(ctx context.Context, output string) error {
 		files.Join(output, InsightsDir, "*.json"),
 		files.Join(output, DeadLetterDir, "*.jsonl"),
 		files.Join(output, SummaryFile),
+		files.Join(output, ReportFile),
 		files.Join(output, ManifestFile))
 }
 
 // Run clears the output, runs the pipeline on the runner chosen by --runner,
-// loads the clean tables into the warehouse when one is set and returns the
-// summary it wrote.
+// loads the clean tables into the warehouse when one is set, writes the
+// report and returns the summary it wrote.
 func Run(ctx context.Context, o Options) (transforms.Summary, error) {
+	start := time.Now()
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
@@ -141,7 +147,8 @@ func Run(ctx context.Context, o Options) (transforms.Summary, error) {
 		}
 		// The tables are read back and rewritten shard by shard, and the
 		// dead letters of earlier runs stay.
-		if err := files.Remove(ctx, files.Join(o.Output, InsightsDir, "*.json"), files.Join(o.Output, SummaryFile)); err != nil {
+		if err := files.Remove(ctx, files.Join(o.Output, InsightsDir, "*.json"), files.Join(o.Output, SummaryFile),
+			files.Join(o.Output, ReportFile)); err != nil {
 			return nil, err
 		}
 	} else if err := ClearOutput(ctx, o.Output); err != nil {
@@ -159,12 +166,66 @@ func Run(ctx context.Context, o Options) (transforms.Summary, error) {
 			return nil, fmt.Errorf("writing the manifest: %w", err)
 		}
 	}
+	phases := []report.Phase{{Name: "pipeline", Duration: time.Since(start)}}
 	if o.Warehouse != "" {
+		t := time.Now()
 		if err := postgres.LoadTables(ctx, o.Warehouse, files.Join(o.Output, TablesDir), o.Format); err != nil {
 			return nil, err
 		}
+		phases = append(phases, report.Phase{Name: "warehouse load", Duration: time.Since(t)})
 	}
-	return ReadSummary(ctx, o.Output)
+	sum, err := ReadSummary(ctx, o.Output)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeReport(ctx, o, sum, start, phases); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// writeReport writes <output>/report.html after the pipeline, from the
+// insights and summary it wrote, rather than from a DoFn inside it: the
+// run's wall time and the warehouse load are known only here, reading two
+// small files back works on every runner and filesystem (s3:// too), and a
+// report exists only for a run that finished.
+func writeReport(ctx context.Context, o Options, sum transforms.Summary, start time.Time, phases []report.Phase) error {
+	in, err := ReadInsights(ctx, o.Output)
+	if err != nil {
+		return err
+	}
+	meta := report.Meta{Started: start, WallTime: time.Since(start), Phases: phases,
+		Input: o.Input, Output: o.Output, Runner: runners.Runner(), Format: o.Format, Shards: o.Shards}
+	var buf bytes.Buffer
+	if err := report.Render(&buf, in, sum, meta); err != nil {
+		return err
+	}
+	if err := files.WriteFile(ctx, files.Join(o.Output, ReportFile), buf.Bytes()); err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	return nil
+}
+
+// ReadInsights reads the eight insights a run wrote.
+func ReadInsights(ctx context.Context, output string) (transforms.Insights, error) {
+	var in transforms.Insights
+	// Each file is one field of Insights under its JSON name.
+	raw := map[string]json.RawMessage{}
+	for _, n := range in.Named() {
+		b, err := files.ReadFile(ctx, files.Join(output, InsightsDir, n.Name+".json"))
+		if err != nil {
+			return in, fmt.Errorf("reading insight %s: %w", n.Name, err)
+		}
+		raw[n.Name] = b
+	}
+	b, err := json.Marshal(raw)
+	if err == nil {
+		err = json.Unmarshal(b, &in)
+	}
+	if err != nil {
+		return in, fmt.Errorf("reading the insights: %w", err)
+	}
+	return in, nil
 }
 
 // ReadSummary reads the summary a run wrote.

@@ -81,9 +81,10 @@ func num(v float64) string {
 }
 
 // charWidth is the average advance of the page's sans-serif at 1px font
-// size (Arial and Liberation Sans are about 0.5; this errs on the wide side
-// so that estimated label widths do not overflow their column).
-const charWidth = 0.56
+// size. Arial and Liberation Sans are about 0.5, DejaVu Sans (what a Linux
+// without them falls back to) about 0.58; this errs on the wide side so that
+// labels do not overflow their column whatever the reader's fonts.
+const charWidth = 0.58
 
 // textWidth estimates the rendered width of s at a font size; the charts are
 // laid out on the server, without a browser to measure text.
@@ -94,7 +95,7 @@ func textWidth(s string, size float64) float64 {
 // fit shortens s with an ellipsis to fit width at a font size. The full text
 // stays available in the element's tooltip.
 func fit(s string, width, size float64) string {
-	if textWidth(s, size) <= width {
+	if textWidth(s, size) <= width+0.5 { // +0.5: the column was sized by the same estimate
 		return s
 	}
 	n := int(width/(size*charWidth)) - 1
