@@ -1,0 +1,128 @@
+package kinesisio
+
+import (
+	"errors"
+	"time"
+)
+
+const (
+	defaultPollInterval = 250 * time.Millisecond
+	defaultIdleLag      = 2 * time.Second
+	maxGetRecordsLimit  = 10000
+)
+
+type readOption struct {
+	client       clientConfig
+	start        startPos
+	until        time.Time
+	pollInterval time.Duration
+	idleLag      time.Duration
+	limit        int
+}
+
+// ReadOptionFn configures Read.
+type ReadOptionFn func(*readOption) error
+
+// ReadTrimHorizon starts at the oldest record the stream still holds. It is
+// the default: a new pipeline then misses nothing the stream kept.
+func ReadTrimHorizon() ReadOptionFn {
+	return func(o *readOption) error {
+		o.start = startPos{Kind: startTrimHorizon}
+		return nil
+	}
+}
+
+// ReadLatest starts at each shard's tip when the shard is first opened:
+// only records that arrive after the pipeline starts are read.
+func ReadLatest() ReadOptionFn {
+	return func(o *readOption) error {
+		o.start = startPos{Kind: startLatest}
+		return nil
+	}
+}
+
+// ReadAtTimestamp starts at the first record that arrived at or after t.
+func ReadAtTimestamp(t time.Time) ReadOptionFn {
+	return func(o *readOption) error {
+		if t.UnixMilli() <= 0 {
+			return errors.New("the start time must be after 1970")
+		}
+		o.start = startPos{Kind: startAtTimestamp, Millis: t.UnixMilli()}
+		return nil
+	}
+}
+
+// ReadUntil ends the read at t: a shard is finished at its first record that
+// arrived at or after t (which is not emitted), or once it is caught up at a
+// time later than t plus the idle lag. The output is then finite and the
+// pipeline ends by itself, which is what tests and backfills of a time range
+// need (cancelling a streaming pipeline is not a drain).
+func ReadUntil(t time.Time) ReadOptionFn {
+	return func(o *readOption) error {
+		if t.UnixMilli() <= 0 {
+			return errors.New("the end time must be after 1970")
+		}
+		o.until = t
+		return nil
+	}
+}
+
+// ReadPollInterval sets how long a caught-up shard waits before it asks for
+// new records (default 250 ms). Kinesis allows 5 GetRecords calls a second
+// per shard, shared by all consumers of the stream; the reader never calls
+// more often than that, whatever this says. Records reach the pipeline about
+// half an interval after they arrive, on average.
+func ReadPollInterval(d time.Duration) ReadOptionFn {
+	return func(o *readOption) error {
+		if d <= 0 {
+			return errors.New("the poll interval must be positive")
+		}
+		o.pollInterval = d
+		return nil
+	}
+}
+
+// ReadIdleLag sets how far behind the wall clock the watermark of a
+// caught-up shard is put (default 2 s): the allowance for records that
+// Kinesis accepted but did not yet make readable, and for clock skew between
+// the workers and Kinesis. A record that shows up later than that is late.
+// It must also exceed the time the reader takes to see that a split or
+// merged shard ended (one or two polls), since until then the parent's
+// watermark moves while its children already receive records.
+func ReadIdleLag(d time.Duration) ReadOptionFn {
+	return func(o *readOption) error {
+		if d < 0 {
+			return errors.New("the idle lag must not be negative")
+		}
+		o.idleLag = d
+		return nil
+	}
+}
+
+// ReadMaxRecordsPerCall sets GetRecords' Limit (1 to 10000, the default).
+func ReadMaxRecordsPerCall(n int) ReadOptionFn {
+	return func(o *readOption) error {
+		if n < 1 || n > maxGetRecordsLimit {
+			return errors.New("the records per call must be between 1 and 10000")
+		}
+		o.limit = n
+		return nil
+	}
+}
+
+// ReadEndpoint sends the reader's calls to url (e.g. a kinesalite) instead
+// of the endpoint the AWS settings give.
+func ReadEndpoint(url string) ReadOptionFn {
+	return func(o *readOption) error {
+		o.client.Endpoint = url
+		return nil
+	}
+}
+
+// ReadRegion sets the AWS region instead of the one the AWS settings give.
+func ReadRegion(region string) ReadOptionFn {
+	return func(o *readOption) error {
+		o.client.Region = region
+		return nil
+	}
+}
