@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/pinpipe/pinpipe/io/drain"
 )
 
 func init() {
@@ -411,7 +413,9 @@ func (fn *readFn) poll(ctx context.Context, rt *sdf.LockRTracker, sc shardCheckp
 	// Caught up: whatever arrives from now on arrived after callStart, less
 	// the time Kinesis takes to make a record readable and the clocks' skew.
 	horizon := callStart.Add(-fn.IdleLag).UnixMilli()
-	if fn.UntilMillis > 0 && horizon >= fn.UntilMillis {
+	// A drain request (the local runner's SIGINT) ends a shard once it has
+	// caught up, as reaching ReadUntil's time does.
+	if (fn.UntilMillis > 0 && horizon >= fn.UntilMillis) || drain.Requested() {
 		rt.TryClaim(claimStop{ShardID: sc.ShardID})
 		return false, nil
 	}
