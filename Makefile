@@ -12,19 +12,12 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/pinpipe
 
-# The main job on an embedded default: generate a sample in the Kafka-to-S3
-# sink's layout, run the batch pipeline on it locally, print the summary.
+# The whole system in one process (pinpipe demo): Kafka, S3, the gateway and
+# the S3 sink on loopback ports, the emulator posting through them while the
+# streaming job runs on prism, then the batch job over what landed in S3;
+# prints the summary and the report's path. Data in out/demo-system.
 run: build
-	@rm -rf $(DEMO)
-	$(BIN) generate --posts=$(POSTS) --seed=42 --malformed-rate=0.005 --out=$(DEMO)/raw
-	$(BIN) batch --runner=$(RUNNER) --input=$(DEMO)/raw --topic-prefix=pinpipe --output=$(DEMO)/clean
-	@echo
-	@echo "raw input:   $(DEMO)/raw/topics/"
-	@echo "clean tables: $(DEMO)/clean/tables/{pin,geo,user}/ (Parquet)"
-	@echo "insights:    $(DEMO)/clean/insights/*.json"
-	@echo "dead letters: $(DEMO)/clean/deadletter/"
-	@echo "summary:     $(DEMO)/clean/summary.json"
-	@echo "report:      $(DEMO)/clean/report.html"
+	$(BIN) demo --dir=out/demo-system --posts=3000
 
 # Every test, with the real services they talk to: a throwaway PostgreSQL,
 # kinesalite and Chromium, installed from Debian's packages and npm when
@@ -47,7 +40,7 @@ lint:
 	$(GO) vet ./...
 
 bench:
-	cd bench && $(GO) run . -posts=1000000
+	cd bench && $(GO) build -mod=mod -o work/bench . && ./work/bench -posts=1000000
 
 clean:
 	rm -rf bin out
