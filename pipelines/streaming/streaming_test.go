@@ -2,6 +2,7 @@ package streaming
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -154,3 +155,14 @@ func TestStreamingSinks(t *testing.T) {
 		t.Errorf("pin files in %d windows, want 2: %v", len(windows), windows)
 	}
 }
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func pinEqual(a, b transforms.Pin) bool { return cmp.Equal(a, b) }
