@@ -80,8 +80,20 @@ func (f *upsertRowsFn) Setup(ctx context.Context) error {
 		return err
 	}
 	f.conn = conn
-	_, err = conn.Exec(ctx, f.t.createSQL())
-	return err
+	return createTable(ctx, conn, f.t.createSQL())
+}
+
+// createTable runs a CREATE TABLE IF NOT EXISTS under the load lock:
+// concurrent workers creating one table at once otherwise collide in
+// PostgreSQL's catalog (a unique violation on pg_type).
+func createTable(ctx context.Context, conn *pgx.Conn, ddl string) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", loadLockKey); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, ddl)
+		return err
+	})
 }
 
 func (f *upsertRowsFn) Teardown() {
@@ -167,10 +179,9 @@ func (f *insertDeadLettersFn) Setup(ctx context.Context) error {
 		return err
 	}
 	f.conn = conn
-	_, err = conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+StreamDeadLetterTable+` (
+	return createTable(ctx, conn, `CREATE TABLE IF NOT EXISTS `+StreamDeadLetterTable+` (
 		id bigserial PRIMARY KEY, received_at timestamptz NOT NULL, table_name text NOT NULL,
 		reason text NOT NULL, payload text NOT NULL, payload_base64 text)`)
-	return err
 }
 
 func (f *insertDeadLettersFn) Teardown() {
@@ -234,10 +245,9 @@ func (f *upsertCategoryCountsFn) Setup(ctx context.Context) error {
 		return err
 	}
 	f.conn = conn
-	_, err = conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+CategoryCountsTable+` (
+	return createTable(ctx, conn, `CREATE TABLE IF NOT EXISTS `+CategoryCountsTable+` (
 		window_start timestamptz NOT NULL, window_end timestamptz NOT NULL, category text NOT NULL,
 		posts bigint NOT NULL, updated_at timestamptz NOT NULL, PRIMARY KEY (window_start, category))`)
-	return err
 }
 
 func (f *upsertCategoryCountsFn) Teardown() {
