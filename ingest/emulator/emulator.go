@@ -61,8 +61,15 @@ type Config struct {
 	// the original did. They exclude each other.
 	Rate float64
 	Pace string
-	// Count is the number of posts to send; 0 sends until ctx ends.
+	// Count is the number of posts to send; 0 sends until ctx ends (with
+	// All: until every post is sent).
 	Count int64
+	// All sends every post of the source exactly once, in a random order
+	// drawn from Seed, instead of picking each post at random (with
+	// replacement, as the original did); the run ends when all are sent,
+	// or after the first Count of that order when Count is set. The keys
+	// are read once at the start (one index-only scan).
+	All bool
 	// Seed picks the posts (and makes them, without a Source): a run is
 	// repeatable, whatever the concurrency.
 	Seed uint64
@@ -212,6 +219,18 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
+	var order []int64
+	if cfg.All {
+		if order, err = allPosts(ctx, readers[0], cfg.Seed); err != nil {
+			for _, r := range readers {
+				r.close()
+			}
+			return Summary{}, err
+		}
+		if cfg.Count == 0 || cfg.Count > int64(len(order)) {
+			cfg.Count = int64(len(order))
+		}
+	}
 	client := cfg.HTTPClient
 	if client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -220,7 +239,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		client = &http.Client{Transport: tr}
 	}
 	e := &run{
-		cfg: cfg, base: base, lo: lo, hi: hi, log: cfg.Logger,
+		cfg: cfg, base: base, lo: lo, hi: hi, order: order, log: cfg.Logger,
 		sender: &sender{client: client, apiKey: cfg.APIKey, maxAttempts: cfg.MaxAttempts, baseBackoff: cfg.BaseBackoff,
 			maxBackoff: cfg.MaxBackoff, requestTimeout: cfg.RequestTimeout, log: cfg.Logger},
 	}
@@ -293,6 +312,7 @@ type run struct {
 	cfg         Config
 	base        *url.URL
 	lo, hi      int64
+	order       []int64 // with All: the keys, in the order they are sent
 	log         *slog.Logger
 	sender      *sender
 	pacer       *pacer
@@ -330,7 +350,7 @@ func (e *run) worker(runCtx, sendCtx context.Context, rd postReader, hist *histo
 			return
 		}
 		e.c.posts.Add(1)
-		key, rows, err := e.pick(runCtx, rd, rng)
+		key, rows, err := e.pick(runCtx, rd, rng, k)
 		if err != nil && rd.broken() && runCtx.Err() == nil {
 			// The connection died (a server restart, a terminated
 			// backend): reconnect and read the same post again.
@@ -341,7 +361,7 @@ func (e *run) worker(runCtx, sendCtx context.Context, rd postReader, hist *histo
 				if e.cfg.Pace == PaceSeed {
 					seedPace(rng) // as drawn the first time
 				}
-				key, rows, err = e.pick(runCtx, rd, rng)
+				key, rows, err = e.pick(runCtx, rd, rng, k)
 			} else {
 				err = rerr
 			}
@@ -414,14 +434,23 @@ func (e *run) sendPost(ctx context.Context, key int64, rows [3]*sourcedb.Row, hi
 	return first
 }
 
-// pick draws a random post: a random key in the source's key range, read
+// pick reads post number k of the run. With All it is the k-th key of the
+// order; otherwise a random post: a random key in the source's key range, read
 // by key. Keys may have gaps, and a key that is not there is drawn again
 // (rejection sampling: every post stays equally likely). When a post takes
 // many draws, the keys are too sparse for that: the key list is read once
 // (one index-only scan) and the post drawn from it, equally likely too. A
 // post's draws depend only on its randomness, never on what other workers
 // did, so a run is repeatable.
-func (e *run) pick(ctx context.Context, rd postReader, rng *rand.Rand) (int64, [3]*sourcedb.Row, error) {
+func (e *run) pick(ctx context.Context, rd postReader, rng *rand.Rand, k int64) (int64, [3]*sourcedb.Row, error) {
+	if e.order != nil {
+		key := e.order[k]
+		rows, found, err := rd.readPost(ctx, key)
+		if err == nil && !found {
+			err = fmt.Errorf("emulator: post %d is no longer in the source", key)
+		}
+		return key, rows, err
+	}
 	span := uint64(e.hi-e.lo) + 1 // 0 when the range is all of int64
 	const draws = 16
 	for range draws {
@@ -446,6 +475,21 @@ func (e *run) pick(ctx context.Context, rd postReader, rng *rand.Rand) (int64, [
 		}
 	}
 	return 0, [3]*sourcedb.Row{}, errors.New("emulator: found no post (are the rows being deleted?)")
+}
+
+// allPosts returns every key of the source in a random order drawn from
+// seed, for All.
+func allPosts(ctx context.Context, rd postReader, seed uint64) ([]int64, error) {
+	keys, err := rd.keys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: %w", err)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("emulator: %w", sourcedb.ErrEmpty)
+	}
+	rng := rand.New(rand.NewPCG(seed^0x616c6c706f737473, 0)) // "allposts"
+	rng.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+	return keys, nil
 }
 
 // sparseKeys returns the source's keys, read on first use.
