@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/pinpipe/pinpipe/internal/testenv"
 )
 
 func TestNewConfig(t *testing.T) {
@@ -68,7 +70,7 @@ func TestHealthzAPIKeyAndBackendsOff(t *testing.T) {
 	r = do(t, "GET", g.url+"/streams", "", nil, "x-api-key", "s3cret-key")
 	expectKinesisError(t, r, 404, "ResourceNotFoundException", "Kinesis is not configured")
 	// Kafka not configured: likewise.
-	gk := startGateway(t, Config{Kinesis: kinesisClient("http://127.0.0.1:1")})
+	gk := startGateway(t, Config{Kinesis: testenv.KinesisClient("http://127.0.0.1:1")})
 	expectError(t, do(t, "GET", gk.url+"/topics", "", nil), 404, 404, "Kafka is not configured")
 }
 

@@ -1,34 +1,21 @@
 package gateway
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	stopKinesalite()
-	os.Exit(code)
-}
 
 // testLogger keeps the gateway's logs out of the test output unless -v.
 func testLogger(t testing.TB) *slog.Logger {
@@ -188,115 +175,4 @@ func consume(t testing.TB, brokers []string, topic string, n int) []*kgo.Record 
 		t.Fatalf("read %d records from %s, want %d", len(out), topic, n)
 	}
 	return out
-}
-
-// kinesalite is one emulator for the package's tests, started on first use.
-var kl struct {
-	once     sync.Once
-	cmd      *exec.Cmd
-	endpoint string
-	err      error
-	skip     string
-}
-
-func repoRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			return dir
-		}
-	}
-}
-
-// kinesaliteEndpoint returns the URL of a kinesalite bound to loopback. It
-// finds kinesalite in $PINPIPE_KINESALITE_DIR, else in .cache/kinesalite (where
-// scripts/kinesalite.sh installs it). When it is missing the test is
-// skipped, except under CI=true, where it is installed with that script
-// and a failure fails the test.
-func kinesaliteEndpoint(t testing.TB) string {
-	t.Helper()
-	kl.once.Do(startKinesalite)
-	if kl.skip != "" {
-		t.Skip(kl.skip)
-	}
-	if kl.err != nil {
-		t.Fatal(kl.err)
-	}
-	return kl.endpoint
-}
-
-func startKinesalite() {
-	ci := os.Getenv("CI") == "true"
-	dir := os.Getenv("PINPIPE_KINESALITE_DIR")
-	if dir == "" {
-		dir = filepath.Join(repoRoot(), ".cache", "kinesalite")
-	}
-	mod := filepath.Join(dir, "node_modules", "kinesalite")
-	if _, err := os.Stat(filepath.Join(mod, "package.json")); err != nil {
-		if !ci {
-			kl.skip = fmt.Sprintf("kinesalite is not installed in %s: run scripts/kinesalite.sh install (needs Node.js and npm) or set PINPIPE_KINESALITE_DIR; "+
-				"under CI=true the tests install it and fail without it", dir)
-			return
-		}
-		cmd := exec.Command("bash", filepath.Join(repoRoot(), "scripts", "kinesalite.sh"), "install")
-		cmd.Env = append(os.Environ(), "PINPIPE_KINESALITE_DIR="+dir)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			kl.err = fmt.Errorf("installing kinesalite: %v\n%s", err, out)
-			return
-		}
-	}
-	script := `const s = require(process.argv[1])({createStreamMs: 50, deleteStreamMs: 50, updateStreamMs: 50, shardLimit: 1000});
-s.listen(0, '127.0.0.1', () => console.log(s.address().port));`
-	cmd := exec.Command("node", "-e", script, mod)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		kl.err = err
-		return
-	}
-	if err := cmd.Start(); err != nil {
-		kl.err = fmt.Errorf("starting kinesalite with node: %w", err)
-		return
-	}
-	kl.cmd = cmd
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			line <- sc.Text()
-		}
-		close(line)
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	select {
-	case port, ok := <-line:
-		if !ok || port == "" {
-			kl.err = fmt.Errorf("kinesalite exited before listening")
-			return
-		}
-		kl.endpoint = "http://127.0.0.1:" + strings.TrimSpace(port)
-	case <-time.After(20 * time.Second):
-		kl.err = fmt.Errorf("kinesalite did not start within 20 s")
-	}
-}
-
-func stopKinesalite() {
-	if kl.cmd != nil && kl.cmd.Process != nil {
-		_ = kl.cmd.Process.Kill()
-		_ = kl.cmd.Wait()
-	}
-}
-
-// kinesisClient talks to kinesalite with static credentials.
-func kinesisClient(endpoint string) *kinesis.Client {
-	return kinesis.New(kinesis.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(endpoint),
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test", Source: "tests"}, nil
-		}),
-	})
 }

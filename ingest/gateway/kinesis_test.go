@@ -15,6 +15,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/pinpipe/pinpipe/internal/testenv"
 )
 
 var streamSeq atomic.Int64
@@ -91,8 +93,8 @@ func readStream(t testing.TB, kc *kinesis.Client, name string, want int) map[str
 
 func kinesisGateway(t testing.TB, cfg Config) (*gw, *kinesis.Client) {
 	t.Helper()
-	ep := kinesaliteEndpoint(t)
-	kc := kinesisClient(ep)
+	ep := testenv.Kinesalite(t)
+	kc := testenv.KinesisClient(ep)
 	cfg.Kinesis = kc
 	return startGateway(t, cfg), kc
 }
@@ -286,7 +288,7 @@ func TestKinesisErrors(t *testing.T) {
 
 func TestKinesisUnreachable(t *testing.T) {
 	// A Kinesis that is not there: 502, and the SDK's reason.
-	kc := kinesis.New(kinesisClient("http://127.0.0.1:1").Options(), func(o *kinesis.Options) { o.RetryMaxAttempts = 1 })
+	kc := kinesis.New(testenv.KinesisClient("http://127.0.0.1:1").Options(), func(o *kinesis.Options) { o.RetryMaxAttempts = 1 })
 	g := startGateway(t, Config{Kinesis: kc, BackendTimeout: 3 * time.Second})
 	r := do(t, "PUT", g.url+"/streams/s/record", "application/json", []byte(`{"Data":{},"PartitionKey":"k"}`))
 	if r.status != http.StatusBadGateway && r.status != http.StatusGatewayTimeout {

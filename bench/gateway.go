@@ -1,0 +1,473 @@
+package main
+
+// The gateway benchmark (issue 3, item 7): the gateway's throughput and
+// latency for single-record REST Proxy POSTs over keep-alive connections,
+// against a bare net/http handler answering 200 on the same port under the
+// same load, measured in the same run; and the S3 sink's records per second
+// from Kafka (kfake) to S3 (gofakes3). It writes GATEWAY.md.
+//
+//	cd bench && go build -mod=mod -o work/bench . && ./work/bench gateway [flags]
+//
+// It is a subcommand of this binary, hooked in by this file's init
+// function (which runs it and exits before main), so that main.go needs no
+// change; `./work/bench gateway -help` lists its flags.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == "gateway" {
+		if err := gatewayMain(os.Args[2:]); err != nil {
+			fmt.Fprintf(os.Stderr, "bench gateway: %v\n", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+}
+
+// gwTopic is the topic the load goes to.
+const gwTopic = "bench.pin"
+
+// gwOptions are the benchmark's flags.
+type gwOptions struct {
+	duration, warmup, rateDuration time.Duration
+	conns                          []int
+	rateConns                      int
+	rateFraction                   float64
+	port                           int
+	sinkPosts                      int
+	out                            string
+	profileDir                     string
+}
+
+func gatewayMain(args []string) error {
+	fs := flag.NewFlagSet("bench gateway", flag.ContinueOnError)
+	var o gwOptions
+	var conns string
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each peak (closed-loop) measurement")
+	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each measurement (opens the connections, warms the gateway's Kafka client)")
+	fs.StringVar(&conns, "conns", "1,16,64,256", "keep-alive connection counts of the peak measurements; the peak is the best of them")
+	fs.Float64Var(&o.rateFraction, "rate-fraction", 0.5, "fixed-rate run at this fraction of the gateway's peak requests/s")
+	fs.DurationVar(&o.rateDuration, "rate-duration", 20*time.Second, "length of each fixed-rate (open-loop) measurement")
+	fs.IntVar(&o.rateConns, "rate-conns", 64, "most connections the fixed-rate load may use")
+	fs.IntVar(&o.port, "port", 0, "loopback port the servers take in turn (0: a free one)")
+	fs.IntVar(&o.sinkPosts, "sink-posts", 100000, "posts (three records each) the S3 sink lands; 0 skips the sink")
+	fs.StringVar(&o.out, "out", "GATEWAY.md", "markdown file to write the results to")
+	fs.StringVar(&o.profileDir, "server-cpuprofile", "", "directory for CPU profiles of the gateway server, one a measurement (gateway-peak-<conns>.pprof, gateway-rate.pprof)")
+	serve := fs.String("serve", "", "internal: run one server (bare, gateway, kafka, s3) in this process")
+	listen := fs.String("listen", "127.0.0.1:0", "internal: the server's address")
+	brokers := fs.String("brokers", "", "internal: the gateway's Kafka brokers")
+	cpuProfile := fs.String("cpuprofile", "", "internal: CPU profile file of a server")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if *serve != "" {
+		return gwServe(*serve, *listen, *brokers, *cpuProfile)
+	}
+	for _, c := range strings.Split(conns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 {
+			return fmt.Errorf("-conns: %q is not a positive number", c)
+		}
+		o.conns = append(o.conns, n)
+	}
+	if o.rateFraction <= 0 || o.rateConns < 1 || o.duration <= 0 || o.rateDuration <= 0 {
+		return errors.New("-rate-fraction, -rate-conns, -duration and -rate-duration must be positive")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := gwBench(ctx, o)
+	if err != nil {
+		return err
+	}
+	md := res.markdown(o)
+	if err := os.WriteFile(o.out, []byte(md), 0o644); err != nil {
+		return err
+	}
+	fmt.Print(md)
+	fmt.Fprintf(os.Stderr, "bench gateway: wrote %s\n", o.out)
+	return nil
+}
+
+// gwResults is everything one run measured.
+type gwResults struct {
+	started            time.Time
+	loadBefore, loadAt string
+	addr               string
+	bodyBytes          float64
+	bare, gw           []gwStats // by o.conns
+	rate               float64
+	rateGW, rateBare   gwStats
+	sinkFill           time.Duration
+	sinkRecords        int64
+	sink               []gwSinkStats
+}
+
+func gwLog(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench gateway: "+format+"\n", args...)
+}
+
+func gwBench(ctx context.Context, o gwOptions) (*gwResults, error) {
+	r := &gwResults{started: time.Now(), loadBefore: gwLoadAvg()}
+	if o.port == 0 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		o.port = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+	}
+	r.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port))
+
+	kafka, err := startGWChild("kafka", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	defer kafka.stop()
+	if err := gwCreateTopic(ctx, kafka.addr); err != nil {
+		return nil, err
+	}
+	bodies := gwBodies(1000)
+	for _, b := range bodies {
+		r.bodyBytes += float64(len(b))
+	}
+	r.bodyBytes /= float64(len(bodies))
+	load := &gwLoad{url: "http://" + r.addr + "/topics/" + gwTopic, bodies: bodies}
+
+	// measure runs one server on the port for one measurement.
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	measure := func(mode, name string, fn func() gwStats) (gwStats, error) {
+		var extra []string
+		if mode == "gateway" {
+			extra = []string{"-brokers=" + kafka.addr}
+			if o.profileDir != "" {
+				extra = append(extra, "-cpuprofile="+filepath.Join(o.profileDir, "gateway-"+name+".pprof"))
+			}
+		}
+		srv, err := startGWChild(mode, r.addr, extra...)
+		if err != nil {
+			return gwStats{}, err
+		}
+		load.cpu = func() gwCPU {
+			return gwCPU{Load: gwProcCPU(os.Getpid()), Server: gwProcCPU(srv.cmd.Process.Pid), Broker: gwProcCPU(kafka.cmd.Process.Pid),
+				Machine: gwMachineCPU()}
+		}
+		st := fn()
+		if err := srv.stop(); err != nil {
+			return st, fmt.Errorf("stopping the %s server: %w", mode, err)
+		}
+		if ctx.Err() != nil {
+			return st, ctx.Err()
+		}
+		return st, nil
+	}
+
+	// Peak: closed loop, bare and gateway in turn at each connection count.
+	for _, c := range o.conns {
+		for _, mode := range []string{"bare", "gateway"} {
+			st, err := measure(mode, fmt.Sprintf("peak-%d", c), func() gwStats { return load.closedLoop(ctx, c, o.warmup, o.duration) })
+			if err != nil {
+				return nil, err
+			}
+			gwLog("peak %-7s %4d conns: %8.0f req/s, p50 %s, p99 %s, %d errors, %d new connections", mode, c, st.RPS(),
+				gwMS(st.P50), gwMS(st.P99), st.Errors, st.Dials)
+			if mode == "bare" {
+				r.bare = append(r.bare, st)
+			} else {
+				r.gw = append(r.gw, st)
+			}
+		}
+	}
+
+	// Fixed rate: a fraction of the gateway's peak, open loop.
+	r.rate = o.rateFraction * gwPeak(r.gw).RPS()
+	for _, mode := range []string{"gateway", "bare"} {
+		st, err := measure(mode, "rate", func() gwStats { return load.openLoop(ctx, r.rate, o.rateConns, o.warmup, o.rateDuration) })
+		if err != nil {
+			return nil, err
+		}
+		gwLog("rate %-7s %8.0f req/s scheduled: %8.0f answered/s, p50 %s, p99 %s, p99.9 %s, %d errors", mode, r.rate, st.RPS(),
+			gwMS(st.P50), gwMS(st.P99), gwMS(st.P999), st.Errors)
+		if mode == "gateway" {
+			r.rateGW = st
+		} else {
+			r.rateBare = st
+		}
+	}
+	r.loadAt = gwLoadAvg()
+
+	// The sink.
+	if o.sinkPosts > 0 {
+		s3srv, err := startGWChild("s3", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer s3srv.stop()
+		if r.sinkRecords, r.sinkFill, err = gwFillKafka(ctx, kafka.addr, o.sinkPosts); err != nil {
+			return nil, fmt.Errorf("filling Kafka for the sink: %w", err)
+		}
+		gwLog("sink: %d records in Kafka (produced in %s)", r.sinkRecords, r.sinkFill.Round(time.Millisecond))
+		for _, compress := range []bool{false, true} {
+			st, err := gwSinkRun(ctx, kafka.addr, "http://"+s3srv.addr, r.sinkRecords, compress)
+			if err != nil {
+				return nil, fmt.Errorf("sink (compress %v): %w", compress, err)
+			}
+			gwLog("sink compress=%v: %d records in %s: %.0f records/s, %d objects", compress, st.Records,
+				st.Elapsed.Round(time.Millisecond), st.RPS(), st.Stats.Objects)
+			r.sink = append(r.sink, st)
+		}
+	}
+	return r, nil
+}
+
+// gwCreateTopic creates the load's topic with 3 partitions, so that no
+// measurement includes its creation.
+func gwCreateTopic(ctx context.Context, brokers string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	res, err := kadm.NewClient(cl).CreateTopics(ctx, 3, 1, nil, gwTopic)
+	if err == nil {
+		err = res.Error()
+	}
+	return err
+}
+
+// gwPeak is the measurement with the most requests per second.
+func gwPeak(sts []gwStats) gwStats {
+	var best gwStats
+	for _, s := range sts {
+		if s.OK > 0 && (best.OK == 0 || s.RPS() > best.RPS()) {
+			best = s
+		}
+	}
+	return best
+}
+
+// gwBestPerCPU is the most requests per CPU-second among the measurements.
+func gwBestPerCPU(sts []gwStats) float64 {
+	best := 0.0
+	for _, s := range sts {
+		best = max(best, s.PerCPUSecond())
+	}
+	return best
+}
+
+// gwCPUCells are a measurement's CPU µs per request by process, and the
+// CPUs they kept busy.
+func gwCPUCells(s gwStats) string {
+	us := func(d time.Duration) string {
+		return strconv.FormatFloat(float64(s.CPUPerRequest(d))/float64(time.Microsecond), 'f', 1, 64)
+	}
+	c := s.CPU
+	busy := float64(c.Load+c.Server+c.Broker) / float64(s.Elapsed)
+	others := float64(c.Others()) / float64(s.Elapsed)
+	return fmt.Sprintf("%s | %s | %s | %.2f | %.2f", us(c.Load), us(c.Server), us(c.Broker), busy, others)
+}
+
+func gwMS(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 2, 64) + " ms"
+}
+
+func gwLoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func gwCPUModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+func gwMemory() string {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "unknown"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "MemTotal:" {
+			if kb, err := strconv.ParseFloat(f[1], 64); err == nil {
+				return fmt.Sprintf("%.1f GiB", kb/(1<<20))
+			}
+		}
+	}
+	return "unknown"
+}
+
+func gwVerdict(ok bool) string {
+	if ok {
+		return "MET"
+	}
+	return "**NOT MET**"
+}
+
+func (r *gwResults) markdown(o gwOptions) string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	root, _ := filepath.Abs("..")
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	barePeak, gwPk := gwPeak(r.bare), gwPeak(r.gw)
+	ratio := gwPk.RPS() / barePeak.RPS()
+
+	p("# pinpipe benchmark: the gateway and the S3 sink\n\n")
+	p("Produced by `cd bench && go build -mod=mod -o work/bench . && ./work/bench gateway%s` (issue 3, item 7). "+
+		"Every number below comes from that one run.\n\n", " "+strings.Join(os.Args[2:], " "))
+	p("## Machine\n\n")
+	p("- date: %s\n", r.started.UTC().Format(time.RFC3339))
+	p("- nproc: %d (GOMAXPROCS %d in every process)\n", runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	p("- CPU: %s\n- memory: %s\n- kernel: %s\n- go: %s\n", gwCPUModel(), gwMemory(), strings.TrimSpace(string(kernel)), runtime.Version())
+	p("- pinpipe: %s\n", gitState(root))
+	p("- load average before the runs: %s; after the HTTP runs: %s\n", r.loadBefore, r.loadAt)
+	p("- everything ran on this one machine and shared its %d CPUs: the load generator (this process), the server under test "+
+		"and the Kafka broker (two child processes), and for the sink the S3 server (a third child)\n\n", runtime.NumCPU())
+
+	p("## How it was measured\n\n")
+	p("- **Requests**: single-record REST Proxy v2 POSTs, `POST /topics/%s` with `Content-Type: %s` and "+
+		"`{\"records\":[{\"value\":{...}}]}`, the value a generated pin record as the posting emulator sends it "+
+		"(1,000 different bodies in turn, %.0f bytes on average).\n", gwTopic, gwRESTContentType, r.bodyBytes)
+	p("- **Servers**, in turn on the same port %s, each started afresh for each measurement in a child process: "+
+		"the **bare** handler, `net/http` reading the body and answering 200; the **gateway**, `gateway.New` with the defaults "+
+		"of `pinpipe gateway --kinesis=off` (logs at warn), producing to a kfake broker (`ingest/devserver/kafka`, another child, "+
+		"topic created beforehand with 3 partitions) and answering 200 only after the broker acknowledged the record (acks=all).\n", r.addr)
+	p("- **Load**, from a Go load generator in this process (`bench/gateway_load.go`) over keep-alive HTTP/1.1 connections "+
+		"(each measurement reports the connections opened after its warm-up: in the closed loop 0 means every request reused one; "+
+		"in the open loop connections open only while more requests are in flight at once than during the warm-up, at most -rate-conns): "+
+		"**peak**: closed loop, one request in flight per connection, %s warm-up then %s, at %v connections; the peak is the best of them. "+
+		"**Fixed rate**: open loop, requests scheduled evenly at %.0f%% of the gateway's peak, over up to %d connections, %s warm-up then %s; "+
+		"each latency counts from when its request was due, so queueing behind a slow answer counts too.\n\n",
+		o.warmup, o.duration, o.conns, 100*o.rateFraction, o.rateConns, o.warmup, o.rateDuration)
+
+	p("## Peak throughput (closed loop)\n\n")
+	p("| connections | bare req/s | bare p50 | bare p99 | gateway req/s | gateway p50 | gateway p99 | gateway / bare | errors (bare / gateway) | new connections (bare / gateway) |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for i := range r.bare {
+		a, g := r.bare[i], r.gw[i]
+		p("| %d | %.0f | %s | %s | %.0f | %s | %s | %.2f | %d / %d | %d / %d |\n", a.Conns, a.RPS(), gwMS(a.P50), gwMS(a.P99),
+			g.RPS(), gwMS(g.P50), gwMS(g.P99), g.RPS()/a.RPS(), a.Errors, g.Errors, a.Dials, g.Dials)
+	}
+	p("\nPeaks: bare %.0f req/s (at %d connections), gateway %.0f req/s (at %d connections): the gateway does %.2f× the bare handler's requests/s.\n\n",
+		barePeak.RPS(), barePeak.Conns, gwPk.RPS(), gwPk.Conns, ratio)
+	p("Where the CPU went during those runs (user plus system time from `/proc/PID/stat`, 10 ms ticks), per answered request, "+
+		"how many of the %d CPUs the three processes kept busy together, and how many the rest of the machine (other people's work; "+
+		"from `/proc/stat`) kept busy meanwhile:\n\n", runtime.NumCPU())
+	p("| connections | server | load generator µs/req | server µs/req | broker µs/req | CPUs busy (ours) | CPUs busy (others) | req per CPU-second (ours) |\n|---:|---|---:|---:|---:|---:|---:|---:|\n")
+	for i := range r.bare {
+		for _, x := range []struct {
+			name string
+			s    gwStats
+		}{{"bare", r.bare[i]}, {"gateway", r.gw[i]}} {
+			p("| %d | %s | %s | %.0f |\n", x.s.Conns, x.name, gwCPUCells(x.s), x.s.PerCPUSecond())
+		}
+	}
+	bareEff, gwEff := gwBestPerCPU(r.bare), gwBestPerCPU(r.gw)
+	p("\nRequests per CPU-second of the three processes depend much less on what else the machine was doing than requests per second: "+
+		"best of each, bare %.0f, gateway %.0f (%.2f×).\n\n", bareEff, gwEff, gwEff/bareEff)
+
+	p("## Latency at a fixed rate (open loop, %.0f req/s = %.0f%% of the gateway's peak)\n\n", r.rate, 100*o.rateFraction)
+	p("| server | scheduled req/s | answered req/s | p50 | p90 | p99 | p99.9 | max | errors | new connections | load generator µs/req | server µs/req | broker µs/req | CPUs busy (ours) | CPUs busy (others) |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, x := range []struct {
+		name string
+		s    gwStats
+	}{{"gateway", r.rateGW}, {"bare", r.rateBare}} {
+		p("| %s | %.0f | %.0f | %s | %s | %s | %s | %s | %d | %d | %s |\n", x.name, x.s.Rate, x.s.RPS(), gwMS(x.s.P50), gwMS(x.s.P90),
+			gwMS(x.s.P99), gwMS(x.s.P999), gwMS(x.s.Max), x.s.Errors, x.s.Dials, gwCPUCells(x.s))
+	}
+	p("\n")
+
+	if len(r.sink) > 0 {
+		p("## S3 sink: Kafka (kfake) to S3 (gofakes3)\n\n")
+		p("%d records (%d generated posts: pin, geo and user, keyed by ind) were produced into three topics of 3 partitions "+
+			"before the sink started (in %s). `s3sink.Run` then ran in this process (flush size 1000, rotate interval 500 ms, "+
+			"8 uploads at once), the broker and gofakes3 (in memory) each in a child process; the time is from its start until "+
+			"its consumer group had committed every record, which it does only after the objects holding them are written.\n\n",
+			r.sinkRecords, r.sinkRecords/3, r.sinkFill.Round(time.Millisecond))
+		p("| format | records | seconds | records/s | objects written | MiB written |\n|---|---:|---:|---:|---:|---:|\n")
+		for _, s := range r.sink {
+			kind := "`.json`"
+			if s.Compress {
+				kind = "`.json.gz` (`--compress`)"
+			}
+			p("| %s | %d | %.2f | %.0f | %d | %.1f |\n", kind, s.Records, s.Elapsed.Seconds(), s.RPS(), s.Stats.Objects, float64(s.Stats.Bytes)/(1<<20))
+		}
+		p("\n")
+	}
+
+	p("## Targets\n\n| target | measured | goal | verdict |\n|---|---:|---|---|\n")
+	p("| gateway peak req/s vs the bare handler's | %.2f× (%.0f / %.0f) | ≥ 0.50× | %s |\n", ratio, gwPk.RPS(), barePeak.RPS(), gwVerdict(ratio >= 0.5))
+	rateOK := r.rateGW.Errors == 0 && r.rateGW.RPS() >= 0.95*r.rate
+	p("| gateway p99 at %.0f%% of its peak (%.0f req/s scheduled, %.0f answered/s) | %s | < 10 ms | %s |\n", 100*o.rateFraction, r.rate,
+		r.rateGW.RPS(), gwMS(r.rateGW.P99), gwVerdict(rateOK && r.rateGW.P99 < 10*time.Millisecond))
+	p("| (informative) gateway vs bare, requests per CPU-second of load generator + server + broker, best of each | %.2f× (%.0f / %.0f) | - | - |\n",
+		gwEff/bareEff, gwEff, bareEff)
+	for _, s := range r.sink {
+		name := "S3 sink records/s"
+		if s.Compress {
+			name += " (gzip)"
+		}
+		p("| %s | %.0f | none set: reported | - |\n", name, s.RPS())
+	}
+	if !rateOK {
+		p("\nThe fixed-rate run did not keep up with its schedule (or had errors), so its latencies understate the problem.\n")
+	}
+	if r.rateBare.P99 >= r.rateGW.P99 {
+		p("\nAt the same fixed rate the bare handler's p99 (%s) was no better than the gateway's (%s): that tail comes from the machine "+
+			"(CPU contention, see the CPUs busy by others), not from the server under test.\n", gwMS(r.rateBare.P99), gwMS(r.rateGW.P99))
+	}
+	p("\n## Caveats\n\n")
+	p("- The load generator, the server and the broker compete for the same %d CPUs, and other work on the machine shows in the "+
+		"load averages above: the absolute numbers are this machine's at that time; the ratios, measured under the same conditions "+
+		"minutes apart, are the point.\n", runtime.NumCPU())
+	p("- Closed-loop latencies are service times at saturation (more connections: more queueing), not what a client sees at a moderate rate; the open-loop table is that.\n")
+	p("- The gateway's work per request beyond the bare handler's: decoding and validating the JSON body, producing the record and "+
+		"waiting for the broker's acknowledgement (acks=all, linger 0), so its latencies include the broker's. `-server-cpuprofile=DIR` "+
+		"writes the gateway's CPU profile of each measurement (`go tool pprof -top work/bench DIR/gateway-peak-256.pprof`).\n")
+	if busy := float64(r.rateGW.CPU.Machine) / float64(r.rateGW.Elapsed); busy > 0.8*float64(runtime.NumCPU()) {
+		p("- During the gateway's fixed-rate run the machine's CPUs were %.0f%% busy (%.2f of %d: %.2f ours, %.2f others'): "+
+			"at that rate the load generator, the gateway and the broker alone need %.0f%% of this machine, so its latency tail "+
+			"is largely queueing for a CPU.\n", 100*busy/float64(runtime.NumCPU()), busy, runtime.NumCPU(),
+			float64(r.rateGW.CPU.Load+r.rateGW.CPU.Server+r.rateGW.CPU.Broker)/float64(r.rateGW.Elapsed),
+			float64(r.rateGW.CPU.Others())/float64(r.rateGW.Elapsed),
+			100*float64(r.rateGW.CPU.Load+r.rateGW.CPU.Server+r.rateGW.CPU.Broker)/float64(r.rateGW.Elapsed)/float64(runtime.NumCPU()))
+	}
+	return b.String()
+}

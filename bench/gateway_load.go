@@ -1,0 +1,337 @@
+package main
+
+// The gateway benchmark's load generator: single-record REST Proxy POSTs
+// over keep-alive connections, closed loop (each connection sends its next
+// request when the answer to the last has come: the peak rate) or open loop
+// (requests scheduled at a fixed rate, each latency measured from when the
+// request was due, so that a stall is not hidden by the requests it held
+// back).
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pinpipe/pinpipe/ingest/generate"
+)
+
+// gwRESTContentType is the REST Proxy's JSON embedded format, as the
+// original posting script sent it.
+const gwRESTContentType = "application/vnd.kafka.json.v2+json"
+
+// gwBodies are n single-record REST Proxy bodies, each a generated pin
+// record as the emulator sends it: {"records":[{"value":{...}}]}.
+func gwBodies(n int) [][]byte {
+	g := generate.New(1, n)
+	out := make([][]byte, n)
+	for i := range out {
+		v := g.Records(g.Post(int64(i)))["pin"]
+		out[i] = append(append([]byte(`{"records":[{"value":`), v...), `}]}`...)
+	}
+	return out
+}
+
+// gwLoad sends POSTs to url with the bodies in turn.
+type gwLoad struct {
+	url    string
+	bodies [][]byte
+	// cpu, when set, reads the CPU time used so far by the processes
+	// involved, at the start and the end of each measurement.
+	cpu func() gwCPU
+}
+
+// gwCPU is CPU time (user plus system) by process: the load generator, the
+// server under test and the Kafka broker; and the busy time of the whole
+// machine, all its CPUs and processes.
+type gwCPU struct{ Load, Server, Broker, Machine time.Duration }
+
+func (c gwCPU) sub(o gwCPU) gwCPU {
+	return gwCPU{c.Load - o.Load, c.Server - o.Server, c.Broker - o.Broker, c.Machine - o.Machine}
+}
+
+// Others is the CPU time the rest of the machine used.
+func (c gwCPU) Others() time.Duration { return max(0, c.Machine-c.Load-c.Server-c.Broker) }
+
+// measure runs fn, reading the CPU times around it.
+func (l *gwLoad) measure(fn func()) gwCPU {
+	if l.cpu == nil {
+		fn()
+		return gwCPU{}
+	}
+	before := l.cpu()
+	fn()
+	return l.cpu().sub(before)
+}
+
+// gwStats are one measurement's results.
+type gwStats struct {
+	// Conns is the number of keep-alive connections; Rate the scheduled
+	// requests per second (0 in a closed loop).
+	Conns int
+	Rate  float64
+	// OK and Errors count the answers (an error is a non-200 or a failed
+	// request); Elapsed is from the first request to the last answer.
+	OK, Errors int64
+	FirstError string
+	Elapsed    time.Duration
+	// Dials are the connections opened during the measurement, after the
+	// warm-up had opened them all: 0 when keep-alive held.
+	Dials int64
+	// Latency quantiles of the OK requests.
+	P50, P90, P99, P999, Max time.Duration
+	// CPU is the CPU time each process used during the measurement.
+	CPU gwCPU
+}
+
+// PerCPUSecond is the answered requests per second of CPU time the load
+// generator, the server and the broker used together.
+func (s gwStats) PerCPUSecond() float64 {
+	ours := s.CPU.Load + s.CPU.Server + s.CPU.Broker
+	if ours <= 0 {
+		return 0
+	}
+	return float64(s.OK) / ours.Seconds()
+}
+
+// CPUPerRequest is a process's CPU time per answered request.
+func (s gwStats) CPUPerRequest(d time.Duration) time.Duration {
+	if s.OK == 0 {
+		return 0
+	}
+	return d / time.Duration(s.OK)
+}
+
+// RPS is the answered requests per second.
+func (s gwStats) RPS() float64 { return float64(s.OK) / s.Elapsed.Seconds() }
+
+// gwClient is an HTTP client with at most conns keep-alive connections to
+// the server, counting the connections it opens.
+func gwClient(conns int, dials *atomic.Int64) (*http.Client, *http.Transport) {
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return d.DialContext(ctx, network, addr)
+		},
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		MaxConnsPerHost:     conns,
+		IdleConnTimeout:     5 * time.Minute,
+		DisableCompression:  true,
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, tr
+}
+
+// post sends one body and reads the whole answer, so that the connection
+// goes back to the pool.
+func (l *gwLoad) post(cl *http.Client, body []byte) error {
+	req, err := http.NewRequest(http.MethodPost, l.url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", gwRESTContentType)
+	res, err := cl.Do(req)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", res.StatusCode)
+	}
+	return nil
+}
+
+// gwRecorder collects one measurement's latencies and errors from many
+// goroutines, each with its own slice.
+type gwRecorder struct {
+	lats     [][]time.Duration
+	errors   atomic.Int64
+	mu       sync.Mutex
+	firstErr string
+}
+
+func newGWRecorder(workers int) *gwRecorder {
+	return &gwRecorder{lats: make([][]time.Duration, workers)}
+}
+
+func (r *gwRecorder) add(worker int, lat time.Duration, err error) {
+	if err == nil {
+		r.lats[worker] = append(r.lats[worker], lat)
+		return
+	}
+	if r.errors.Add(1) == 1 {
+		r.mu.Lock()
+		r.firstErr = err.Error()
+		r.mu.Unlock()
+	}
+	time.Sleep(time.Millisecond) // no busy loop against a failing server
+}
+
+func (r *gwRecorder) stats(conns int, rate float64, elapsed time.Duration, dials int64) gwStats {
+	all := slices.Concat(r.lats...)
+	slices.Sort(all)
+	q := func(p float64) time.Duration {
+		if len(all) == 0 {
+			return 0
+		}
+		return all[min(len(all)-1, int(p*float64(len(all))))]
+	}
+	s := gwStats{Conns: conns, Rate: rate, OK: int64(len(all)), Errors: r.errors.Load(), FirstError: r.firstErr,
+		Elapsed: elapsed, Dials: dials, P50: q(0.50), P90: q(0.90), P99: q(0.99), P999: q(0.999)}
+	if len(all) > 0 {
+		s.Max = all[len(all)-1]
+	}
+	return s
+}
+
+// closedLoop keeps conns requests in flight, one a connection, for warm (not
+// measured: it opens the connections) then for d, and returns d's results.
+func (l *gwLoad) closedLoop(ctx context.Context, conns int, warm, d time.Duration) gwStats {
+	var dials atomic.Int64
+	cl, tr := gwClient(conns, &dials)
+	defer tr.CloseIdleConnections()
+	run := func(d time.Duration) (*gwRecorder, time.Duration) {
+		rec := newGWRecorder(conns)
+		start := time.Now()
+		deadline := start.Add(d)
+		var wg sync.WaitGroup
+		for w := range conns {
+			wg.Go(func() {
+				for i := w; ctx.Err() == nil; i += conns {
+					t0 := time.Now()
+					if !t0.Before(deadline) {
+						return
+					}
+					err := l.post(cl, l.bodies[i%len(l.bodies)])
+					rec.add(w, time.Since(t0), err)
+				}
+			})
+		}
+		wg.Wait()
+		return rec, time.Since(start)
+	}
+	run(warm)
+	dials.Store(0)
+	var rec *gwRecorder
+	var elapsed time.Duration
+	cpu := l.measure(func() { rec, elapsed = run(d) })
+	st := rec.stats(conns, 0, elapsed, dials.Load())
+	st.CPU = cpu
+	return st
+}
+
+// openLoop schedules rate requests a second, evenly, for warm (not
+// measured) then for d, sent over up to conns connections; each latency
+// counts from when its request was due.
+func (l *gwLoad) openLoop(ctx context.Context, rate float64, conns int, warm, d time.Duration) gwStats {
+	var dials atomic.Int64
+	cl, tr := gwClient(conns, &dials)
+	defer tr.CloseIdleConnections()
+	run := func(d time.Duration) (*gwRecorder, time.Duration) {
+		n := int(rate * d.Seconds())
+		rec := newGWRecorder(conns)
+		// Buffered for the whole run: the schedule never waits for the
+		// workers, so a slow server makes requests late, and their
+		// lateness counts.
+		due := make(chan time.Time, n)
+		start := time.Now()
+		var wg sync.WaitGroup
+		for w := range conns {
+			wg.Go(func() {
+				i := w
+				for at := range due {
+					err := l.post(cl, l.bodies[i%len(l.bodies)])
+					rec.add(w, time.Since(at), err)
+					i += conns
+				}
+			})
+		}
+		at := func(i int) time.Time { return start.Add(time.Duration(float64(i) / rate * float64(time.Second))) }
+		for i := 0; i < n && ctx.Err() == nil; {
+			now := time.Now()
+			for ; i < n && !at(i).After(now); i++ {
+				due <- at(i)
+			}
+			if i < n {
+				time.Sleep(time.Until(at(i)))
+			}
+		}
+		close(due)
+		wg.Wait()
+		return rec, time.Since(start)
+	}
+	run(warm)
+	dials.Store(0)
+	var rec *gwRecorder
+	var elapsed time.Duration
+	cpu := l.measure(func() { rec, elapsed = run(d) })
+	st := rec.stats(conns, rate, elapsed, dials.Load())
+	st.CPU = cpu
+	return st
+}
+
+// gwProcCPU is the CPU time (user plus system) process pid has used, from
+// /proc/PID/stat (in clock ticks of 1/100 s, Linux's USER_HZ); 0 when it
+// cannot be read.
+func gwProcCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: count the fields
+	// after its closing parenthesis (utime and stime are fields 14 and 15).
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// gwMachineCPU is the time all the machine's CPUs have been busy (not idle
+// nor waiting for I/O), from the cpu line of /proc/stat; 0 when it cannot
+// be read.
+func gwMachineCPU() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0
+	}
+	var busy int64
+	for i, v := range f[1:8] { // user nice system idle iowait irq softirq
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0
+		}
+		if i != 3 && i != 4 {
+			busy += n
+		}
+	}
+	return time.Duration(busy) * 10 * time.Millisecond
+}
