@@ -1,14 +1,9 @@
 package kinesisio
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/pinpipe/pinpipe/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -38,118 +35,15 @@ func TestMain(m *testing.M) {
 	} {
 		os.Setenv(k, v)
 	}
-	code := ptest.MainRet(m)
-	stopKinesalite()
-	os.Exit(code)
+	os.Exit(ptest.MainRet(m))
 }
 
-// kl is one kinesalite for the package's tests, started on first use.
-var kl struct {
-	once     sync.Once
-	cmd      *exec.Cmd
-	endpoint string
-	err      error
-	skip     string
-}
-
-func repoRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			return dir
-		}
-	}
-}
-
-// kinesaliteEndpoint returns the URL of a kinesalite bound to loopback,
-// found in $PINPIPE_KINESALITE_DIR or .cache/kinesalite (where
-// scripts/kinesalite.sh installs it). Without it the test is skipped, unless
-// CI=true, where that is a failure.
-func kinesaliteEndpoint(t testing.TB) string {
-	t.Helper()
-	kl.once.Do(startKinesalite)
-	if kl.skip != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(kl.skip)
-		}
-		t.Skip(kl.skip)
-	}
-	if kl.err != nil {
-		t.Fatal(kl.err)
-	}
-	return kl.endpoint
-}
-
-func startKinesalite() {
-	dir := os.Getenv("PINPIPE_KINESALITE_DIR")
-	if dir == "" {
-		dir = filepath.Join(repoRoot(), ".cache", "kinesalite")
-	}
-	mod := filepath.Join(dir, "node_modules", "kinesalite")
-	if _, err := os.Stat(filepath.Join(mod, "package.json")); err != nil {
-		kl.skip = fmt.Sprintf("kinesalite is not installed in %s: run scripts/kinesalite.sh install (needs Node.js and npm) or set PINPIPE_KINESALITE_DIR", dir)
-		return
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		kl.skip = "kinesalite needs node, which is not on PATH"
-		return
-	}
-	// Port 0: the kernel picks a free port, which the script prints.
-	script := `const s = require(process.argv[1])({createStreamMs: 50, deleteStreamMs: 50, updateStreamMs: 50, shardLimit: 50});
-s.listen(0, '127.0.0.1', () => console.log(s.address().port));`
-	cmd := exec.Command("node", "-e", script, mod)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		kl.err = err
-		return
-	}
-	if err := cmd.Start(); err != nil {
-		kl.err = fmt.Errorf("starting kinesalite with node: %w", err)
-		return
-	}
-	kl.cmd = cmd
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			line <- sc.Text()
-		}
-		close(line)
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	select {
-	case port, ok := <-line:
-		if !ok || strings.TrimSpace(port) == "" {
-			kl.err = errors.New("kinesalite exited before listening")
-			return
-		}
-		kl.endpoint = "http://127.0.0.1:" + strings.TrimSpace(port)
-	case <-time.After(20 * time.Second):
-		kl.err = errors.New("kinesalite did not start within 20 s")
-	}
-}
-
-func stopKinesalite() {
-	if kl.cmd != nil && kl.cmd.Process != nil {
-		_ = kl.cmd.Process.Kill()
-		_ = kl.cmd.Wait()
-	}
-}
+// kinesaliteEndpoint is the test binary's shared kinesalite (skipped when
+// it is not installed, a failure under CI=true).
+func kinesaliteEndpoint(t testing.TB) string { return testenv.Kinesalite(t) }
 
 // testClient talks to kinesalite with static credentials.
-func testClient(endpoint string) *kinesis.Client {
-	return kinesis.New(kinesis.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(endpoint),
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test", Source: "tests"}, nil
-		}),
-	})
-}
+func testClient(endpoint string) *kinesis.Client { return testenv.KinesisClient(endpoint) }
 
 // streamName is a stream name unique to the test.
 func streamName(t testing.TB) string {
