@@ -1,0 +1,81 @@
+package streaming
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pinpipe/pinpipe/ingest/emulator"
+	"github.com/pinpipe/pinpipe/ingest/gateway"
+	"github.com/pinpipe/pinpipe/internal/testenv"
+	"github.com/pinpipe/pinpipe/io/kinesisio"
+	"github.com/pinpipe/pinpipe/transforms"
+)
+
+// TestKinesisEndToEnd: emulate → gateway → Kinesis (kinesalite) → the
+// streaming job on prism → PostgreSQL, one row per post although every post
+// is sent twice.
+func TestKinesisEndToEnd(t *testing.T) {
+	dsn := testDSN(t)
+	endpoint := testenv.Kinesalite(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	ctx := context.Background()
+	kc := testenv.KinesisClient(endpoint)
+	prefix := "ks" + time.Now().Format("150405")
+	for _, table := range transforms.Tables {
+		name := KinesisStream(prefix, table)
+		if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(2)}); err != nil {
+			t.Fatal(err)
+		}
+		w := kinesis.NewStreamExistsWaiter(kc)
+		if err := w.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(name)}, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gw, err := gateway.New(gateway.Config{Kinesis: kc, TopicPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+	const posts = 80
+	for round := 1; round <= 2; round++ {
+		sum, err := emulator.Run(ctx, emulator.Config{Posts: posts, All: true, Seed: 5, Gateway: srv.URL,
+			Target: emulator.TargetKinesis, TopicPrefix: prefix, Concurrency: 4})
+		if err != nil || sum.Failed > 0 {
+			t.Fatalf("emulate round %d: %+v %v", round, sum, err)
+		}
+	}
+
+	setFlags(t, "runner", "prism")
+	p, s := beam.NewPipelineWithRoot()
+	src := KinesisSource(prefix, kinesisio.ReadEndpoint(endpoint), kinesisio.ReadRegion("us-east-1"),
+		kinesisio.ReadUntil(time.Now()), kinesisio.ReadIdleLag(500*time.Millisecond))
+	if err := Build(s, Options{Source: src, Sink: dsn}); err != nil {
+		t.Fatal(err)
+	}
+	ptest.RunAndValidate(t, p)
+
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, table := range []string{"pin_stream", "geo_stream", "user_stream"} {
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil || n != posts {
+			t.Errorf("%s: %d rows (%v), want one per post: %d", table, n, err, posts)
+		}
+	}
+}
