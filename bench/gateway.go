@@ -14,6 +14,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -23,6 +24,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -52,6 +54,7 @@ type gwOptions struct {
 	rateConns                      int
 	rateFraction                   float64
 	port                           int
+	repeat                         int
 	sinkPosts                      int
 	out                            string
 	profileDir                     string
@@ -67,6 +70,7 @@ func gatewayMain(args []string) error {
 	fs.Float64Var(&o.rateFraction, "rate-fraction", 0.5, "fixed-rate run at this fraction of the gateway's peak requests/s")
 	fs.DurationVar(&o.rateDuration, "rate-duration", 20*time.Second, "length of each fixed-rate (open-loop) measurement")
 	fs.IntVar(&o.rateConns, "rate-conns", 64, "most connections the fixed-rate load may use")
+	fs.IntVar(&o.repeat, "repeat", 1, "measure everything this many times, bare and gateway alternating, and report the median (all runs are listed)")
 	fs.IntVar(&o.port, "port", 0, "loopback port the servers take in turn (0: a free one)")
 	fs.IntVar(&o.sinkPosts, "sink-posts", 100000, "posts (three records each) the S3 sink lands; 0 skips the sink")
 	fs.StringVar(&o.out, "out", "GATEWAY.md", "markdown file to write the results to")
@@ -91,8 +95,8 @@ func gatewayMain(args []string) error {
 		}
 		o.conns = append(o.conns, n)
 	}
-	if o.rateFraction <= 0 || o.rateConns < 1 || o.duration <= 0 || o.rateDuration <= 0 {
-		return errors.New("-rate-fraction, -rate-conns, -duration and -rate-duration must be positive")
+	if o.rateFraction <= 0 || o.rateConns < 1 || o.duration <= 0 || o.rateDuration <= 0 || o.repeat < 1 {
+		return errors.New("-rate-fraction, -rate-conns, -duration, -rate-duration and -repeat must be positive")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -115,12 +119,16 @@ type gwResults struct {
 	loadBefore, loadAt string
 	addr               string
 	bodyBytes          float64
-	bare, gw           []gwStats // by o.conns
-	rate               float64
-	rateGW, rateBare   gwStats
-	sinkFill           time.Duration
-	sinkRecords        int64
-	sink               []gwSinkStats
+	// bare and gw are the median runs by o.conns, of bareRuns and gwRuns
+	// (by o.conns, then by repetition).
+	bare, gw                 []gwStats
+	bareRuns, gwRuns         [][]gwStats
+	rate                     float64
+	rateGW, rateBare         gwStats // the median runs by p99
+	rateGWRuns, rateBareRuns []gwStats
+	sinkFill                 time.Duration
+	sinkRecords              int64
+	sink                     []gwSinkStats
 }
 
 func gwLog(format string, args ...any) {
@@ -186,38 +194,58 @@ func gwBench(ctx context.Context, o gwOptions) (*gwResults, error) {
 		return st, nil
 	}
 
-	// Peak: closed loop, bare and gateway in turn at each connection count.
-	for _, c := range o.conns {
-		for _, mode := range []string{"bare", "gateway"} {
-			st, err := measure(mode, fmt.Sprintf("peak-%d", c), func() gwStats { return load.closedLoop(ctx, c, o.warmup, o.duration) })
+	// Peak: closed loop, bare and gateway in turn at each connection
+	// count, the whole sweep o.repeat times.
+	r.bareRuns, r.gwRuns = make([][]gwStats, len(o.conns)), make([][]gwStats, len(o.conns))
+	for rep := range o.repeat {
+		for i, c := range o.conns {
+			for _, mode := range []string{"bare", "gateway"} {
+				name := fmt.Sprintf("peak-%d", c)
+				if o.repeat > 1 {
+					name += fmt.Sprintf("-run%d", rep+1)
+				}
+				st, err := measure(mode, name, func() gwStats { return load.closedLoop(ctx, c, o.warmup, o.duration) })
+				if err != nil {
+					return nil, err
+				}
+				gwLog("peak %-7s %4d conns: %8.0f req/s, p50 %s, p99 %s, %d errors, %d new connections", mode, c, st.RPS(),
+					gwMS(st.P50), gwMS(st.P99), st.Errors, st.Dials)
+				if mode == "bare" {
+					r.bareRuns[i] = append(r.bareRuns[i], st)
+				} else {
+					r.gwRuns[i] = append(r.gwRuns[i], st)
+				}
+			}
+		}
+	}
+	for i := range o.conns {
+		r.bare = append(r.bare, gwMedian(r.bareRuns[i], func(s gwStats) float64 { return s.RPS() }))
+		r.gw = append(r.gw, gwMedian(r.gwRuns[i], func(s gwStats) float64 { return s.RPS() }))
+	}
+
+	// Fixed rate: a fraction of the gateway's (median) peak, open loop.
+	r.rate = o.rateFraction * gwPeak(r.gw).RPS()
+	for rep := range o.repeat {
+		for _, mode := range []string{"gateway", "bare"} {
+			name := "rate"
+			if o.repeat > 1 {
+				name += fmt.Sprintf("-run%d", rep+1)
+			}
+			st, err := measure(mode, name, func() gwStats { return load.openLoop(ctx, r.rate, o.rateConns, o.warmup, o.rateDuration) })
 			if err != nil {
 				return nil, err
 			}
-			gwLog("peak %-7s %4d conns: %8.0f req/s, p50 %s, p99 %s, %d errors, %d new connections", mode, c, st.RPS(),
-				gwMS(st.P50), gwMS(st.P99), st.Errors, st.Dials)
-			if mode == "bare" {
-				r.bare = append(r.bare, st)
+			gwLog("rate %-7s %8.0f req/s scheduled: %8.0f answered/s, p50 %s, p99 %s, p99.9 %s, %d errors", mode, r.rate, st.RPS(),
+				gwMS(st.P50), gwMS(st.P99), gwMS(st.P999), st.Errors)
+			if mode == "gateway" {
+				r.rateGWRuns = append(r.rateGWRuns, st)
 			} else {
-				r.gw = append(r.gw, st)
+				r.rateBareRuns = append(r.rateBareRuns, st)
 			}
 		}
 	}
-
-	// Fixed rate: a fraction of the gateway's peak, open loop.
-	r.rate = o.rateFraction * gwPeak(r.gw).RPS()
-	for _, mode := range []string{"gateway", "bare"} {
-		st, err := measure(mode, "rate", func() gwStats { return load.openLoop(ctx, r.rate, o.rateConns, o.warmup, o.rateDuration) })
-		if err != nil {
-			return nil, err
-		}
-		gwLog("rate %-7s %8.0f req/s scheduled: %8.0f answered/s, p50 %s, p99 %s, p99.9 %s, %d errors", mode, r.rate, st.RPS(),
-			gwMS(st.P50), gwMS(st.P99), gwMS(st.P999), st.Errors)
-		if mode == "gateway" {
-			r.rateGW = st
-		} else {
-			r.rateBare = st
-		}
-	}
+	p99 := func(s gwStats) float64 { return float64(s.P99) }
+	r.rateGW, r.rateBare = gwMedian(r.rateGWRuns, p99), gwMedian(r.rateBareRuns, p99)
 	r.loadAt = gwLoadAvg()
 
 	// The sink.
@@ -257,6 +285,23 @@ func gwCreateTopic(ctx context.Context, brokers string) error {
 		err = res.Error()
 	}
 	return err
+}
+
+// gwEach formats every run with f, separated by slashes.
+func gwEach(runs []gwStats, f func(gwStats) string) string {
+	out := make([]string, len(runs))
+	for i, s := range runs {
+		out[i] = f(s)
+	}
+	return strings.Join(out, " / ")
+}
+
+// gwMedian is the run in the middle when sorted by key (of an even
+// number, the lower of the two middle ones).
+func gwMedian(runs []gwStats, key func(gwStats) float64) gwStats {
+	s := slices.Clone(runs)
+	slices.SortFunc(s, func(a, b gwStats) int { return cmp.Compare(key(a), key(b)) })
+	return s[(len(s)-1)/2]
 }
 
 // gwPeak is the measurement with the most requests per second.
@@ -369,22 +414,30 @@ func (r *gwResults) markdown(o gwOptions) string {
 		"of `pinpipe gateway --kinesis=off` (logs at warn), producing to a kfake broker (`ingest/devserver/kafka`, another child, "+
 		"topic created beforehand with 3 partitions) and answering 200 only after the broker acknowledged the record (acks=all).\n", r.addr)
 	p("- **Load**, from a Go load generator in this process (`bench/gateway_load.go`) over keep-alive HTTP/1.1 connections "+
-		"(each measurement reports the connections opened after its warm-up: in the closed loop 0 means every request reused one; "+
-		"in the open loop connections open only while more requests are in flight at once than during the warm-up, at most -rate-conns): "+
+		"(each measurement reports the connections opened after its warm-up, against the hundreds of thousands of requests sent: "+
+		"the pool grows only while more requests are in flight at once than during the warm-up, up to the connection count in the "+
+		"closed loop and up to -rate-conns in the open loop): "+
 		"**peak**: closed loop, one request in flight per connection, %s warm-up then %s, at %v connections; the peak is the best of them. "+
 		"**Fixed rate**: open loop, requests scheduled evenly at %.0f%% of the gateway's peak, over up to %d connections, %s warm-up then %s; "+
-		"each latency counts from when its request was due, so queueing behind a slow answer counts too.\n\n",
+		"each latency counts from when its request was due, so queueing behind a slow answer counts too.\n",
 		o.warmup, o.duration, o.conns, 100*o.rateFraction, o.rateConns, o.warmup, o.rateDuration)
+	if o.repeat > 1 {
+		p("- **Repeated** %d times, bare and gateway alternating, each measurement with a fresh server: the tables show the median run "+
+			"(by requests/s for the peaks, by p99 for the fixed rate), and list every run's figure.\n", o.repeat)
+	}
+	p("\n")
 
 	p("## Peak throughput (closed loop)\n\n")
-	p("| connections | bare req/s | bare p50 | bare p99 | gateway req/s | gateway p50 | gateway p99 | gateway / bare | errors (bare / gateway) | new connections (bare / gateway) |\n")
-	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| connections | bare req/s | bare p50 | bare p99 | gateway req/s | gateway p50 | gateway p99 | gateway / bare | errors (bare / gateway) | new connections (bare / gateway) | every run's req/s (bare; gateway) |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for i := range r.bare {
 		a, g := r.bare[i], r.gw[i]
-		p("| %d | %.0f | %s | %s | %.0f | %s | %s | %.2f | %d / %d | %d / %d |\n", a.Conns, a.RPS(), gwMS(a.P50), gwMS(a.P99),
-			g.RPS(), gwMS(g.P50), gwMS(g.P99), g.RPS()/a.RPS(), a.Errors, g.Errors, a.Dials, g.Dials)
+		p("| %d | %.0f | %s | %s | %.0f | %s | %s | %.2f | %d / %d | %d / %d | %s; %s |\n", a.Conns, a.RPS(), gwMS(a.P50), gwMS(a.P99),
+			g.RPS(), gwMS(g.P50), gwMS(g.P99), g.RPS()/a.RPS(), a.Errors, g.Errors, a.Dials, g.Dials,
+			gwEach(r.bareRuns[i], func(s gwStats) string { return strconv.FormatFloat(s.RPS(), 'f', 0, 64) }),
+			gwEach(r.gwRuns[i], func(s gwStats) string { return strconv.FormatFloat(s.RPS(), 'f', 0, 64) }))
 	}
-	p("\nPeaks: bare %.0f req/s (at %d connections), gateway %.0f req/s (at %d connections): the gateway does %.2f× the bare handler's requests/s.\n\n",
+	p("\nPeaks (of the median runs): bare %.0f req/s (at %d connections), gateway %.0f req/s (at %d connections): the gateway does %.2f× the bare handler's requests/s.\n\n",
 		barePeak.RPS(), barePeak.Conns, gwPk.RPS(), gwPk.Conns, ratio)
 	p("Where the CPU went during those runs (user plus system time from `/proc/PID/stat`, 10 ms ticks), per answered request, "+
 		"how many of the %d CPUs the three processes kept busy together, and how many the rest of the machine (other people's work; "+
@@ -411,6 +464,10 @@ func (r *gwResults) markdown(o gwOptions) string {
 	}{{"gateway", r.rateGW}, {"bare", r.rateBare}} {
 		p("| %s | %.0f | %.0f | %s | %s | %s | %s | %s | %d | %d | %s |\n", x.name, x.s.Rate, x.s.RPS(), gwMS(x.s.P50), gwMS(x.s.P90),
 			gwMS(x.s.P99), gwMS(x.s.P999), gwMS(x.s.Max), x.s.Errors, x.s.Dials, gwCPUCells(x.s))
+	}
+	if o.repeat > 1 {
+		p99s := func(s gwStats) string { return gwMS(s.P99) }
+		p("\nEvery run's p99: gateway %s; bare %s.\n", gwEach(r.rateGWRuns, p99s), gwEach(r.rateBareRuns, p99s))
 	}
 	p("\n")
 
@@ -446,6 +503,31 @@ func (r *gwResults) markdown(o gwOptions) string {
 		}
 		p("| %s | %.0f | none set: reported | - |\n", name, s.RPS())
 	}
+	if o.repeat > 1 {
+		// Each repetition's own peaks: the spread of the verdicts.
+		var ratios []string
+		missedRatio := 0
+		for k := range o.repeat {
+			var bk, gk []gwStats
+			for i := range r.bareRuns {
+				bk, gk = append(bk, r.bareRuns[i][k]), append(gk, r.gwRuns[i][k])
+			}
+			rk := gwPeak(gk).RPS() / gwPeak(bk).RPS()
+			ratios = append(ratios, strconv.FormatFloat(rk, 'f', 2, 64))
+			if rk < 0.5 {
+				missedRatio++
+			}
+		}
+		missedP99 := 0
+		for _, s := range r.rateGWRuns {
+			if s.P99 >= 10*time.Millisecond {
+				missedP99++
+			}
+		}
+		p("\nThe verdicts are on the median runs. Run by run, the peak ratio was %s (%d of %d below 0.50), and the gateway's "+
+			"fixed-rate p99 was %s (%d of %d at or over 10 ms).\n", strings.Join(ratios, " / "), missedRatio, o.repeat,
+			gwEach(r.rateGWRuns, func(s gwStats) string { return gwMS(s.P99) }), missedP99, o.repeat)
+	}
 	if !rateOK {
 		p("\nThe fixed-rate run did not keep up with its schedule (or had errors), so its latencies understate the problem.\n")
 	}
@@ -458,8 +540,8 @@ func (r *gwResults) markdown(o gwOptions) string {
 		"load averages above: the absolute numbers are this machine's at that time; the ratios, measured under the same conditions "+
 		"minutes apart, are the point.\n", runtime.NumCPU())
 	p("- Closed-loop latencies are service times at saturation (more connections: more queueing), not what a client sees at a moderate rate; the open-loop table is that.\n")
-	p("- The gateway's work per request beyond the bare handler's: decoding and validating the JSON body, producing the record and "+
-		"waiting for the broker's acknowledgement (acks=all, linger 0), so its latencies include the broker's. `-server-cpuprofile=DIR` "+
+	p("- The gateway's work per request beyond the bare handler's: decoding and validating the JSON body, producing the record and " +
+		"waiting for the broker's acknowledgement (acks=all, linger 0), so its latencies include the broker's. `-server-cpuprofile=DIR` " +
 		"writes the gateway's CPU profile of each measurement (`go tool pprof -top work/bench DIR/gateway-peak-256.pprof`).\n")
 	if busy := float64(r.rateGW.CPU.Machine) / float64(r.rateGW.Elapsed); busy > 0.8*float64(runtime.NumCPU()) {
 		p("- During the gateway's fixed-rate run the machine's CPUs were %.0f%% busy (%.2f of %d: %.2f ours, %.2f others'): "+
