@@ -28,7 +28,9 @@ func emulateCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.StringVar(&cfg.TopicPrefix, "topic-prefix", "pinpipe", "prefix of the topics or streams")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "posts per second over all workers (0: as fast as the gateway takes them)")
 	fs.StringVar(&cfg.Pace, "pace", "", "seed: wait 0 or 1 s before each post, as the original script did (instead of --rate)")
-	fs.Int64Var(&cfg.Count, "count", 0, "posts to send (0: until interrupted)")
+	fs.Int64Var(&cfg.Count, "count", 0, "posts to send (0: until interrupted; with --all: every post)")
+	fs.BoolVar(&cfg.All, "all", false, "send every post of the source exactly once, in a random order drawn from --seed, "+
+		"then stop (instead of picking posts at random with replacement, as the original did)")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "random seed: which posts are picked (and made, without --source)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 1, "posts in flight at once (each worker has its own database connection)")
 	fs.IntVar(&cfg.MaxAttempts, "max-attempts", 8, "tries of a record before it counts as failed (transient failures only: connection errors, 408, 429, 5xx)")
