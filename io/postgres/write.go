@@ -18,14 +18,14 @@ import (
 func init() {
 	register.DoFn2x1[context.Context, beam.X, error](&upsertRowsFn{})
 	register.DoFn2x1[context.Context, transforms.DeadLetter, error](&insertDeadLettersFn{})
-	register.DoFn2x1[context.Context, CategoryCount, error](&upsertCategoryCountsFn{})
-	beam.RegisterCoder(reflect.TypeOf(CategoryCount{}), encodeCategoryCount, decodeCategoryCount)
+	register.DoFn2x1[context.Context, CategoryPosts, error](&insertCategoryPostsFn{})
+	beam.RegisterCoder(reflect.TypeOf(CategoryPosts{}), encodeCategoryPosts, decodeCategoryPosts)
 }
 
-func encodeCategoryCount(c CategoryCount) ([]byte, error) { return json.Marshal(c) }
+func encodeCategoryPosts(c CategoryPosts) ([]byte, error) { return json.Marshal(c) }
 
-func decodeCategoryCount(b []byte) (CategoryCount, error) {
-	var c CategoryCount
+func decodeCategoryPosts(b []byte) (CategoryPosts, error) {
+	var c CategoryPosts
 	err := json.Unmarshal(b, &c)
 	return c, err
 }
@@ -37,7 +37,10 @@ const (
 	StreamGeoTable        = "geo_stream"
 	StreamUserTable       = "user_stream"
 	StreamDeadLetterTable = "deadletter_stream"
-	CategoryCountsTable   = "posts_per_category_stream"
+	// CategoryPostsTable holds the posts each window saw per category;
+	// CategoryCountsTable is the view counting them.
+	CategoryPostsTable  = "posts_per_category_stream_posts"
+	CategoryCountsTable = "posts_per_category_stream"
 )
 
 // streamTable is the streaming table of a clean table.
@@ -217,52 +220,59 @@ func (f *insertDeadLettersFn) FinishBundle(ctx context.Context) error {
 	return nil
 }
 
-// CategoryCount is the number of posts of a category in one event-time
-// window.
-type CategoryCount struct {
+// CategoryPosts are posts of a category seen in one event-time window: the
+// inds of one pane of the window.
+type CategoryPosts struct {
 	WindowStart time.Time
 	WindowEnd   time.Time
 	Category    string
-	Posts       int64
+	Inds        []int64
 }
 
-// WriteCategoryCounts upserts per-window category counts keyed by (window
-// start, category): a late firing carries the window's whole count
-// (accumulating panes) and replaces the earlier one.
-func WriteCategoryCounts(s beam.Scope, dsn string, counts beam.PCollection) {
+// WriteCategoryCounts records which posts of each category each window
+// saw, one row per (window, category, post) in CategoryPostsTable, and
+// counts them in the view CategoryCountsTable. Inserting is idempotent and
+// panes only add posts, so the count is exact however the panes were split:
+// early and late firings, a replay after a restart, or a window that a
+// restarted job sees again only in part (its state died with the old job).
+func WriteCategoryCounts(s beam.Scope, dsn string, posts beam.PCollection) {
 	s = s.Scope("postgres.WriteCategoryCounts")
-	beam.ParDo0(s, &upsertCategoryCountsFn{DSN: dsn}, counts)
+	beam.ParDo0(s, &insertCategoryPostsFn{DSN: dsn}, posts)
 }
 
-type upsertCategoryCountsFn struct {
+type insertCategoryPostsFn struct {
 	DSN  string
 	conn *pgx.Conn
 }
 
-func (f *upsertCategoryCountsFn) Setup(ctx context.Context) error {
+func (f *insertCategoryPostsFn) Setup(ctx context.Context) error {
 	conn, err := Connect(ctx, f.DSN)
 	if err != nil {
 		return err
 	}
 	f.conn = conn
-	return createTable(ctx, conn, `CREATE TABLE IF NOT EXISTS `+CategoryCountsTable+` (
+	return createTable(ctx, conn, `CREATE TABLE IF NOT EXISTS `+CategoryPostsTable+` (
 		window_start timestamptz NOT NULL, window_end timestamptz NOT NULL, category text NOT NULL,
-		posts bigint NOT NULL, updated_at timestamptz NOT NULL, PRIMARY KEY (window_start, category))`)
+		ind bigint NOT NULL, seen_at timestamptz NOT NULL DEFAULT now(),
+		PRIMARY KEY (window_start, window_end, category, ind));
+		CREATE OR REPLACE VIEW `+CategoryCountsTable+` AS
+		SELECT window_start, window_end, category, count(*) AS posts, max(seen_at) AS updated_at
+		FROM `+CategoryPostsTable+` GROUP BY window_start, window_end, category`)
 }
 
-func (f *upsertCategoryCountsFn) Teardown() {
+func (f *insertCategoryPostsFn) Teardown() {
 	if f.conn != nil {
 		f.conn.Close(context.Background())
 	}
 }
 
-func (f *upsertCategoryCountsFn) ProcessElement(ctx context.Context, c CategoryCount) error {
-	_, err := f.conn.Exec(ctx, `INSERT INTO `+CategoryCountsTable+` (window_start, window_end, category, posts, updated_at)
-		VALUES ($1, $2, $3, $4, now())
-		ON CONFLICT (window_start, category) DO UPDATE SET posts = EXCLUDED.posts, window_end = EXCLUDED.window_end, updated_at = now()`,
-		c.WindowStart, c.WindowEnd, c.Category, c.Posts)
+func (f *insertCategoryPostsFn) ProcessElement(ctx context.Context, c CategoryPosts) error {
+	_, err := f.conn.Exec(ctx, `INSERT INTO `+CategoryPostsTable+` (window_start, window_end, category, ind)
+		SELECT $1, $2, $3, unnest($4::bigint[])
+		ON CONFLICT DO NOTHING`,
+		c.WindowStart, c.WindowEnd, c.Category, c.Inds)
 	if err != nil {
-		return fmt.Errorf("postgres: writing the count of %s at %s: %w", c.Category, c.WindowStart, err)
+		return fmt.Errorf("postgres: writing %d posts of %s at %s: %w", len(c.Inds), c.Category, c.WindowStart, err)
 	}
 	return nil
 }

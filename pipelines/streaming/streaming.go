@@ -24,9 +24,9 @@ import (
 func init() {
 	register.Function2x0(categoryKey)
 	register.Emitter2[string, int64]()
-	register.Combiner3[[]int64, int64, int](&distinctCountFn{})
-	register.DoFn4x0[beam.Window, string, int, func(postgres.CategoryCount)](&toCategoryCountFn{})
-	register.Emitter1[postgres.CategoryCount]()
+	register.Combiner3[[]int64, int64, []int64](&distinctIndsFn{})
+	register.DoFn4x0[beam.Window, string, []int64, func(postgres.CategoryPosts)](&toCategoryPostsFn{})
+	register.Emitter1[postgres.CategoryPosts]()
 }
 
 // Options configure the streaming job.
@@ -81,7 +81,7 @@ func Build(s beam.Scope, o Options) error {
 				beam.WindowInto(ts, window.NewFixedWindows(o.Window), c.Rows))
 		}
 		if table == transforms.TablePin && o.Sink != "" {
-			postgres.WriteCategoryCounts(ts, o.Sink, CategoryCounts(ts, c.Rows, o.Window, o.AllowedLateness))
+			postgres.WriteCategoryCounts(ts, o.Sink, CategoryPosts(ts, c.Rows, o.Window, o.AllowedLateness))
 		}
 	}
 	if o.Sink != "" {
@@ -90,21 +90,23 @@ func Build(s beam.Scope, o Options) error {
 	return nil
 }
 
-// CategoryCounts counts pins per category in fixed event-time windows. A
-// window fires when the watermark passes its end, early every few seconds
-// of processing time while it is open, and again for each late pin within
-// the allowed lateness; panes accumulate, so every firing carries the
-// window's whole count so far.
-func CategoryCounts(s beam.Scope, pins beam.PCollection, size, lateness time.Duration) beam.PCollection {
-	s = s.Scope("streaming.CategoryCounts")
+// CategoryPosts gathers the posts (distinct inds) of each category in fixed
+// event-time windows. A window fires when the watermark passes its end,
+// early every few seconds of processing time while it is open, and again
+// for each late pin within the allowed lateness. Panes are discarding: each
+// carries the posts new since the last firing, and the sink adds them up
+// (postgres.WriteCategoryCounts), which also keeps the counts whole across
+// a restart, when the new job's window state starts empty.
+func CategoryPosts(s beam.Scope, pins beam.PCollection, size, lateness time.Duration) beam.PCollection {
+	s = s.Scope("streaming.CategoryPosts")
 	windowed := beam.WindowInto(s, window.NewFixedWindows(size), pins,
 		beam.Trigger(trigger.AfterEndOfWindow().
 			EarlyFiring(trigger.AfterProcessingTime().PlusDelay(5*time.Second)).
 			LateFiring(trigger.AfterCount(1))),
 		beam.AllowedLateness(lateness),
-		beam.PanesAccumulate())
-	counts := beam.CombinePerKey(s, &distinctCountFn{}, beam.ParDo(s, categoryKey, windowed))
-	return beam.ParDo(s, &toCategoryCountFn{}, counts)
+		beam.PanesDiscard())
+	inds := beam.CombinePerKey(s, &distinctIndsFn{}, beam.ParDo(s, categoryKey, windowed))
+	return beam.ParDo(s, &toCategoryPostsFn{}, inds)
 }
 
 // categoryKey keys a pin's ind by its category; pins without one are not
@@ -115,36 +117,35 @@ func categoryKey(p transforms.Pin, emit func(string, int64)) {
 	}
 }
 
-// distinctCountFn counts distinct inds, so that a re-sent post counts once
-// in its window.
-type distinctCountFn struct{}
+// distinctIndsFn collects distinct inds, so that a re-sent post counts once.
+type distinctIndsFn struct{}
 
-func (distinctCountFn) CreateAccumulator() []int64 { return nil }
+func (distinctIndsFn) CreateAccumulator() []int64 { return nil }
 
-func (distinctCountFn) AddInput(a []int64, ind int64) []int64 {
+func (distinctIndsFn) AddInput(a []int64, ind int64) []int64 {
 	if i, found := slices.BinarySearch(a, ind); !found {
 		a = slices.Insert(a, i, ind)
 	}
 	return a
 }
 
-func (distinctCountFn) MergeAccumulators(a, b []int64) []int64 {
+func (distinctIndsFn) MergeAccumulators(a, b []int64) []int64 {
 	a = append(a, b...)
 	slices.Sort(a)
 	return slices.Compact(a)
 }
 
-func (distinctCountFn) ExtractOutput(a []int64) int { return len(a) }
+func (distinctIndsFn) ExtractOutput(a []int64) []int64 { return a }
 
-type toCategoryCountFn struct{}
+type toCategoryPostsFn struct{}
 
-func (f *toCategoryCountFn) ProcessElement(w beam.Window, category string, n int, emit func(postgres.CategoryCount)) {
+func (f *toCategoryPostsFn) ProcessElement(w beam.Window, category string, inds []int64, emit func(postgres.CategoryPosts)) {
 	iw, ok := w.(window.IntervalWindow)
-	if !ok {
+	if !ok || len(inds) == 0 {
 		return
 	}
-	emit(postgres.CategoryCount{
+	emit(postgres.CategoryPosts{
 		WindowStart: iw.Start.ToTime().UTC(), WindowEnd: iw.End.ToTime().UTC(),
-		Category: category, Posts: int64(n),
+		Category: category, Inds: inds,
 	})
 }

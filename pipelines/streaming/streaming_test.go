@@ -166,3 +166,42 @@ func mustJSON(t *testing.T, v any) []byte {
 }
 
 func pinEqual(a, b transforms.Pin) bool { return cmp.Equal(a, b) }
+
+// TestCategoryCountsAddUpAcrossRuns: a restarted job sees a window again
+// only in part (the first job's window state is gone), yet the window's
+// count is the posts both runs saw, each once.
+func TestCategoryCountsAddUpAcrossRuns(t *testing.T) {
+	dsn := testDSN(t)
+	runs := [][]string{
+		{`1 {"index": 1, "category": "art"}`, `2 {"index": 2, "category": "art"}`, `3 {"index": 5, "category": "diy"}`},
+		// The restart replays ind 2 and goes on with 3.
+		{`2 {"index": 2, "category": "art"}`, `4 {"index": 3, "category": "art"}`},
+	}
+	for i, pins := range runs {
+		p, s := beam.NewPipelineWithRoot()
+		if err := Build(s, Options{Source: testSource(map[string][]string{transforms.TablePin: pins}), Sink: dsn, Window: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		if err := ptest.Run(p); err != nil {
+			t.Fatalf("run %d: %v", i+1, err)
+		}
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "SELECT category, posts FROM "+postgres.CategoryCountsTable+" WHERE window_start = $1 ORDER BY category", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowToMap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []map[string]any{{"category": "art", "posts": int64(3)}, {"category": "diy", "posts": int64(1)}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("counts of the window (-want +got):\n%s", diff)
+	}
+}
