@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pinpipe/pinpipe/ingest/generate"
+	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/transforms"
 )
 
@@ -34,7 +33,7 @@ func TestKillAndRestart(t *testing.T) {
 	t.Parallel()
 	began := time.Now()
 	step := func(what string) { t.Logf("%6.1fs %s", time.Since(began).Seconds(), what) }
-	bin := buildPinpipe(t)
+	bin := testenv.Pinpipe(t)
 	step("built")
 	dir := t.TempDir()
 	kafkaArgs := func(listen string) []string {
@@ -43,10 +42,10 @@ func TestKillAndRestart(t *testing.T) {
 	s3Args := func(listen string) []string {
 		return []string{"dev", "s3", "--listen=" + listen, "--data-dir=" + filepath.Join(dir, "s3"), "--buckets=lake"}
 	}
-	kafka := startProc(t, bin, nil, kafkaArgs("127.0.0.1:0")...)
-	kafkaAddr := kafka.listenAddr(t)
-	s3srv := startProc(t, bin, nil, s3Args("127.0.0.1:0")...)
-	s3Addr := s3srv.listenAddr(t)
+	kafka := testenv.Start(t, bin, nil, kafkaArgs("127.0.0.1:0")...)
+	kafkaAddr := kafka.ListenAddr(t)
+	s3srv := testenv.Start(t, bin, nil, s3Args("127.0.0.1:0")...)
+	s3Addr := s3srv.ListenAddr(t)
 	awsEnv := []string{"AWS_ACCESS_KEY_ID=dev", "AWS_SECRET_ACCESS_KEY=dev", "AWS_REGION=us-east-1", "AWS_ENDPOINT_URL_S3=http://" + s3Addr}
 
 	prod, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr), kgo.AllowAutoTopicCreation())
@@ -92,22 +91,22 @@ func TestKillAndRestart(t *testing.T) {
 
 	sinkArgs := []string{"s3sink", "--kafka-brokers=" + kafkaAddr, `--topics=pinpipe\.(pin|geo|user)`, "--s3=s3://lake/raw",
 		"--flush-size=50", "--rotate-interval=200ms", "--group=e2e", "--instance-id=sink-1", "--log-level=info"}
-	sink := startProc(t, bin, awsEnv, sinkArgs...)
+	sink := testenv.Start(t, bin, awsEnv, sinkArgs...)
 	produce(0, 1800, func(batch int) {
 		if batch == 30 {
-			waitFor(t, 20*time.Second, "the first objects", func() bool { return len(e.objects(t, "raw/")) >= 20 })
-			sink.kill(t)
+			testenv.WaitFor(t, 20*time.Second, "the first objects", func() bool { return len(e.objects(t, "raw/")) >= 20 })
+			sink.Kill()
 		}
 	})
 	step("phase 1 produced")
-	if err := kafka.stop(t); err != nil {
+	if err := kafka.Stop(); err != nil {
 		t.Fatalf("dev kafka did not stop cleanly: %v", err)
 	}
-	if err := s3srv.stop(t); err != nil {
+	if err := s3srv.Stop(); err != nil {
 		t.Fatalf("dev s3 did not stop cleanly: %v", err)
 	}
-	startProc(t, bin, nil, kafkaArgs(kafkaAddr)...).listenAddr(t)
-	startProc(t, bin, nil, s3Args(s3Addr)...).listenAddr(t)
+	testenv.Start(t, bin, nil, kafkaArgs(kafkaAddr)...).ListenAddr(t)
+	testenv.Start(t, bin, nil, s3Args(s3Addr)...).ListenAddr(t)
 
 	step("servers restarted")
 
@@ -155,14 +154,14 @@ func TestKillAndRestart(t *testing.T) {
 	if err := e.adm.CommitAllOffsets(t.Context(), "e2e", rewind); err != nil {
 		t.Fatalf("rewinding the group: %v", err)
 	}
-	sink = startProc(t, bin, awsEnv, sinkArgs...)
+	sink = testenv.Start(t, bin, awsEnv, sinkArgs...)
 	produce(1800, posts, nil)
 	step("phase 2 produced")
 	ends, err := e.adm.ListEndOffsets(t.Context(), topics...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "every record committed", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "every record committed", func() bool {
 		done := true
 		ends.Each(func(o kadm.ListedOffset) {
 			if e.committed(t, "e2e", o.Topic, o.Partition) != o.Offset {
@@ -172,13 +171,13 @@ func TestKillAndRestart(t *testing.T) {
 		return done
 	})
 	step("all committed")
-	if err := sink.stop(t); err != nil {
+	if err := sink.Stop(); err != nil {
 		t.Fatalf("the sink did not stop cleanly: %v", err)
 	}
-	if !strings.Contains(sink.stdout(), "s3sink: read ") {
-		t.Errorf("no summary from the sink; stdout:\n%s", sink.stdout())
+	if !strings.Contains(sink.Stdout(), "s3sink: read ") {
+		t.Errorf("no summary from the sink; stdout:\n%s", sink.Stdout())
 	}
-	if !strings.Contains(sink.stderr(), "their boundaries will be kept") {
+	if !strings.Contains(sink.Stderr(), "their boundaries will be kept") {
 		t.Error("the restarted sink found no objects past the committed offsets")
 	}
 	after := map[string][]byte{}
@@ -240,131 +239,8 @@ func TestKillAndRestart(t *testing.T) {
 	}
 }
 
-var build struct {
-	once sync.Once
-	dir  string
-	err  error
-	out  []byte
-}
-
-// buildPinpipe builds the binary once for the package's tests.
-func buildPinpipe(t *testing.T) string {
-	t.Helper()
-	build.once.Do(func() {
-		build.dir, build.err = os.MkdirTemp("", "pinpipe-test")
-		if build.err == nil {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(build.dir, "pinpipe"), "github.com/pinpipe/pinpipe/cmd/pinpipe")
-			build.out, build.err = cmd.CombinedOutput()
-		}
-	})
-	if build.err != nil {
-		t.Fatalf("building pinpipe: %v\n%s", build.err, build.out)
-	}
-	return filepath.Join(build.dir, "pinpipe")
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if build.dir != "" {
-		os.RemoveAll(build.dir)
-	}
+	testenv.RemoveBuilds()
 	os.Exit(code)
-}
-
-// proc is a pinpipe subprocess.
-type proc struct {
-	cmd            *exec.Cmd
-	name           string
-	mu             sync.Mutex
-	stdoutBuf, log bytes.Buffer
-	done           chan struct{}
-	err            error
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func startProc(t *testing.T, bin string, env []string, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), name: strings.Join(args[:min(2, len(args))], " "), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout = lockedWriter{&p.mu, &p.stdoutBuf}
-	p.cmd.Stderr = lockedWriter{&p.mu, &p.log}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("%s: stdout:\n%s\nstderr:\n%s", p.name, p.stdout(), p.stderr())
-		}
-	})
-	return p
-}
-
-func (p *proc) stdout() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stdoutBuf.String()
-}
-
-func (p *proc) stderr() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-// listenAddr waits for the server's "listening on <addr>" line.
-func (p *proc) listenAddr(t *testing.T) string {
-	t.Helper()
-	var addr string
-	waitFor(t, 15*time.Second, p.name+" to listen", func() bool {
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited: %v\n%s", p.name, p.err, p.stderr())
-		default:
-		}
-		_, rest, ok := strings.Cut(p.stdout(), "listening on ")
-		if ok {
-			addr, _, ok = strings.Cut(rest, " ")
-		}
-		return ok
-	})
-	return addr
-}
-
-// stop sends SIGTERM and waits for the exit.
-func (p *proc) stop(t *testing.T) error {
-	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(30 * time.Second):
-		return fmt.Errorf("%s still running 30 s after SIGTERM", p.name)
-	}
-}
-
-// kill sends SIGKILL and waits for the exit.
-func (p *proc) kill(t *testing.T) {
-	t.Helper()
-	p.cmd.Process.Kill()
-	<-p.done
 }

@@ -222,18 +222,6 @@ func (e *env) committed(t *testing.T, group, topic string, partition int32) int6
 	return -1
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // values are n distinct JSON records, from index from.
 func values(from, n int) [][]byte {
 	vs := make([][]byte, n)

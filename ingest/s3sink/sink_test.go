@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/pinpipe/pinpipe/internal/testenv"
 )
 
 func TestEncodeValue(t *testing.T) {
@@ -84,8 +86,8 @@ func TestLayoutSizeAndShutdown(t *testing.T) {
 			e.produce(t, topic, 1, p1...)
 			e.produce(t, "other.pin", 0, values(0, 5)...) // not matched by the regex
 			sink := e.startSink(t, Options{Topics: `pinpipe\.(pin|geo|user)`, Dest: "s3://lake/land/", FlushSize: 100, Compress: compress, Group: "g"})
-			waitFor(t, 15*time.Second, "size-rotated objects", func() bool { return len(e.objects(t, "land/")) == 3 })
-			waitFor(t, 5*time.Second, "commits", func() bool {
+			testenv.WaitFor(t, 15*time.Second, "size-rotated objects", func() bool { return len(e.objects(t, "land/")) == 3 })
+			testenv.WaitFor(t, 5*time.Second, "commits", func() bool {
 				return e.committed(t, "g", topic, 0) == 200 && e.committed(t, "g", topic, 1) == 100
 			})
 			st := sink.stop(t)
@@ -141,16 +143,16 @@ func TestRotateInterval(t *testing.T) {
 	first := values(0, 7)
 	e.produce(t, topic, 0, first...)
 	sent := time.Now()
-	waitFor(t, 10*time.Second, "an object written by time", func() bool { return len(e.objects(t, "land/")) == 1 })
+	testenv.WaitFor(t, 10*time.Second, "an object written by time", func() bool { return len(e.objects(t, "land/")) == 1 })
 	if waited := time.Since(sent); waited < 250*time.Millisecond {
 		t.Errorf("object written %s after its records, before the rotate interval", waited)
 	}
-	waitFor(t, 5*time.Second, "its commit", func() bool { return e.committed(t, "g", topic, 0) == 7 })
+	testenv.WaitFor(t, 5*time.Second, "its commit", func() bool { return e.committed(t, "g", topic, 0) == 7 })
 
 	more, other := values(7, 3), values(100, 2)
 	e.produce(t, topic, 0, more...)
 	e.produce(t, topic, 1, other...)
-	waitFor(t, 10*time.Second, "two more objects", func() bool { return len(e.objects(t, "land/")) == 3 })
+	testenv.WaitFor(t, 10*time.Second, "two more objects", func() bool { return len(e.objects(t, "land/")) == 3 })
 	st := sink.stop(t)
 
 	objs := e.objects(t, "land/")
@@ -183,7 +185,7 @@ func TestLineEncoding(t *testing.T) {
 		[]byte(`{"ind":4,"bio":"two\nlines"}`),
 	)
 	sink := e.startSink(t, Options{Topics: "pinpipe.user", FlushSize: 5})
-	waitFor(t, 10*time.Second, "the object", func() bool { return len(e.objects(t, "land/")) == 1 })
+	testenv.WaitFor(t, 10*time.Second, "the object", func() bool { return len(e.objects(t, "land/")) == 1 })
 	st := sink.stop(t)
 	o := e.objects(t, "land/")[0]
 	want := []string{`{"ind":1}`, `{"ind":2}`, `"half a record\n{\"ind\": 3}"`, `{"ind":4,"bio":"two\nlines"}`}
@@ -209,7 +211,7 @@ func TestReplayKeepsBoundaries(t *testing.T) {
 	all := values(0, 280)
 	e.produce(t, topic, 0, all[:250]...)
 	a := e.startSink(t, Options{Topics: topic, FlushSize: 100, Group: "a"})
-	waitFor(t, 10*time.Second, "run a's size flushes", func() bool { return e.committed(t, "a", topic, 0) == 200 })
+	testenv.WaitFor(t, 10*time.Second, "run a's size flushes", func() bool { return e.committed(t, "a", topic, 0) == 200 })
 	a.stop(t) // writes 200..249 at shutdown
 	first := e.objects(t, "land/")
 	if len(first) != 3 {
@@ -218,7 +220,7 @@ func TestReplayKeepsBoundaries(t *testing.T) {
 	e.produce(t, topic, 0, all[250:]...)
 
 	b := e.startSink(t, Options{Topics: topic, FlushSize: 40, Group: "b"})
-	waitFor(t, 10*time.Second, "run b's rewrites", func() bool { return e.committed(t, "b", topic, 0) == 250 })
+	testenv.WaitFor(t, 10*time.Second, "run b's rewrites", func() bool { return e.committed(t, "b", topic, 0) == 250 })
 	st := b.stop(t) // writes 250..279 at shutdown
 	second := e.objects(t, "land/")
 	if len(second) != 4 {
@@ -237,7 +239,7 @@ func TestReplayKeepsBoundaries(t *testing.T) {
 	}
 
 	c := e.startSink(t, Options{Topics: topic, FlushSize: 1000, Group: "c", Compress: true})
-	waitFor(t, 10*time.Second, "run c's rewrites", func() bool { return e.committed(t, "c", topic, 0) == 280 })
+	testenv.WaitFor(t, 10*time.Second, "run c's rewrites", func() bool { return e.committed(t, "c", topic, 0) == 280 })
 	st = c.stop(t)
 	third := e.objects(t, "land/")
 	if len(third) != 4 {
@@ -278,7 +280,7 @@ func TestForeignObject(t *testing.T) {
 	put(claimKey, claim, map[string]string{metaLastOffset: "99"})
 
 	sink := e.startSink(t, Options{Topics: `pinpipe\.(pin|geo)`, FlushSize: 50, Group: "g"})
-	waitFor(t, 10*time.Second, "the pin objects", func() bool { return e.committed(t, "g", "pinpipe.pin", 0) == 87 })
+	testenv.WaitFor(t, 10*time.Second, "the pin objects", func() bool { return e.committed(t, "g", "pinpipe.pin", 0) == 87 })
 	st := sink.stop(t)
 
 	objs := e.objects(t, "land/topics/pinpipe.pin/")
@@ -373,7 +375,7 @@ func TestRebalance(t *testing.T) {
 	time.Sleep(time.Second)
 	stA := a.stop(t)
 	wg.Wait()
-	waitFor(t, 30*time.Second, "every record committed", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "every record committed", func() bool {
 		for p := range int32(4) {
 			if e.committed(t, "g", topic, p) != int64(len(want[p])) {
 				return false
