@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/pinpipe/pinpipe/ingest/emulator"
 	"github.com/pinpipe/pinpipe/transforms"
 )
 
-// malformedRecord is the i-th record of a buggy client: one of the kinds
-// the data contract rejects (not JSON, JSON that is not an object, a
+// malformedRecord is the i-th record of a buggy client, each different: one
+// of the kinds the data contract rejects (not JSON, JSON that is not an object, a
 // missing key, a key that is not an integer), for each table in turn.
 func malformedRecord(i int) (table string, value []byte) {
 	table = transforms.Tables[i%len(transforms.Tables)]
@@ -22,15 +23,16 @@ func malformedRecord(i int) (table string, value []byte) {
 	if table == transforms.TablePin {
 		key = "index"
 	}
+	n := strconv.Itoa(i) // each record distinct: the dead-letter table keeps one row per distinct record
 	switch (i / len(transforms.Tables)) % 4 {
 	case 0:
-		return table, []byte(`{"` + key + `": 7528, "title": "cut off in the midd`)
+		return table, []byte(`{"` + key + `": 7528, "title": "cut off in the midd` + n)
 	case 1:
-		return table, []byte(`["not", "an", "object"]`)
+		return table, []byte(`["not", "an", "object", ` + n + `]`)
 	case 2:
-		return table, []byte(`{"country": "Chad", "title": "no key at all"}`)
+		return table, []byte(`{"country": "Chad", "title": "no key at all ` + n + `"}`)
 	default:
-		return table, []byte(`{"` + key + `": "seventy"}`)
+		return table, []byte(`{"` + key + `": "seventy ` + n + `"}`)
 	}
 }
 

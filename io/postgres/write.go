@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -163,8 +165,11 @@ func (f *upsertRowsFn) flush(ctx context.Context) error {
 	return nil
 }
 
-// WriteDeadLetters appends dead letters to the streaming dead-letter table,
-// created if missing.
+// WriteDeadLetters stores dead letters in the streaming dead-letter table,
+// created if missing: each distinct bad record once per table (keyed by the
+// SHA-256 of its original bytes), so that a replay after a restart, or the
+// same bad record sent again, adds no second row. received_at is when it
+// was first seen.
 func WriteDeadLetters(s beam.Scope, dsn string, dead beam.PCollection) {
 	s = s.Scope("postgres.WriteDeadLetters")
 	beam.ParDo0(s, &insertDeadLettersFn{DSN: dsn}, dead)
@@ -182,9 +187,13 @@ func (f *insertDeadLettersFn) Setup(ctx context.Context) error {
 		return err
 	}
 	f.conn = conn
+	// The ALTER and the index bring a table made before payload_sha256
+	// existed up to date (its old rows have none, and stay as they are).
 	return createTable(ctx, conn, `CREATE TABLE IF NOT EXISTS `+StreamDeadLetterTable+` (
 		id bigserial PRIMARY KEY, received_at timestamptz NOT NULL, table_name text NOT NULL,
-		reason text NOT NULL, payload text NOT NULL, payload_base64 text)`)
+		reason text NOT NULL, payload text NOT NULL, payload_base64 text, payload_sha256 bytea);
+		ALTER TABLE `+StreamDeadLetterTable+` ADD COLUMN IF NOT EXISTS payload_sha256 bytea;
+		CREATE UNIQUE INDEX IF NOT EXISTS `+StreamDeadLetterTable+`_payload ON `+StreamDeadLetterTable+` (table_name, payload_sha256)`)
 }
 
 func (f *insertDeadLettersFn) Teardown() {
@@ -195,12 +204,17 @@ func (f *insertDeadLettersFn) Teardown() {
 
 func (f *insertDeadLettersFn) ProcessElement(ctx context.Context, d transforms.DeadLetter) error {
 	var b64 any
+	original := []byte(d.Payload)
 	if d.PayloadBase64 != "" {
 		b64 = d.PayloadBase64
+		if b, err := base64.StdEncoding.DecodeString(d.PayloadBase64); err == nil {
+			original = b
+		}
 	}
+	sum := sha256.Sum256(original)
 	// PostgreSQL text cannot hold NUL; the base64 copy keeps the bytes.
 	payload := strings.ReplaceAll(d.Payload, "\x00", "\uFFFD")
-	f.rows = append(f.rows, []any{time.Now().UTC(), d.Table, d.Reason, payload, b64})
+	f.rows = append(f.rows, []any{time.Now().UTC(), d.Table, d.Reason, payload, b64, sum[:]})
 	if len(f.rows) >= maxBuffered {
 		return f.FinishBundle(ctx)
 	}
@@ -211,8 +225,20 @@ func (f *insertDeadLettersFn) FinishBundle(ctx context.Context) error {
 	if len(f.rows) == 0 {
 		return nil
 	}
-	_, err := f.conn.CopyFrom(ctx, pgx.Identifier{StreamDeadLetterTable},
-		[]string{"received_at", "table_name", "reason", "payload", "payload_base64"}, pgx.CopyFromRows(f.rows))
+	err := pgx.BeginFunc(ctx, f.conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE new_dead_letters (received_at timestamptz, table_name text,
+			reason text, payload text, payload_base64 text, payload_sha256 bytea) ON COMMIT DROP`); err != nil {
+			return err
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"new_dead_letters"},
+			[]string{"received_at", "table_name", "reason", "payload", "payload_base64", "payload_sha256"}, pgx.CopyFromRows(f.rows)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO `+StreamDeadLetterTable+` (received_at, table_name, reason, payload, payload_base64, payload_sha256)
+			SELECT DISTINCT ON (table_name, payload_sha256) * FROM new_dead_letters ORDER BY table_name, payload_sha256, received_at
+			ON CONFLICT (table_name, payload_sha256) DO NOTHING`)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("postgres: writing %d dead letters: %w", len(f.rows), err)
 	}

@@ -17,11 +17,16 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/io/postgres"
 	"github.com/pinpipe/pinpipe/transforms"
 )
 
-func TestMain(m *testing.M) { ptest.Main(m) }
+func TestMain(m *testing.M) {
+	code := ptest.MainRet(m)
+	testenv.RemoveBuilds()
+	os.Exit(code)
+}
 
 func init() {
 	register.Function2x0(stampRecord)
@@ -167,15 +172,16 @@ func mustJSON(t *testing.T, v any) []byte {
 
 func pinEqual(a, b transforms.Pin) bool { return cmp.Equal(a, b) }
 
-// TestCategoryCountsAddUpAcrossRuns: a restarted job sees a window again
-// only in part (the first job's window state is gone), yet the window's
-// count is the posts both runs saw, each once.
-func TestCategoryCountsAddUpAcrossRuns(t *testing.T) {
+// TestReplayAfterRestart: a restarted job sees a window again only in part
+// (the first job's window state is gone) and replays some records, yet the
+// window's count is the posts both runs saw, each once, and a replayed bad
+// record is one dead letter.
+func TestReplayAfterRestart(t *testing.T) {
 	dsn := testDSN(t)
 	runs := [][]string{
-		{`1 {"index": 1, "category": "art"}`, `2 {"index": 2, "category": "art"}`, `3 {"index": 5, "category": "diy"}`},
-		// The restart replays ind 2 and goes on with 3.
-		{`2 {"index": 2, "category": "art"}`, `4 {"index": 3, "category": "art"}`},
+		{`1 {"index": 1, "category": "art"}`, `2 {"index": 2, "category": "art"}`, `3 {"index": 5, "category": "diy"}`, `3 {"index": "x"}`},
+		// The restart replays ind 2 and the bad record and goes on with 3.
+		{`2 {"index": 2, "category": "art"}`, `3 {"index": "x"}`, `4 {"index": 3, "category": "art"}`},
 	}
 	for i, pins := range runs {
 		p, s := beam.NewPipelineWithRoot()
@@ -203,5 +209,9 @@ func TestCategoryCountsAddUpAcrossRuns(t *testing.T) {
 	want := []map[string]any{{"category": "art", "posts": int64(3)}, {"category": "diy", "posts": int64(1)}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("counts of the window (-want +got):\n%s", diff)
+	}
+	var dead int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+postgres.StreamDeadLetterTable).Scan(&dead); err != nil || dead != 1 {
+		t.Errorf("%d dead letters (%v), want the replayed bad record once", dead, err)
 	}
 }

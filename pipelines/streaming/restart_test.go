@@ -1,0 +1,252 @@
+package streaming
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pinpipe/pinpipe/ingest/devserver/kafka"
+	"github.com/pinpipe/pinpipe/ingest/emulator"
+	"github.com/pinpipe/pinpipe/ingest/gateway"
+	"github.com/pinpipe/pinpipe/internal/testenv"
+	"github.com/pinpipe/pinpipe/io/postgres"
+	"github.com/pinpipe/pinpipe/transforms"
+)
+
+// TestRestartAfterDrain stops `pinpipe stream` with SIGINT in mid-stream
+// and starts it again from the consumer group's offsets: every post is one
+// row of each table, each bad record one dead letter, and every window's
+// category count holds each of its posts once.
+func TestRestartAfterDrain(t *testing.T) {
+	testRestart(t, func(t *testing.T, p *testenv.Proc) {
+		if err := p.Signal(os.Interrupt, 90*time.Second); err != nil {
+			t.Fatalf("the drained job: %v", err)
+		}
+	}, true)
+}
+
+// TestRestartAfterKill kills `pinpipe stream` with SIGKILL in mid-stream
+// and starts it again: the tables and dead letters are still exact. The
+// category counts hold no post twice and none in a wrong window; posts of
+// windows the killed job had not fired yet may be missing from them, since
+// prism keeps no state across a crash (a Flink or Dataflow job restores its
+// window state and read positions from the same checkpoint).
+func TestRestartAfterKill(t *testing.T) {
+	testRestart(t, func(t *testing.T, p *testenv.Proc) { p.Kill() }, false)
+}
+
+func testRestart(t *testing.T, stop func(*testing.T, *testenv.Proc), exactCounts bool) {
+	if testing.Short() {
+		t.Skip("builds and runs the pinpipe binary")
+	}
+	t.Parallel()
+	dsn := testDSN(t)
+	bin := testenv.Pinpipe(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	broker, err := kafka.Start(ctx, kafka.Options{Listen: "127.0.0.1:0", Partitions: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	const prefix = "rs"
+	kc, err := kgo.NewClient(kgo.SeedBrokers(broker.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	created, err := kadm.NewClient(kc).CreateTopics(ctx, 3, -1, nil, KafkaTopic(prefix, "pin"), KafkaTopic(prefix, "geo"), KafkaTopic(prefix, "user"))
+	if err == nil {
+		err = created.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(gateway.Config{KafkaBrokers: []string{broker.Addr()}, TopicPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+
+	// Bad records, each produced twice (a client retrying), once before the
+	// first job and once after the restart: each must be one dead letter.
+	bad := [][]byte{[]byte(`{"index": "seven"}`), []byte(`not json at all`), []byte(`["an", "array"]`)}
+	produceBad := func() {
+		for _, v := range bad {
+			for range 2 {
+				if err := kc.ProduceSync(ctx, &kgo.Record{Topic: KafkaTopic(prefix, "pin"), Value: v}).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	produceBad()
+
+	const posts = 900
+	sent := make(chan error, 1)
+	go func() {
+		sum, err := emulator.Run(ctx, emulator.Config{Posts: posts, All: true, Seed: 3, Gateway: srv.URL,
+			Target: emulator.TargetKafka, TopicPrefix: prefix, Rate: 45, Concurrency: 4})
+		if err == nil && sum.Failed > 0 {
+			err = fmt.Errorf("%d posts failed", sum.Failed)
+		}
+		sent <- err
+	}()
+
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows := func(table string) int {
+		var n int
+		// Before the job made the table, there are none.
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+			return 0
+		}
+		return n
+	}
+	args := []string{"stream", "--source=kafka", "--kafka-brokers=" + broker.Addr(), "--topic-prefix=" + prefix,
+		"--sink=" + dsn, "--group=restart", "--start=committed", "--window=2s"}
+	first := testenv.Start(t, bin, nil, args...)
+	testenv.WaitFor(t, 90*time.Second, "the first job's first 150 posts", func() bool {
+		if done, err := first.Exited(); done {
+			t.Fatalf("the first job exited: %v", err)
+		}
+		return rows(postgres.StreamPinTable) >= 150
+	})
+	stop(t, first)
+	atStop := rows(postgres.StreamPinTable)
+	select {
+	case err := <-sent:
+		t.Fatalf("the emulator finished (%v) before the job was stopped: not a stop in mid-stream; slow it down", err)
+	default:
+	}
+	t.Logf("stopped with %d of %d posts in %s", atStop, posts, postgres.StreamPinTable)
+
+	second := testenv.Start(t, bin, nil, args...)
+	produceBad()
+	if err := <-sent; err != nil {
+		t.Fatalf("emulate: %v", err)
+	}
+	testenv.WaitFor(t, 120*time.Second, "every post in the tables", func() bool {
+		if done, err := second.Exited(); done {
+			t.Fatalf("the second job exited: %v", err)
+		}
+		return rows(postgres.StreamPinTable) == posts && rows(postgres.StreamGeoTable) == posts &&
+			rows(postgres.StreamUserTable) == posts && rows(postgres.StreamDeadLetterTable) >= len(bad)
+	})
+	if err := second.Signal(os.Interrupt, 90*time.Second); err != nil {
+		t.Fatalf("the second job, drained: %v", err)
+	}
+
+	for table, want := range map[string]int{postgres.StreamPinTable: posts, postgres.StreamGeoTable: posts,
+		postgres.StreamUserTable: posts, postgres.StreamDeadLetterTable: len(bad)} {
+		if got := rows(table); got != want {
+			t.Errorf("%s: %d rows, want %d", table, got, want)
+		}
+	}
+	var inds, lo, hi int64
+	if err := conn.QueryRow(ctx, "SELECT count(DISTINCT ind), min(ind), max(ind) FROM "+postgres.StreamPinTable).Scan(&inds, &lo, &hi); err != nil ||
+		inds != posts || lo != 0 || hi != posts-1 {
+		t.Errorf("pin inds: %d distinct in [%d, %d] (%v), want 0 to %d", inds, lo, hi, err, posts-1)
+	}
+
+	// The category counts: each post of the pin topic, cleaned, in the
+	// 2 s window of its record's timestamp, once.
+	want := map[string]bool{}
+	for _, r := range readTopic(t, broker.Addr(), KafkaTopic(prefix, "pin")) {
+		pin, _, err := transforms.CleanPinRecord(r.Value)
+		if err != nil || pin.Category == nil {
+			continue
+		}
+		start := time.UnixMilli(r.Timestamp.UnixMilli() - r.Timestamp.UnixMilli()%2000).UTC()
+		want[fmt.Sprintf("%s %s %d", start.Format(time.RFC3339), *pin.Category, pin.Ind)] = true
+	}
+	got := map[string]bool{}
+	q, err := conn.Query(ctx, "SELECT window_start, window_end - window_start, category, ind FROM "+postgres.CategoryPostsTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for q.Next() {
+		var start time.Time
+		var size time.Duration
+		var category string
+		var ind int64
+		if err := q.Scan(&start, &size, &category, &ind); err != nil {
+			t.Fatal(err)
+		}
+		if size != 2*time.Second {
+			t.Errorf("a window of %s, want 2s", size)
+		}
+		got[fmt.Sprintf("%s %s %d", start.UTC().Format(time.RFC3339), category, ind)] = true
+	}
+	if err := q.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var extra, missing []string
+	for k := range got {
+		if !want[k] {
+			extra = append(extra, k)
+		}
+	}
+	for k := range want {
+		if !got[k] {
+			missing = append(missing, k)
+		}
+	}
+	sort.Strings(extra)
+	sort.Strings(missing)
+	if len(want) < posts/2 {
+		t.Fatalf("only %d posts with a category in the topic", len(want))
+	}
+	if len(extra) > 0 {
+		t.Errorf("%d (window, category, post) entries that the topic does not have, e.g. %v", len(extra), extra[:min(5, len(extra))])
+	}
+	if exactCounts && len(missing) > 0 {
+		t.Errorf("%d of %d (window, category, post) entries missing from the counts, e.g. %v", len(missing), len(want), missing[:min(5, len(missing))])
+	}
+	t.Logf("category counts: %d of %d (window, category, post) entries (%d missing)", len(got), len(want), len(missing))
+}
+
+// readTopic reads every record of a topic.
+func readTopic(t *testing.T, addr, topic string) []*kgo.Record {
+	t.Helper()
+	adm, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	ends, err := kadm.NewClient(adm).ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	c, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var recs []*kgo.Record
+	for int64(len(recs)) < total {
+		fs := c.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %d of the %d records of %s: %v", len(recs), total, topic, err)
+		}
+		recs = append(recs, fs.Records()...)
+	}
+	return recs
+}
