@@ -1,0 +1,256 @@
+package streaming
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pinpipe/pinpipe/ingest/emulator"
+	"github.com/pinpipe/pinpipe/ingest/gateway"
+	"github.com/pinpipe/pinpipe/internal/testenv"
+	"github.com/pinpipe/pinpipe/io/postgres"
+	"github.com/pinpipe/pinpipe/transforms"
+)
+
+// TestKinesisShardSplitWhileRunning runs `pinpipe stream` on Kinesis
+// (kinesalite) while posts arrive through the gateway, and splits a shard
+// of each of the three streams in mid-stream. Nothing may be lost or
+// doubled: the job's windowed files, which append every record they get,
+// hold exactly the records the streams hold, parents' and children's
+// shards alike, and the tables one row per post.
+func TestKinesisShardSplitWhileRunning(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the pinpipe binary")
+	}
+	t.Parallel()
+	dsn := testDSN(t)
+	endpoint := testenv.Kinesalite(t)
+	bin := testenv.Pinpipe(t)
+	ctx := context.Background()
+	kc := testenv.KinesisClient(endpoint)
+	prefix := "split" + time.Now().Format("150405")
+	for _, table := range transforms.Tables {
+		name := KinesisStream(prefix, table)
+		if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(2)}); err != nil {
+			t.Fatal(err)
+		}
+		waitStreamActive(t, kc, name)
+	}
+	gw, err := gateway.New(gateway.Config{Kinesis: kc, TopicPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+
+	files := t.TempDir()
+	job := testenv.Start(t, bin, []string{"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_ENDPOINT_URL_KINESIS=" + endpoint},
+		"stream", "--source=kinesis", "--topic-prefix="+prefix, "--sink="+dsn, "--files="+files, "--window=2s", "--start=earliest")
+
+	const posts = 600
+	sent := make(chan error, 1)
+	go func() {
+		sum, err := emulator.Run(ctx, emulator.Config{Posts: posts, All: true, Seed: 9, Gateway: srv.URL,
+			Target: emulator.TargetKinesis, TopicPrefix: prefix, Rate: 40, Concurrency: 4})
+		if err == nil && sum.Failed > 0 {
+			err = fmt.Errorf("%d posts failed", sum.Failed)
+		}
+		sent <- err
+	}()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows := func(table string) int {
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+			return 0 // not made yet
+		}
+		return n
+	}
+	testenv.WaitFor(t, 90*time.Second, "the job's first 100 posts", func() bool {
+		if done, err := job.Exited(); done {
+			t.Fatalf("the job exited: %v", err)
+		}
+		return rows(postgres.StreamPinTable) >= 100
+	})
+	for _, table := range transforms.Tables {
+		splitFirstShard(t, kc, KinesisStream(prefix, table))
+	}
+	select {
+	case err := <-sent:
+		t.Fatalf("the emulator finished (%v) before the splits: not a split in mid-stream; slow it down", err)
+	default:
+	}
+	t.Logf("split every stream's first shard with %d of %d posts in %s", rows(postgres.StreamPinTable), posts, postgres.StreamPinTable)
+	if err := <-sent; err != nil {
+		t.Fatalf("emulate: %v", err)
+	}
+	testenv.WaitFor(t, 120*time.Second, "every post in the tables", func() bool {
+		if done, err := job.Exited(); done {
+			t.Fatalf("the job exited: %v", err)
+		}
+		return rows(postgres.StreamPinTable) == posts && rows(postgres.StreamGeoTable) == posts && rows(postgres.StreamUserTable) == posts
+	})
+	if err := job.Signal(os.Interrupt, 90*time.Second); err != nil {
+		t.Fatalf("the drained job: %v", err)
+	}
+
+	for _, table := range transforms.Tables {
+		stream := KinesisStream(prefix, table)
+		inStream, fromChildren := streamInds(t, kc, stream)
+		if fromChildren == 0 {
+			t.Errorf("%s: no records in the split's children: the split was not in mid-stream", stream)
+		}
+		inFiles := fileInds(t, filepath.Join(files, table), table)
+		if len(inStream) < posts {
+			t.Errorf("%s holds %d records, want at least one per post (%d)", stream, len(inStream), posts)
+		}
+		if diff := cmp.Diff(inStream, inFiles); diff != "" {
+			t.Errorf("%s: the job's files against the stream's records, by ind (-stream +files):\n%s", table, diff)
+		}
+		t.Logf("%s: %d records (%d from the split's children), as many in the files", stream, len(inStream), fromChildren)
+	}
+	for _, table := range []string{postgres.StreamPinTable, postgres.StreamGeoTable, postgres.StreamUserTable} {
+		if got := rows(table); got != posts {
+			t.Errorf("%s: %d rows, want %d", table, got, posts)
+		}
+	}
+}
+
+func waitStreamActive(t *testing.T, kc *kinesis.Client, stream string) {
+	t.Helper()
+	w := kinesis.NewStreamExistsWaiter(kc, func(o *kinesis.StreamExistsWaiterOptions) { o.MinDelay = 50 * time.Millisecond })
+	if err := w.Wait(context.Background(), &kinesis.DescribeStreamInput{StreamName: aws.String(stream)}, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// splitFirstShard splits the stream's first shard in the middle of its hash
+// range and waits for the stream to be active again.
+func splitFirstShard(t *testing.T, kc *kinesis.Client, stream string) {
+	t.Helper()
+	ctx := context.Background()
+	out, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := out.Shards[0]
+	lo, _ := new(big.Int).SetString(aws.ToString(s.HashKeyRange.StartingHashKey), 10)
+	hi, _ := new(big.Int).SetString(aws.ToString(s.HashKeyRange.EndingHashKey), 10)
+	mid := new(big.Int).Rsh(new(big.Int).Add(lo, hi), 1)
+	if _, err := kc.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String(stream), ShardToSplit: s.ShardId,
+		NewStartingHashKey: aws.String(mid.String())}); err != nil {
+		t.Fatalf("SplitShard %s: %v", stream, err)
+	}
+	testenv.WaitFor(t, 30*time.Second, stream+" active after the split", func() bool {
+		d, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
+		return err == nil && d.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive
+	})
+}
+
+// streamInds reads every record of every shard of a stream, closed parents
+// included, and returns the records' inds, sorted, and how many records
+// the shards that have a parent hold.
+func streamInds(t *testing.T, kc *kinesis.Client, stream string) (inds []int64, fromChildren int) {
+	t.Helper()
+	ctx := context.Background()
+	out, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range out.Shards {
+		it, err := kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(stream), ShardId: s.ShardId,
+			ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+		if err != nil {
+			t.Fatal(err)
+		}
+		iter := it.ShardIterator
+		for iter != nil {
+			recs, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs.Records {
+				inds = append(inds, recordInd(t, r.Data))
+				if s.ParentShardId != nil {
+					fromChildren++
+				}
+			}
+			if len(recs.Records) == 0 && s.SequenceNumberRange.EndingSequenceNumber == nil {
+				break // an open shard, read to its tip
+			}
+			iter = recs.NextShardIterator
+		}
+	}
+	slices.Sort(inds)
+	return inds, fromChildren
+}
+
+// recordInd is the post key of a raw record: "index" of a pin, "ind" of a
+// geo or user record.
+func recordInd(t *testing.T, data []byte) int64 {
+	t.Helper()
+	var r struct {
+		Index *int64 `json:"index"`
+		Ind   *int64 `json:"ind"`
+	}
+	if err := json.Unmarshal(data, &r); err != nil || (r.Index == nil && r.Ind == nil) {
+		t.Fatalf("a record without its key (%v): %.200s", err, data)
+	}
+	if r.Index != nil {
+		return *r.Index
+	}
+	return *r.Ind
+}
+
+// fileInds reads the inds of every row in the job's files of a table,
+// sorted.
+func fileInds(t *testing.T, dir, table string) []int64 {
+	t.Helper()
+	var inds []int64
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if line == "" {
+				continue
+			}
+			var row struct {
+				Ind *int64 `json:"ind"`
+			}
+			if err := json.Unmarshal([]byte(line), &row); err != nil || row.Ind == nil {
+				return fmt.Errorf("%s: a %s row without ind (%v): %.200s", path, table, err, line)
+			}
+			inds = append(inds, *row.Ind)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(inds)
+	return inds
+}
