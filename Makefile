@@ -5,7 +5,7 @@ DEMO      := out/demo
 POSTS     ?= 5000
 RUNNER    ?= prism
 
-.PHONY: all build run test test-short fuzz lint bench clean
+.PHONY: all build run test test-short fuzz lint bench bench-bin bench-batch bench-gateway bench-streaming clean
 
 all: build
 
@@ -39,8 +39,22 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
 
-bench:
-	cd bench && $(GO) build -mod=mod -o work/bench . && ./work/bench -posts=1000000
+# Benchmarks (bench/, its own module), each writing its results file:
+# the batch job against DuckDB and plain Go (RESULTS.md), the gateway and
+# the S3 sink (GATEWAY.md), the streaming job's latency (STREAMING.md).
+bench: bench-batch bench-gateway bench-streaming
+
+bench-bin:
+	cd bench && $(GO) build -mod=mod -o work/bench .
+
+bench-batch: bench-bin
+	cd bench && ./work/bench -posts=1000000
+
+bench-gateway: bench-bin
+	cd bench && ./work/bench gateway -repeat=3 -out=GATEWAY.md
+
+bench-streaming: bench-bin
+	cd bench && ./work/bench streaming
 
 clean:
 	rm -rf bin out

@@ -440,6 +440,9 @@ func (b *bench) report() report {
 		"Records/s is the input records of all three tables (%d) divided by the wall time. "+
 		"The input was read once before the runs, so every engine read it from the page cache.\n\n",
 		argsText(), runsText(), b.input.Total)
+	md.WriteString("The other benchmarks write their own files: the gateway and the S3 sink in [GATEWAY.md](GATEWAY.md) " +
+		"(`./work/bench gateway`), the streaming job's end-to-end latency in [STREAMING.md](STREAMING.md) " +
+		"(`./work/bench streaming`); `make bench` runs all three.\n\n")
 	md.WriteString("## Machine\n\n")
 	for _, m := range b.machine() {
 		fmt.Fprintf(&md, "- %s\n", m)
