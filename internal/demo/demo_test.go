@@ -27,6 +27,7 @@ import (
 	devs3 "github.com/pinpipe/pinpipe/ingest/devserver/s3"
 	"github.com/pinpipe/pinpipe/ingest/emulator"
 	"github.com/pinpipe/pinpipe/ingest/sourcedb/sourcedbtest"
+	"github.com/pinpipe/pinpipe/internal/kinesalite"
 	"github.com/pinpipe/pinpipe/io/drain"
 	"github.com/pinpipe/pinpipe/io/postgres"
 	"github.com/pinpipe/pinpipe/pipelines/batch"
@@ -328,7 +329,7 @@ func TestUp(t *testing.T) {
 	}
 	ctx := context.Background()
 	o := SystemOptions{Dir: t.TempDir(), Logger: quietLogger()}
-	_, statErr := os.Stat(filepath.Join(KinesaliteDir(), "node_modules", "kinesalite", "package.json"))
+	_, statErr := os.Stat(filepath.Join(kinesalite.Dir(), "node_modules", "kinesalite", "package.json"))
 	_, nodeErr := exec.LookPath("node")
 	o.Kinesis = statErr == nil && nodeErr == nil
 	if !o.Kinesis {

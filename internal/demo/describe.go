@@ -41,7 +41,7 @@ func (s *System) Describe(w io.Writer, d DescribeOptions) {
 	row("S3 sink (in process)", "%s\\.(pin|geo|user) → %s   (%d records an object, or every %s)",
 		o.TopicPrefix, s.SinkURL(), o.SinkFlushSize, o.SinkRotate)
 	if s.kinesis != nil {
-		row("Kinesis (kinesalite)", "%s   streams %s", s.kinesis.url, strings.Join(s.Streams(), ", "))
+		row("Kinesis (kinesalite)", "%s   streams %s", s.kinesis.URL, strings.Join(s.Streams(), ", "))
 	}
 	row("data", "%s (kept across restarts)", o.Dir)
 

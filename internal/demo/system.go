@@ -23,6 +23,7 @@ import (
 	"github.com/pinpipe/pinpipe/ingest/emulator"
 	"github.com/pinpipe/pinpipe/ingest/gateway"
 	"github.com/pinpipe/pinpipe/ingest/s3sink"
+	"github.com/pinpipe/pinpipe/internal/kinesalite"
 	"github.com/pinpipe/pinpipe/transforms"
 )
 
@@ -56,7 +57,7 @@ type SystemOptions struct {
 	// land and a quiet partition is written soon.
 	SinkFlushSize int
 	SinkRotate    time.Duration
-	// Kinesis starts kinesalite (see KinesaliteDir) and turns on the
+	// Kinesis starts kinesalite (see kinesalite.Dir) and turns on the
 	// gateway's Kinesis routes, with the three streams created.
 	Kinesis bool
 	// KinesaliteDir is where scripts/kinesalite.sh installed kinesalite
@@ -105,7 +106,7 @@ type System struct {
 	Kafka   *devkafka.Server
 	S3      *devs3.Server
 	gwURL   string
-	kinesis *kinesalite
+	kinesis *kinesalite.Server
 
 	gwStop context.CancelFunc
 	gwDone chan error
@@ -159,7 +160,7 @@ func Start(ctx context.Context, o SystemOptions) (_ *System, err error) {
 	gcfg := gateway.Config{KafkaBrokers: []string{s.Kafka.Addr()}, TopicPrefix: o.TopicPrefix, Logger: o.Logger,
 		ShutdownTimeout: 10 * time.Second}
 	if o.Kinesis {
-		if s.kinesis, err = startKinesalite(ctx, o.KinesaliteDir); err != nil {
+		if s.kinesis, err = kinesalite.Start(ctx, o.KinesaliteDir); err != nil {
 			return nil, err
 		}
 		gcfg.Kinesis = s.KinesisClient()
@@ -209,7 +210,7 @@ func (s *System) KinesisURL() string {
 	if s.kinesis == nil {
 		return ""
 	}
-	return s.kinesis.url
+	return s.kinesis.URL
 }
 
 // SinkURL is where the sink lands the topics: s3://bucket/prefix.
@@ -235,7 +236,7 @@ func (s *System) S3Env() map[string]string {
 		"AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
 	}
 	if s.kinesis != nil {
-		env["AWS_ENDPOINT_URL_KINESIS"] = s.kinesis.url
+		env["AWS_ENDPOINT_URL_KINESIS"] = s.kinesis.URL
 	}
 	return env
 }
@@ -259,7 +260,7 @@ func (s *System) KinesisClient() *kinesis.Client {
 	if s.kinesis == nil {
 		return nil
 	}
-	return kinesis.New(kinesis.Options{Region: Region, BaseEndpoint: aws.String(s.kinesis.url), Credentials: staticCredentials()})
+	return kinesis.New(kinesis.Options{Region: Region, BaseEndpoint: aws.String(s.kinesis.URL), Credentials: staticCredentials()})
 }
 
 // kafkaClient is an admin client of the local Kafka; close its kgo.Client.
@@ -434,7 +435,7 @@ func (s *System) Close() error {
 			}
 		}
 		if s.kinesis != nil {
-			errs = append(errs, s.kinesis.close())
+			errs = append(errs, s.kinesis.Close())
 		}
 		if s.S3 != nil {
 			errs = append(errs, s.S3.Close())

@@ -8,20 +8,18 @@
 package testenv
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/pinpipe/pinpipe/internal/kinesalite"
 )
 
 // kl is the test binary's kinesalite, started on first use.
@@ -30,11 +28,11 @@ var kl struct {
 	endpoint string
 	skip     string
 	err      error
-	// stdin is the write end of kinesalite's stdin. It is never closed: it
-	// closes when this process exits, however it exits (os.Exit in a
-	// TestMain, a panic, a kill), and kinesalite exits on its end of file.
-	// It is kept here so that its finalizer cannot close it earlier.
-	stdin io.WriteCloser
+	// srv is never closed: its stdin closes when this process exits,
+	// however it exits (os.Exit in a TestMain, a panic, a kill), and
+	// kinesalite exits on its end of file. It is kept here so that the
+	// finalizer of its stdin pipe cannot close it earlier.
+	srv *kinesalite.Server
 }
 
 // Kinesalite returns the URL (http://127.0.0.1:PORT) of a kinesalite bound
@@ -90,24 +88,14 @@ func RepoRoot() string {
 	}
 }
 
-// kinesaliteScript starts kinesalite (its module dir is the argument) on a
-// port the kernel picks, prints the port, and exits when stdin ends.
-const kinesaliteScript = `const s = require(process.argv[1])({createStreamMs: 50, deleteStreamMs: 50, updateStreamMs: 50, shardLimit: 1000});
-s.listen(0, '127.0.0.1', () => console.log(s.address().port));
-process.stdin.on('end', () => process.exit(0));
-process.stdin.on('error', () => process.exit(0));
-process.stdin.resume();`
-
 func startKinesalite() {
 	dir := os.Getenv("PINPIPE_KINESALITE_DIR")
 	if dir == "" {
 		dir = filepath.Join(RepoRoot(), ".cache", "kinesalite")
 	}
-	mod := filepath.Join(dir, "node_modules", "kinesalite")
-	if _, err := os.Stat(filepath.Join(mod, "package.json")); err != nil {
+	if err := kinesalite.Installed(dir); err != nil {
 		if os.Getenv("CI") != "true" {
-			kl.skip = fmt.Sprintf("kinesalite is not installed in %s: run scripts/kinesalite.sh install (needs Node.js and npm) "+
-				"or set PINPIPE_KINESALITE_DIR; under CI=true the tests install it and fail without it", dir)
+			kl.skip = err.Error() + "; under CI=true the tests install it and fail without it"
 			return
 		}
 		cmd := exec.Command("bash", filepath.Join(RepoRoot(), "scripts", "kinesalite.sh"), "install")
@@ -117,46 +105,8 @@ func startKinesalite() {
 			return
 		}
 	}
-	if _, err := exec.LookPath("node"); err != nil {
-		kl.skip = "kinesalite needs node (Node.js), which is not on PATH"
-		return
-	}
-	cmd := exec.Command("node", "-e", kinesaliteScript, mod)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		kl.err = err
-		return
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		kl.err = err
-		return
-	}
-	if err := cmd.Start(); err != nil {
-		kl.err = fmt.Errorf("starting kinesalite with node: %w", err)
-		return
-	}
-	kl.stdin = stdin
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			line <- sc.Text()
-		}
-		close(line)
-		_, _ = io.Copy(io.Discard, out)
-		_ = cmd.Wait()
-	}()
-	select {
-	case port, ok := <-line:
-		if !ok || strings.TrimSpace(port) == "" {
-			kl.err = fmt.Errorf("kinesalite exited before listening")
-			return
-		}
-		kl.endpoint = "http://127.0.0.1:" + strings.TrimSpace(port)
-	case <-time.After(20 * time.Second):
-		_ = cmd.Process.Kill()
-		kl.err = fmt.Errorf("kinesalite did not start within 20 s")
+	kl.srv, kl.err = kinesalite.Start(context.Background(), dir)
+	if kl.err == nil {
+		kl.endpoint = kl.srv.URL
 	}
 }
