@@ -17,7 +17,7 @@ import (
 
 	"github.com/pinpipe/pinpipe/ingest/gateway"
 	"github.com/pinpipe/pinpipe/ingest/sourcedb"
-	"github.com/pinpipe/pinpipe/ingest/sourcedb/sourcedbtest"
+	"github.com/pinpipe/pinpipe/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -40,7 +40,7 @@ func quietLogger() *slog.Logger {
 // `pinpipe seed --posts=posts --seed=seed` does.
 func seededSource(t *testing.T, seed uint64) string {
 	t.Helper()
-	dsn := sourcedbtest.NewDatabase(t)
+	dsn := testenv.PostgresDB(t, false)
 	st, err := sourcedb.Seed(context.Background(), dsn, sourcedb.Options{Posts: posts, Seed: seed, FirstInd: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ type sourceRecord struct {
 func sourceRecords(t *testing.T, dsn string) map[string][]sourceRecord {
 	t.Helper()
 	ctx := context.Background()
-	conn := sourcedbtest.Connect(t, dsn)
+	conn := testenv.PostgresConnect(t, dsn)
 	out := map[string][]sourceRecord{}
 	for _, tb := range sourcedb.Tables {
 		rows, err := conn.Query(ctx, "SELECT * FROM "+pgx.Identifier{tb.Name}.Sanitize()+" ORDER BY "+pgx.Identifier{tb.Key}.Sanitize())

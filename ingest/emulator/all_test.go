@@ -8,7 +8,7 @@ import (
 	"github.com/pinpipe/pinpipe/ingest/emulator"
 	"github.com/pinpipe/pinpipe/ingest/generate"
 	"github.com/pinpipe/pinpipe/ingest/sourcedb"
-	"github.com/pinpipe/pinpipe/ingest/sourcedb/sourcedbtest"
+	"github.com/pinpipe/pinpipe/internal/testenv"
 )
 
 // sentPosts runs the emulator against a fresh stub and returns the posts it
@@ -109,12 +109,12 @@ func TestAll(t *testing.T) {
 
 // TestAllFromDatabase: All sends the keys the source has, gaps and all.
 func TestAllFromDatabase(t *testing.T) {
-	dsn := sourcedbtest.NewDatabase(t)
+	dsn := testenv.PostgresDB(t, false)
 	ctx := context.Background()
 	if _, err := sourcedb.Seed(ctx, dsn, sourcedb.Options{Posts: 120, Seed: 4, FirstInd: 1}); err != nil {
 		t.Fatal(err)
 	}
-	conn := sourcedbtest.Connect(t, dsn)
+	conn := testenv.PostgresConnect(t, dsn)
 	if _, err := conn.Exec(ctx, `DELETE FROM pinterest_data WHERE index BETWEEN 10 AND 29 OR index = 100`); err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/pinpipe/pinpipe/ingest/emulator"
 	"github.com/pinpipe/pinpipe/ingest/generate"
 	"github.com/pinpipe/pinpipe/ingest/sourcedb"
-	"github.com/pinpipe/pinpipe/ingest/sourcedb/sourcedbtest"
+	"github.com/pinpipe/pinpipe/internal/testenv"
 )
 
 var sourceTime = regexp.MustCompile(`^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$`)
@@ -436,7 +436,7 @@ func TestConfigErrors(t *testing.T) {
 // the database's rows, byte for byte what the generator gives for the same
 // seed, and gaps in the keys are handled.
 func TestFromDatabase(t *testing.T) {
-	dsn := sourcedbtest.NewDatabase(t)
+	dsn := testenv.PostgresDB(t, false)
 	ctx := context.Background()
 	if _, err := sourcedb.Seed(ctx, dsn, sourcedb.Options{Posts: 300, Seed: 9}); err != nil {
 		t.Fatal(err)
@@ -476,12 +476,12 @@ func TestFromDatabase(t *testing.T) {
 }
 
 func TestFromDatabaseWithGaps(t *testing.T) {
-	dsn := sourcedbtest.NewDatabase(t)
+	dsn := testenv.PostgresDB(t, false)
 	ctx := context.Background()
 	if _, err := sourcedb.Seed(ctx, dsn, sourcedb.Options{Posts: 20, Seed: 2}); err != nil {
 		t.Fatal(err)
 	}
-	conn := sourcedbtest.Connect(t, dsn)
+	conn := testenv.PostgresConnect(t, dsn)
 	// Posts 5-14 are gone; post 3 has no geo row, post 17 no user row.
 	for _, q := range []string{
 		`DELETE FROM pinterest_data WHERE index BETWEEN 5 AND 14`,
@@ -568,7 +568,7 @@ func TestSourceErrors(t *testing.T) {
 		t.Errorf("unreachable source: %v", err)
 	}
 
-	dsn := sourcedbtest.NewDatabase(t)
+	dsn := testenv.PostgresDB(t, false)
 	if _, err := sourcedb.Seed(context.Background(), dsn, sourcedb.Options{Posts: 0}); err != nil {
 		t.Fatal(err)
 	}
@@ -581,14 +581,14 @@ func TestSourceErrors(t *testing.T) {
 // TestSourceReconnects kills the emulator's database connections mid-run:
 // the worker reconnects and reads the same post again, nothing fails.
 func TestSourceReconnects(t *testing.T) {
-	dsn := sourcedbtest.NewDatabase(t)
+	dsn := testenv.PostgresDB(t, false)
 	ctx := context.Background()
 	if _, err := sourcedb.Seed(ctx, dsn, sourcedb.Options{Posts: 200, Seed: 6}); err != nil {
 		t.Fatal(err)
 	}
-	admin := sourcedbtest.Connect(t, sourcedbtest.AdminDSN(t))
+	admin := testenv.PostgresConnect(t, testenv.PostgresAdminDSN(t))
 	var dbName string
-	if err := sourcedbtest.Connect(t, dsn).QueryRow(ctx, `SELECT current_database()`).Scan(&dbName); err != nil {
+	if err := testenv.PostgresConnect(t, dsn).QueryRow(ctx, `SELECT current_database()`).Scan(&dbName); err != nil {
 		t.Fatal(err)
 	}
 	// The 10th pin request, while its worker's connection is idle,

@@ -17,14 +17,14 @@ import (
 	"github.com/pinpipe/pinpipe/ingest/gateway"
 	"github.com/pinpipe/pinpipe/ingest/generate"
 	"github.com/pinpipe/pinpipe/ingest/sourcedb"
-	"github.com/pinpipe/pinpipe/ingest/sourcedb/sourcedbtest"
+	"github.com/pinpipe/pinpipe/internal/testenv"
 )
 
 // TestThroughGateway emulates from a seeded PostgreSQL through the real
 // gateway into an in-process Kafka cluster (kfake), and reads the records
 // back: every post arrives, its three records equal to the source rows.
 func TestThroughGateway(t *testing.T) {
-	dsn := sourcedbtest.NewDatabase(t)
+	dsn := testenv.PostgresDB(t, false)
 	ctx := context.Background()
 	const posts, seed = 500, 11
 	if _, err := sourcedb.Seed(ctx, dsn, sourcedb.Options{Posts: posts, Seed: seed}); err != nil {

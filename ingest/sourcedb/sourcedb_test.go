@@ -14,7 +14,7 @@ import (
 
 	"github.com/pinpipe/pinpipe/ingest/generate"
 	"github.com/pinpipe/pinpipe/ingest/sourcedb"
-	"github.com/pinpipe/pinpipe/ingest/sourcedb/sourcedbtest"
+	"github.com/pinpipe/pinpipe/internal/testenv"
 )
 
 // tableRows reads a whole table, ordered by its key, as pgx decodes it.
@@ -52,7 +52,7 @@ func checkContents(t *testing.T, conn *pgx.Conn, seed uint64, posts int, first i
 }
 
 func TestSeedRowsAndSchema(t *testing.T) {
-	dsn := sourcedbtest.NewDatabase(t)
+	dsn := testenv.PostgresDB(t, false)
 	ctx := context.Background()
 	st, err := sourcedb.Seed(ctx, dsn, sourcedb.Options{Posts: 400, Seed: 7, FirstInd: 1})
 	if err != nil {
@@ -63,7 +63,7 @@ func TestSeedRowsAndSchema(t *testing.T) {
 			t.Errorf("Stats.Rows[%s] = %d, want 400", tb.Name, st.Rows[tb.Name])
 		}
 	}
-	conn := sourcedbtest.Connect(t, dsn)
+	conn := testenv.PostgresConnect(t, dsn)
 	checkContents(t, conn, 7, 400, 1)
 
 	// The columns, as information_schema sees them, and the keys.
@@ -106,12 +106,12 @@ func TestSeedRowsAndSchema(t *testing.T) {
 }
 
 func TestReader(t *testing.T) {
-	dsn := sourcedbtest.NewDatabase(t)
+	dsn := testenv.PostgresDB(t, false)
 	ctx := context.Background()
 	if _, err := sourcedb.Seed(ctx, dsn, sourcedb.Options{Posts: 50, Seed: 3, FirstInd: 100}); err != nil {
 		t.Fatal(err)
 	}
-	conn := sourcedbtest.Connect(t, dsn)
+	conn := testenv.PostgresConnect(t, dsn)
 	// Gaps: post 120 is gone; post 130 lost its geo row.
 	for _, q := range []string{`DELETE FROM pinterest_data WHERE index BETWEEN 120 AND 125`, `DELETE FROM geolocation_data WHERE ind = 130`} {
 		if _, err := conn.Exec(ctx, q); err != nil {
@@ -161,9 +161,9 @@ func TestReader(t *testing.T) {
 }
 
 func TestSeedReplaces(t *testing.T) {
-	dsn := sourcedbtest.NewDatabase(t)
+	dsn := testenv.PostgresDB(t, false)
 	ctx := context.Background()
-	conn := sourcedbtest.Connect(t, dsn)
+	conn := testenv.PostgresConnect(t, dsn)
 	if _, err := sourcedb.Seed(ctx, dsn, sourcedb.Options{Posts: 300, Seed: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -194,9 +194,9 @@ func TestSeedReplaces(t *testing.T) {
 }
 
 func TestSeedRefusesForeignTable(t *testing.T) {
-	dsn := sourcedbtest.NewDatabase(t)
+	dsn := testenv.PostgresDB(t, false)
 	ctx := context.Background()
-	conn := sourcedbtest.Connect(t, dsn)
+	conn := testenv.PostgresConnect(t, dsn)
 	if _, err := conn.Exec(ctx, `CREATE TABLE user_data (ind bigint PRIMARY KEY, name text); INSERT INTO user_data VALUES (1, 'keep me')`); err != nil {
 		t.Fatal(err)
 	}

@@ -26,8 +26,8 @@ import (
 	devkafka "github.com/pinpipe/pinpipe/ingest/devserver/kafka"
 	devs3 "github.com/pinpipe/pinpipe/ingest/devserver/s3"
 	"github.com/pinpipe/pinpipe/ingest/emulator"
-	"github.com/pinpipe/pinpipe/ingest/sourcedb/sourcedbtest"
 	"github.com/pinpipe/pinpipe/internal/kinesalite"
+	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/io/drain"
 	"github.com/pinpipe/pinpipe/io/postgres"
 	"github.com/pinpipe/pinpipe/pipelines/batch"
@@ -121,7 +121,7 @@ func TestDemoSecondRun(t *testing.T) {
 	// With a test PostgreSQL (make test), this run upserts into it too.
 	o := Options{Dir: dir, Posts: posts, Logger: quietLogger()}
 	if os.Getenv("PINPIPE_TEST_PG_DSN") != "" {
-		o.Sink = sourcedbtest.NewDatabase(t)
+		o.Sink = testenv.PostgresDB(t, false)
 	}
 	var log bytes.Buffer
 	o.Log = &log

@@ -1,10 +1,8 @@
-// Package testenv starts the out-of-process servers that tests in several
-// packages share, so that each is started one way only. Only tests import
-// it.
-//
-// PostgreSQL has its own helper, ingest/sourcedb/sourcedbtest (a database of
-// its own per test on the server scripts/with-postgres.sh starts); Kafka and
-// S3 run in process (ingest/devserver/kafka and ingest/devserver/s3).
+// Package testenv is what tests in several packages share, so that each
+// thing is done one way only: kinesalite, a PostgreSQL database of the
+// test's own (on the server scripts/with-postgres.sh starts), the pinpipe
+// binary run as a subprocess. Kafka and S3 run in process
+// (ingest/devserver/kafka and ingest/devserver/s3). Only tests import it.
 package testenv
 
 import (

@@ -4,12 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -25,6 +22,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/pinpipe/pinpipe/ingest/generate"
+	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/io/postgres"
 	"github.com/pinpipe/pinpipe/pipelines/batch"
 	"github.com/pinpipe/pinpipe/transforms"
@@ -39,90 +37,6 @@ func TestMain(m *testing.M) {
 	// far from UTC (the insights' years are UTC years).
 	time.Local = time.FixedZone("UTC+13", 13*3600)
 	ptest.Main(m)
-}
-
-// sessionTimeZone is the PostgreSQL session time zone of the tests' loads
-// and queries: far from UTC, so that a year taken in the session's zone
-// rather than in UTC shows.
-const sessionTimeZone = "Pacific/Kiritimati"
-
-// adminDSN is the test server, from PINPIPE_TEST_PG_DSN (scripts/with-postgres.sh
-// sets it). Without it the test is skipped, except on CI, where it fails.
-func adminDSN(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv("PINPIPE_TEST_PG_DSN")
-	if dsn == "" {
-		msg := "PINPIPE_TEST_PG_DSN is not set: run the test with scripts/with-postgres.sh, or point it at a server " +
-			"(PINPIPE_TEST_PG_DSN=postgres://user@127.0.0.1:5432/db?sslmode=disable)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return dsn
-}
-
-// newDatabase creates a database of its own for the test, dropped after it,
-// and returns its DSN with the session time zone set. With icu, the
-// database's default collation is ICU's en-US, which does not sort by code
-// point, when the server has ICU.
-func newDatabase(t *testing.T, icu bool) string {
-	t.Helper()
-	admin := adminDSN(t)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Fatalf("connecting to the test server: %v", err)
-	}
-	defer conn.Close(ctx)
-	var b [6]byte
-	rand.Read(b[:])
-	name := "pinpipe_test_" + hex.EncodeToString(b[:])
-	create := "CREATE DATABASE " + pgx.Identifier{name}.Sanitize()
-	if icu {
-		if _, err := conn.Exec(ctx, create+" TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"); err != nil {
-			t.Logf("no ICU collation (%v): the database sorts as the server's default", err)
-			icu = false
-		}
-	}
-	if !icu {
-		if _, err := conn.Exec(ctx, create); err != nil {
-			t.Fatalf("creating database %s: %v", name, err)
-		}
-	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, admin)
-		if err != nil {
-			t.Errorf("dropping database %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Errorf("dropping database %s: %v", name, err)
-		}
-	})
-	if strings.HasPrefix(admin, "postgres://") || strings.HasPrefix(admin, "postgresql://") {
-		u, err := url.Parse(admin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u.Path = "/" + name
-		q := u.Query()
-		q.Set("timezone", sessionTimeZone)
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	return admin + " dbname=" + name + " timezone=" + sessionTimeZone
-}
-
-func connect(t *testing.T, dsn string) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
 }
 
 // sameInstant compares timestamps as the warehouse stores them: instants to
@@ -391,7 +305,7 @@ func decodeStrict(t *testing.T, what string, b []byte, rowsType reflect.Type) an
 }
 
 func TestBatchWarehouseAndInsightsSQL(t *testing.T) {
-	base := newDatabase(t, false) // skips without a server
+	base := testenv.PostgresDB(t, false) // skips without a server
 	ctx := context.Background()
 	input := t.TempDir()
 	o := generate.Defaults()
@@ -418,7 +332,7 @@ func TestBatchWarehouseAndInsightsSQL(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			dsn := base
 			if format != postgres.FormatParquet {
-				dsn = newDatabase(t, true)
+				dsn = testenv.PostgresDB(t, true)
 			}
 			output := filepath.Join(t.TempDir(), "out")
 			bo := batch.Options{Input: input, TopicPrefix: "pinpipe", Output: output, Format: format, Shards: 4, Warehouse: dsn}
@@ -428,7 +342,7 @@ func TestBatchWarehouseAndInsightsSQL(t *testing.T) {
 			}
 			tablesDir := filepath.Join(output, batch.TablesDir)
 			files := readFiles(t, tablesDir, format)
-			conn := connect(t, dsn)
+			conn := testenv.PostgresConnect(t, dsn)
 			got := readWarehouse(t, conn)
 			if diff := cmp.Diff(files, got, sameInstant); diff != "" {
 				t.Fatalf("the warehouse differs from the %s files (-files +warehouse):\n%s", format, diff)
@@ -531,9 +445,9 @@ func checkEdgeCases(t *testing.T, output string) {
 }
 
 func TestLoadTablesReplacesAtomically(t *testing.T) {
-	dsn := newDatabase(t, false)
+	dsn := testenv.PostgresDB(t, false)
 	ctx := context.Background()
-	conn := connect(t, dsn)
+	conn := testenv.PostgresConnect(t, dsn)
 	write := func(tables map[string]string) string {
 		dir := t.TempDir()
 		for table, lines := range tables {

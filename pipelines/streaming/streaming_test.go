@@ -53,34 +53,7 @@ func testSource(records map[string][]string) Source {
 	}
 }
 
-func testDSN(t *testing.T) string {
-	dsn := os.Getenv("PINPIPE_TEST_PG_DSN")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("PINPIPE_TEST_PG_DSN is not set (make test starts a PostgreSQL)")
-		}
-		t.Skip("PINPIPE_TEST_PG_DSN is not set; run under scripts/with-postgres.sh")
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	db := fmt.Sprintf("stream_%d", time.Now().UnixNano())
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+db); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), dsn)
-		if err == nil {
-			c.Exec(context.Background(), "DROP DATABASE "+db+" WITH (FORCE)")
-			c.Close(context.Background())
-		}
-	})
-	cfg, _ := pgx.ParseConfig(dsn)
-	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, db)
-}
+func testDSN(t *testing.T) string { return testenv.PostgresDB(t, false) }
 
 // TestStreamingSinks runs the streaming pipeline's transforms and sinks on a
 // replayed source: one row per ind whatever the duplicates, the dead
