@@ -3,11 +3,8 @@ package batch
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"net"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/pinpipe/pinpipe/internal/testenv"
 )
 
 // TestS3 runs the batch job from and to S3 through Beam's S3 filesystem,
@@ -78,33 +77,8 @@ func TestUniversalRunnerOnPrismJobServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts a prism job server")
 	}
-	bin := filepath.Join(t.TempDir(), "prism")
-	build := exec.Command("go", "build", "-o", bin, "github.com/apache/beam/sdks/v2/go/cmd/prism")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building prism: %v\n%s", err, out)
-	}
-	port := freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, fmt.Sprintf("--job_port=%d", port), "--serve_http=false")
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "prism.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("prism job server log:\n%s", b)
-		}
-	}()
-	endpoint := fmt.Sprintf("localhost:%d", port)
-	waitForPort(t, endpoint)
+	endpoint := testenv.PrismJobServer(t)
+	ctx := context.Background()
 
 	setFlags(t, "runner", "universal", "endpoint", endpoint, "environment_type", "LOOPBACK")
 	out := t.TempDir()
@@ -137,27 +111,6 @@ func TestDataflowDryRun(t *testing.T) {
 			t.Errorf("the translated job does not mention %q", want)
 		}
 	}
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func waitForPort(t *testing.T, addr string) {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("nothing listening on %s", addr)
 }
 
 // captureLog keeps what Beam logs, to check what a dry run printed.

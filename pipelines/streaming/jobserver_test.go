@@ -2,12 +2,7 @@ package streaming
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,6 +12,7 @@ import (
 	"github.com/pinpipe/pinpipe/ingest/devserver/kafka"
 	"github.com/pinpipe/pinpipe/ingest/emulator"
 	"github.com/pinpipe/pinpipe/ingest/gateway"
+	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/io/kafkaio"
 	"github.com/pinpipe/pinpipe/runners"
 )
@@ -49,41 +45,7 @@ func TestStreamingOnPrismJobServer(t *testing.T) {
 		t.Fatalf("emulate: %+v %v", sum, err)
 	}
 
-	bin := filepath.Join(t.TempDir(), "prism")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/apache/beam/sdks/v2/go/cmd/prism").CombinedOutput(); err != nil {
-		t.Fatalf("building prism: %v\n%s", err, out)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	logFile, _ := os.Create(filepath.Join(t.TempDir(), "prism.log"))
-	cmd := exec.CommandContext(ctx, bin, fmt.Sprintf("--job_port=%d", port), "--serve_http=false")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("prism job server log:\n%.5000s", b)
-		}
-	}()
-	endpoint := fmt.Sprintf("localhost:%d", port)
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if c, err := net.Dial("tcp", endpoint); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the prism job server did not listen")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	endpoint := testenv.PrismJobServer(t)
 
 	setFlags(t, "runner", "universal", "endpoint", endpoint, "environment_type", "LOOPBACK")
 	p, s := beam.NewPipelineWithRoot()

@@ -1,0 +1,61 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// PrismJobServer builds Beam's prism and starts it as a standalone job
+// server on a free loopback port, for jobs submitted with
+// --runner=universal --endpoint=<the returned host:port>, the path a Flink
+// job server takes. It stops when the test ends, and its log is shown if
+// the test failed.
+func PrismJobServer(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "prism")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/apache/beam/sdks/v2/go/cmd/prism").CombinedOutput(); err != nil {
+		t.Fatalf("building prism: %v\n%s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	logFile, err := os.Create(filepath.Join(dir, "prism.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, fmt.Sprintf("--job_port=%d", port), "--serve_http=false")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cmd.Wait()
+		logFile.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile.Name())
+			t.Logf("prism job server log:\n%.20000s", b)
+		}
+	})
+	endpoint := fmt.Sprintf("localhost:%d", port)
+	WaitFor(t, 30*time.Second, "the prism job server to listen", func() bool {
+		c, err := net.Dial("tcp", endpoint)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return endpoint
+}
