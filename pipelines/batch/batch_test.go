@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pinpipe/pinpipe/ingest/generate"
+	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/io/files"
 	"github.com/pinpipe/pinpipe/transforms"
 )
@@ -27,23 +28,6 @@ const (
 	sampleDir = "../../testdata/sample"
 	goldenDir = "../../testdata/golden"
 )
-
-// setFlags sets global flags (Beam's runner flags among them) for one test
-// and restores them after it.
-func setFlags(t *testing.T, kv ...string) {
-	t.Helper()
-	for i := 0; i < len(kv); i += 2 {
-		f := flag.Lookup(kv[i])
-		if f == nil {
-			t.Fatalf("no flag %q", kv[i])
-		}
-		old := f.Value.String()
-		if err := flag.Set(kv[i], kv[i+1]); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { flag.Set(kv[i], old) })
-	}
-}
 
 // snapshot reads a run's outputs into comparable text: each table's rows
 // sorted by ind, the dead letters sorted, the insights and the summary.
@@ -166,14 +150,14 @@ func runBatch(t *testing.T, o Options) transforms.Summary {
 }
 
 func TestGoldenDirect(t *testing.T) {
-	setFlags(t, "runner", "direct")
+	testenv.SetFlags(t, "runner", "direct")
 	out := t.TempDir()
 	runBatch(t, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: FormatJSONL})
 	compareGolden(t, snapshot(t, out))
 }
 
 func TestGoldenPrismParquet(t *testing.T) {
-	setFlags(t, "runner", "prism")
+	testenv.SetFlags(t, "runner", "prism")
 	out := t.TempDir()
 	sum := runBatch(t, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: FormatParquet, Shards: 5})
 	if sum[transforms.TablePin].Rows == 0 {
@@ -185,7 +169,7 @@ func TestGoldenPrismParquet(t *testing.T) {
 // TestSummaryAgreesWithFiles checks the summary's counts against the files
 // written, so that the summary cannot drift from the data.
 func TestSummaryAgreesWithFiles(t *testing.T) {
-	setFlags(t, "runner", "direct")
+	testenv.SetFlags(t, "runner", "direct")
 	out := t.TempDir()
 	sum := runBatch(t, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: FormatJSONL})
 	snap := snapshot(t, out)
@@ -209,7 +193,7 @@ func TestSummaryAgreesWithFiles(t *testing.T) {
 // TestRerunReplacesOutput runs twice into one output with different shard
 // counts: the second run must leave no file of the first behind.
 func TestRerunReplacesOutput(t *testing.T) {
-	setFlags(t, "runner", "direct")
+	testenv.SetFlags(t, "runner", "direct")
 	out := t.TempDir()
 	runBatch(t, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: FormatJSONL, Shards: 16})
 	first := snapshot(t, out)
@@ -248,7 +232,7 @@ func TestOptionsValidation(t *testing.T) {
 }
 
 func TestEmptyInput(t *testing.T) {
-	setFlags(t, "runner", "direct")
+	testenv.SetFlags(t, "runner", "direct")
 	out := t.TempDir()
 	sum := runBatch(t, Options{Input: t.TempDir(), TopicPrefix: "pinpipe", Output: out, Format: FormatJSONL})
 	for _, table := range transforms.Tables {
@@ -266,7 +250,7 @@ func TestEmptyInput(t *testing.T) {
 // between them give the same tables and insights as one full run over all
 // of it, and that a third run with nothing new changes nothing.
 func TestIncremental(t *testing.T) {
-	setFlags(t, "runner", "direct")
+	testenv.SetFlags(t, "runner", "direct")
 	ctx := context.Background()
 	input := t.TempDir()
 	gen := func(first int64, posts, partition int, seed uint64) {

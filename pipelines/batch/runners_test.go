@@ -24,7 +24,7 @@ import (
 // TestS3 runs the batch job from and to S3 through Beam's S3 filesystem,
 // against gofakes3 over real HTTP.
 func TestS3(t *testing.T) {
-	setFlags(t, "runner", "direct")
+	testenv.SetFlags(t, "runner", "direct")
 	srv := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
 	defer srv.Close()
 	// An IP, not localhost, so that the SDK uses path-style addressing.
@@ -80,7 +80,7 @@ func TestUniversalRunnerOnPrismJobServer(t *testing.T) {
 	endpoint := testenv.PrismJobServer(t)
 	ctx := context.Background()
 
-	setFlags(t, "runner", "universal", "endpoint", endpoint, "environment_type", "LOOPBACK")
+	testenv.SetFlags(t, "runner", "universal", "endpoint", endpoint, "environment_type", "LOOPBACK")
 	out := t.TempDir()
 	runCtx, stop := context.WithTimeout(ctx, 3*time.Minute)
 	defer stop()
@@ -94,7 +94,7 @@ func TestUniversalRunnerOnPrismJobServer(t *testing.T) {
 func TestDataflowDryRun(t *testing.T) {
 	// An earlier prism run leaves its endpoint and loopback environment in
 	// the global options; Dataflow needs neither.
-	setFlags(t, "runner", "dataflow", "dry_run", "true", "endpoint", "", "environment_type", "", "project", "pinpipe-test", "region", "europe-west1",
+	testenv.SetFlags(t, "runner", "dataflow", "dry_run", "true", "endpoint", "", "environment_type", "", "project", "pinpipe-test", "region", "europe-west1",
 		"staging_location", "gs://pinpipe-test/staging", "temp_location", "gs://pinpipe-test/tmp",
 		"worker_binary", os.Args[0])
 	out := t.TempDir()

@@ -47,7 +47,7 @@ func TestStreamingOnPrismJobServer(t *testing.T) {
 
 	endpoint := testenv.PrismJobServer(t)
 
-	setFlags(t, "runner", "universal", "endpoint", endpoint, "environment_type", "LOOPBACK")
+	testenv.SetFlags(t, "runner", "universal", "endpoint", endpoint, "environment_type", "LOOPBACK")
 	p, s := beam.NewPipelineWithRoot()
 	src := KafkaSource([]string{broker.Addr()}, "js", kafkaio.ReadStart(kafkaio.StartEarliest), kafkaio.ReadUntilLatest())
 	if err := Build(s, Options{Source: src, Sink: dsn}); err != nil {

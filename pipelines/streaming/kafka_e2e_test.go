@@ -13,6 +13,7 @@ import (
 	"github.com/pinpipe/pinpipe/ingest/emulator"
 	"github.com/pinpipe/pinpipe/ingest/gateway"
 	"github.com/pinpipe/pinpipe/ingest/generate"
+	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/io/kafkaio"
 	"github.com/pinpipe/pinpipe/transforms"
 )
@@ -47,7 +48,7 @@ func TestKafkaEndToEnd(t *testing.T) {
 		}
 	}
 
-	setFlags(t, "runner", "prism")
+	testenv.SetFlags(t, "runner", "prism")
 	p, s := beam.NewPipelineWithRoot()
 	src := KafkaSource([]string{broker.Addr()}, "e2e", kafkaio.ReadStart(kafkaio.StartEarliest), kafkaio.ReadUntilLatest())
 	if err := Build(s, Options{Source: src, Sink: dsn}); err != nil {

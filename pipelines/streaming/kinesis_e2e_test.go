@@ -58,7 +58,7 @@ func TestKinesisEndToEnd(t *testing.T) {
 		}
 	}
 
-	setFlags(t, "runner", "prism")
+	testenv.SetFlags(t, "runner", "prism")
 	p, s := beam.NewPipelineWithRoot()
 	src := KinesisSource(prefix, kinesisio.ReadEndpoint(endpoint), kinesisio.ReadRegion("us-east-1"),
 		kinesisio.ReadUntil(time.Now()), kinesisio.ReadIdleLag(500*time.Millisecond))

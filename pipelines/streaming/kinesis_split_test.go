@@ -64,27 +64,14 @@ func TestKinesisShardSplitWhileRunning(t *testing.T) {
 		"stream", "--source=kinesis", "--topic-prefix="+prefix, "--sink="+dsn, "--files="+files, "--window=2s", "--start=earliest")
 
 	const posts = 600
-	sent := make(chan error, 1)
-	go func() {
-		sum, err := emulator.Run(ctx, emulator.Config{Posts: posts, All: true, Seed: 9, Gateway: srv.URL,
-			Target: emulator.TargetKinesis, TopicPrefix: prefix, Rate: 40, Concurrency: 4})
-		if err == nil && sum.Failed > 0 {
-			err = fmt.Errorf("%d posts failed", sum.Failed)
-		}
-		sent <- err
-	}()
+	sent := emulateInBackground(ctx, emulator.Config{Posts: posts, All: true, Seed: 9, Gateway: srv.URL,
+		Target: emulator.TargetKinesis, TopicPrefix: prefix, Rate: 40, Concurrency: 4})
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	rows := func(table string) int {
-		var n int
-		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
-			return 0 // not made yet
-		}
-		return n
-	}
+	rows := tableRows(ctx, conn)
 	testenv.WaitFor(t, 90*time.Second, "the job's first 100 posts", func() bool {
 		if done, err := job.Exited(); done {
 			t.Fatalf("the job exited: %v", err)

@@ -93,29 +93,15 @@ func testRestart(t *testing.T, stop func(*testing.T, *testenv.Proc), exactCounts
 	produceBad()
 
 	const posts = 900
-	sent := make(chan error, 1)
-	go func() {
-		sum, err := emulator.Run(ctx, emulator.Config{Posts: posts, All: true, Seed: 3, Gateway: srv.URL,
-			Target: emulator.TargetKafka, TopicPrefix: prefix, Rate: 45, Concurrency: 4})
-		if err == nil && sum.Failed > 0 {
-			err = fmt.Errorf("%d posts failed", sum.Failed)
-		}
-		sent <- err
-	}()
+	sent := emulateInBackground(ctx, emulator.Config{Posts: posts, All: true, Seed: 3, Gateway: srv.URL,
+		Target: emulator.TargetKafka, TopicPrefix: prefix, Rate: 45, Concurrency: 4})
 
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	rows := func(table string) int {
-		var n int
-		// Before the job made the table, there are none.
-		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
-			return 0
-		}
-		return n
-	}
+	rows := tableRows(ctx, conn)
 	args := []string{"stream", "--source=kafka", "--kafka-brokers=" + broker.Addr(), "--topic-prefix=" + prefix,
 		"--sink=" + dsn, "--group=restart", "--start=committed", "--window=2s"}
 	first := testenv.Start(t, bin, nil, args...)
@@ -217,6 +203,32 @@ func testRestart(t *testing.T, stop func(*testing.T, *testenv.Proc), exactCounts
 		t.Errorf("%d of %d (window, category, post) entries missing from the counts, e.g. %v", len(missing), len(want), missing[:min(5, len(missing))])
 	}
 	t.Logf("category counts: %d of %d (window, category, post) entries (%d missing)", len(got), len(want), len(missing))
+}
+
+// emulateInBackground runs the emulator until it has sent its posts, and
+// then reports how it went.
+func emulateInBackground(ctx context.Context, cfg emulator.Config) <-chan error {
+	sent := make(chan error, 1)
+	go func() {
+		sum, err := emulator.Run(ctx, cfg)
+		if err == nil && sum.Failed > 0 {
+			err = fmt.Errorf("%d posts failed", sum.Failed)
+		}
+		sent <- err
+	}()
+	return sent
+}
+
+// tableRows counts a table's rows; a table the job has not made yet has
+// none.
+func tableRows(ctx context.Context, conn *pgx.Conn) func(table string) int {
+	return func(table string) int {
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+			return 0
+		}
+		return n
+	}
 }
 
 // readTopic reads every record of a topic.

@@ -3,7 +3,6 @@ package streaming
 import (
 	"bytes"
 	"context"
-	"flag"
 	"strings"
 	"sync"
 	"testing"
@@ -11,24 +10,9 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 
+	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/runners"
 )
-
-// setFlags sets global flags for one test and restores them after it.
-func setFlags(t *testing.T, kv ...string) {
-	t.Helper()
-	for i := 0; i < len(kv); i += 2 {
-		f := flag.Lookup(kv[i])
-		if f == nil {
-			t.Fatalf("no flag %q", kv[i])
-		}
-		old := f.Value.String()
-		if err := flag.Set(kv[i], kv[i+1]); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { flag.Set(kv[i], old) })
-	}
-}
 
 type captureLog struct {
 	mu  sync.Mutex
@@ -45,7 +29,7 @@ func (c *captureLog) Log(_ context.Context, _ beamlog.Severity, _ int, msg strin
 // for Dataflow offline: it must be a streaming job with the shared clean
 // composites and the PostgreSQL sinks.
 func TestDataflowDryRunIsStreaming(t *testing.T) {
-	setFlags(t, "runner", "dataflow", "dry_run", "true", "endpoint", "", "environment_type", "",
+	testenv.SetFlags(t, "runner", "dataflow", "dry_run", "true", "endpoint", "", "environment_type", "",
 		"project", "pinpipe-test", "region", "europe-west1",
 		"staging_location", "gs://pinpipe-test/staging", "temp_location", "gs://pinpipe-test/tmp")
 	logs := &captureLog{}

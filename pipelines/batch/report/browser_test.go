@@ -17,6 +17,7 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 
+	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/pipelines/batch"
 )
 
@@ -75,22 +76,6 @@ func tail(s string, n int) string {
 	return s
 }
 
-// setFlags sets global flags (Beam's --runner) for one test.
-func setFlags(t *testing.T, kv ...string) {
-	t.Helper()
-	for i := 0; i < len(kv); i += 2 {
-		f := flag.Lookup(kv[i])
-		if f == nil {
-			t.Fatalf("no flag %q", kv[i])
-		}
-		old := f.Value.String()
-		if err := flag.Set(kv[i], kv[i+1]); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { flag.Set(kv[i], old) })
-	}
-}
-
 // TestReportInChromium runs the batch job over the sample on the direct
 // runner, opens the report.html it wrote in headless Chromium and checks
 // what the browser made of it: the DOM holds the eight insight charts, each
@@ -100,7 +85,7 @@ func TestReportInChromium(t *testing.T) {
 		t.Skip("runs the batch job and a browser")
 	}
 	bin := chromium(t)
-	setFlags(t, "runner", "direct")
+	testenv.SetFlags(t, "runner", "direct")
 	ctx := context.Background()
 	out := t.TempDir()
 	if _, err := batch.Run(ctx, batch.Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: batch.FormatJSONL}); err != nil {
