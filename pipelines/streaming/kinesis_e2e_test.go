@@ -32,16 +32,7 @@ func TestKinesisEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	kc := testenv.KinesisClient(endpoint)
 	prefix := "ks" + time.Now().Format("150405")
-	for _, table := range transforms.Tables {
-		name := KinesisStream(prefix, table)
-		if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(2)}); err != nil {
-			t.Fatal(err)
-		}
-		w := kinesis.NewStreamExistsWaiter(kc)
-		if err := w.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String(name)}, 30*time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createStreams(t, kc, prefix, 2)
 	gw, err := gateway.New(gateway.Config{Kinesis: kc, TopicPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)
@@ -77,5 +68,18 @@ func TestKinesisEndToEnd(t *testing.T) {
 		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil || n != posts {
 			t.Errorf("%s: %d rows (%v), want one per post: %d", table, n, err, posts)
 		}
+	}
+}
+
+// createStreams creates the three streams of prefix with shards shards
+// each and waits for them to be active.
+func createStreams(t *testing.T, kc *kinesis.Client, prefix string, shards int32) {
+	t.Helper()
+	for _, table := range transforms.Tables {
+		name := KinesisStream(prefix, table)
+		if _, err := kc.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(shards)}); err != nil {
+			t.Fatal(err)
+		}
+		waitStreamActive(t, kc, name)
 	}
 }

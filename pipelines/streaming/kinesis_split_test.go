@@ -43,13 +43,7 @@ func TestKinesisShardSplitWhileRunning(t *testing.T) {
 	ctx := context.Background()
 	kc := testenv.KinesisClient(endpoint)
 	prefix := "split" + time.Now().Format("150405")
-	for _, table := range transforms.Tables {
-		name := KinesisStream(prefix, table)
-		if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(2)}); err != nil {
-			t.Fatal(err)
-		}
-		waitStreamActive(t, kc, name)
-	}
+	createStreams(t, kc, prefix, 2)
 	gw, err := gateway.New(gateway.Config{Kinesis: kc, TopicPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)
