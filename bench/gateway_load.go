@@ -8,12 +8,15 @@ package main
 // back).
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -114,45 +117,212 @@ func (s gwStats) CPUPerRequest(d time.Duration) time.Duration {
 // RPS is the answered requests per second.
 func (s gwStats) RPS() float64 { return float64(s.OK) / s.Elapsed.Seconds() }
 
-// gwClient is an HTTP client with at most conns keep-alive connections to
-// the server, counting the connections it opens.
-func gwClient(conns int, dials *atomic.Int64) (*http.Client, *http.Transport) {
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			dials.Add(1)
-			return d.DialContext(ctx, network, addr)
-		},
-		MaxIdleConns:        conns,
-		MaxIdleConnsPerHost: conns,
-		MaxConnsPerHost:     conns,
-		IdleConnTimeout:     5 * time.Minute,
-		DisableCompression:  true,
-	}
-	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, tr
+// gwConn is one keep-alive HTTP/1.1 connection of the load generator,
+// spoken by hand, as wrk and other load generators do: a request is one
+// write of prepared header lines and the body, an answer is read for its
+// status line, its framing (Content-Length, chunked, or until the server
+// closes) and its body, which is discarded. net/http's client costs more
+// CPU per request than the bare server under test does (two goroutines a
+// connection, header maps, a request and a response object every time), and
+// on a machine the load generator shares with the servers, that CPU is
+// taken from them.
+type gwConn struct {
+	c        net.Conn
+	br       *bufio.Reader
+	wbuf     []byte
+	deadline time.Time
 }
 
-// post sends one body and reads the whole answer, so that the connection
-// goes back to the pool.
-func (l *gwLoad) post(cl *http.Client, body []byte) error {
-	req, err := http.NewRequest(http.MethodPost, l.url, bytes.NewReader(body))
+// gwTarget is where the load goes: the dial address and the request's
+// header lines up to the Content-Length value.
+type gwTarget struct {
+	addr string
+	head []byte
+}
+
+func newGWTarget(rawURL string) (*gwTarget, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" {
+		return nil, fmt.Errorf("load generator: %s: only http:// URLs", rawURL)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "80")
+	}
+	head := "POST " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host + "\r\nContent-Type: " + gwRESTContentType + "\r\nContent-Length: "
+	return &gwTarget{addr: addr, head: []byte(head)}, nil
+}
+
+// gwConns are the connections of one loop, one a worker, dialled when a
+// worker first needs one and after a failure, counted in dials.
+type gwConns struct {
+	t     *gwTarget
+	conns []*gwConn
+	dials atomic.Int64
+}
+
+func (cs *gwConns) closeAll() {
+	for i, c := range cs.conns {
+		if c != nil {
+			c.c.Close()
+			cs.conns[i] = nil
+		}
+	}
+}
+
+// gwIOTimeout bounds each request, as the client's timeout did.
+const gwIOTimeout = 30 * time.Second
+
+// post sends one body over worker w's connection and reads the whole
+// answer; a non-200 is an error. After any other failure the connection is
+// closed, and the worker's next request dials a new one.
+func (cs *gwConns) post(w int, body []byte) error {
+	c := cs.conns[w]
+	if c == nil {
+		cs.dials.Add(1)
+		nc, err := net.DialTimeout("tcp", cs.t.addr, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		c = &gwConn{c: nc, br: bufio.NewReaderSize(nc, 4096)}
+		cs.conns[w] = c
+	}
+	status, keep, err := c.roundTrip(cs.t.head, body)
+	if err != nil || !keep {
+		c.c.Close()
+		cs.conns[w] = nil
+	}
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", gwRESTContentType)
-	res, err := cl.Do(req)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	if err != nil {
-		return err
-	}
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d", res.StatusCode)
+	if status != http.StatusOK {
+		return fmt.Errorf("status %d", status)
 	}
 	return nil
+}
+
+func (c *gwConn) roundTrip(head, body []byte) (status int, keep bool, err error) {
+	if now := time.Now(); c.deadline.Sub(now) < gwIOTimeout-5*time.Second {
+		// Moving the deadline now and then is enough: it only has to catch
+		// a server that stopped answering.
+		c.deadline = now.Add(gwIOTimeout)
+		if err := c.c.SetDeadline(c.deadline); err != nil {
+			return 0, false, err
+		}
+	}
+	b := append(c.wbuf[:0], head...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, body...)
+	c.wbuf = b
+	if _, err := c.c.Write(b); err != nil {
+		return 0, false, err
+	}
+	return gwReadResponse(c.br)
+}
+
+var errGWResponse = errors.New("load generator: malformed HTTP response")
+
+// gwReadResponse reads an HTTP/1.1 answer whole, discarding its body, and
+// reports its status and whether the connection stays open.
+func gwReadResponse(br *bufio.Reader) (status int, keep bool, err error) {
+	for {
+		status, keep, err = gwReadOneResponse(br)
+		if err != nil || status >= 200 {
+			return status, keep, err
+		}
+		// An interim answer (1xx): the real one follows.
+	}
+}
+
+func gwReadOneResponse(br *bufio.Reader) (status int, keep bool, err error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return 0, false, err
+	}
+	// "HTTP/1.1 200 OK\r\n"
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
+		return 0, false, errGWResponse
+	}
+	if status, err = strconv.Atoi(string(line[9:12])); err != nil {
+		return 0, false, errGWResponse
+	}
+	keep = line[7] == '1' // HTTP/1.0 closes unless told otherwise; not worth more
+	length, chunked := int64(-1), false
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return 0, false, err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return 0, false, errGWResponse
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			if length, err = strconv.ParseInt(string(value), 10, 64); err != nil || length < 0 {
+				return 0, false, errGWResponse
+			}
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			chunked = bytes.EqualFold(value, []byte("chunked"))
+		case bytes.EqualFold(name, []byte("Connection")):
+			keep = !bytes.EqualFold(value, []byte("close"))
+		}
+	}
+	switch {
+	case status < 200 || status == http.StatusNoContent || status == http.StatusNotModified:
+		// No body.
+	case chunked:
+		if err := gwDiscardChunked(br); err != nil {
+			return 0, false, err
+		}
+	case length >= 0:
+		if _, err := br.Discard(int(length)); err != nil {
+			return 0, false, err
+		}
+	default: // the body runs until the server closes
+		if _, err := io.Copy(io.Discard, br); err != nil {
+			return 0, false, err
+		}
+		keep = false
+	}
+	return status, keep, nil
+}
+
+func gwDiscardChunked(br *bufio.Reader) error {
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		size, _, _ := bytes.Cut(bytes.TrimRight(line, "\r\n"), []byte(";"))
+		n, err := strconv.ParseInt(string(bytes.TrimSpace(size)), 16, 64)
+		if err != nil || n < 0 {
+			return errGWResponse
+		}
+		if n == 0 { // trailers, then an empty line
+			for {
+				line, err := br.ReadSlice('\n')
+				if err != nil {
+					return err
+				}
+				if len(bytes.TrimRight(line, "\r\n")) == 0 {
+					return nil
+				}
+			}
+		}
+		if _, err := br.Discard(int(n) + 2); err != nil { // the data and its CRLF
+			return err
+		}
+	}
 }
 
 // gwRecorder collects one measurement's latencies and errors from many
@@ -201,9 +371,12 @@ func (r *gwRecorder) stats(conns int, rate float64, elapsed time.Duration, dials
 // closedLoop keeps conns requests in flight, one a connection, for warm (not
 // measured: it opens the connections) then for d, and returns d's results.
 func (l *gwLoad) closedLoop(ctx context.Context, conns int, warm, d time.Duration) gwStats {
-	var dials atomic.Int64
-	cl, tr := gwClient(conns, &dials)
-	defer tr.CloseIdleConnections()
+	t, err := newGWTarget(l.url)
+	if err != nil {
+		return gwStats{Conns: conns, Errors: 1, FirstError: err.Error()}
+	}
+	cs := &gwConns{t: t, conns: make([]*gwConn, conns)}
+	defer cs.closeAll()
 	run := func(d time.Duration) (*gwRecorder, time.Duration) {
 		rec := newGWRecorder(conns)
 		start := time.Now()
@@ -216,7 +389,7 @@ func (l *gwLoad) closedLoop(ctx context.Context, conns int, warm, d time.Duratio
 					if !t0.Before(deadline) {
 						return
 					}
-					err := l.post(cl, l.bodies[i%len(l.bodies)])
+					err := cs.post(w, l.bodies[i%len(l.bodies)])
 					rec.add(w, time.Since(t0), err)
 				}
 			})
@@ -225,11 +398,11 @@ func (l *gwLoad) closedLoop(ctx context.Context, conns int, warm, d time.Duratio
 		return rec, time.Since(start)
 	}
 	run(warm)
-	dials.Store(0)
+	cs.dials.Store(0)
 	var rec *gwRecorder
 	var elapsed time.Duration
 	cpu := l.measure(func() { rec, elapsed = run(d) })
-	st := rec.stats(conns, 0, elapsed, dials.Load())
+	st := rec.stats(conns, 0, elapsed, cs.dials.Load())
 	st.CPU = cpu
 	return st
 }
@@ -238,9 +411,12 @@ func (l *gwLoad) closedLoop(ctx context.Context, conns int, warm, d time.Duratio
 // measured) then for d, sent over up to conns connections; each latency
 // counts from when its request was due.
 func (l *gwLoad) openLoop(ctx context.Context, rate float64, conns int, warm, d time.Duration) gwStats {
-	var dials atomic.Int64
-	cl, tr := gwClient(conns, &dials)
-	defer tr.CloseIdleConnections()
+	t, err := newGWTarget(l.url)
+	if err != nil {
+		return gwStats{Conns: conns, Rate: rate, Errors: 1, FirstError: err.Error()}
+	}
+	cs := &gwConns{t: t, conns: make([]*gwConn, conns)}
+	defer cs.closeAll()
 	run := func(d time.Duration) (*gwRecorder, time.Duration) {
 		n := int(rate * d.Seconds())
 		rec := newGWRecorder(conns)
@@ -254,7 +430,7 @@ func (l *gwLoad) openLoop(ctx context.Context, rate float64, conns int, warm, d 
 			wg.Go(func() {
 				i := w
 				for at := range due {
-					err := l.post(cl, l.bodies[i%len(l.bodies)])
+					err := cs.post(w, l.bodies[i%len(l.bodies)])
 					rec.add(w, time.Since(at), err)
 					i += conns
 				}
@@ -275,11 +451,11 @@ func (l *gwLoad) openLoop(ctx context.Context, rate float64, conns int, warm, d 
 		return rec, time.Since(start)
 	}
 	run(warm)
-	dials.Store(0)
+	cs.dials.Store(0)
 	var rec *gwRecorder
 	var elapsed time.Duration
 	cpu := l.measure(func() { rec, elapsed = run(d) })
-	st := rec.stats(conns, rate, elapsed, dials.Load())
+	st := rec.stats(conns, rate, elapsed, cs.dials.Load())
 	st.CPU = cpu
 	return st
 }

@@ -39,7 +39,7 @@ const gwBucket = "bench"
 
 // gwServe runs a child server until SIGTERM or the end of stdin, with a CPU
 // profile into cpuProfile when it is set.
-func gwServe(mode, listen, brokers, cpuProfile string) error {
+func gwServe(mode, listen, brokers, cpuProfile string, kafkaLinger time.Duration) error {
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
 		if err != nil {
@@ -88,8 +88,9 @@ func gwServe(mode, listen, brokers, cpuProfile string) error {
 				bs = append(bs, b)
 			}
 		}
-		// The defaults of `pinpipe gateway --kinesis=off`.
-		gw, err := gateway.New(gateway.Config{KafkaBrokers: bs, Logger: log})
+		// The defaults of `pinpipe gateway --kinesis=off` (unless
+		// -kafka-linger says otherwise).
+		gw, err := gateway.New(gateway.Config{KafkaBrokers: bs, Logger: log, KafkaLinger: kafkaLinger})
 		if err != nil {
 			return err
 		}

@@ -58,3 +58,43 @@ func TestGWLoad(t *testing.T) {
 		t.Errorf("against a failing server: %+v", st)
 	}
 }
+
+// TestGWLoadFraming: the hand-written client reads every way an HTTP/1.1
+// answer can be framed, counts what is not a 200, and dials again when the
+// server closes the connection.
+func TestGWLoadFraming(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		switch n.Add(1) % 5 {
+		case 0: // chunked
+			w.Write(bytes.Repeat([]byte("x"), 100))
+			w.(http.Flusher).Flush()
+			w.Write(bytes.Repeat([]byte("y"), 5000))
+		case 1: // Content-Length, larger than the reader's buffer
+			w.Header().Set("Content-Length", "9000")
+			w.Write(bytes.Repeat([]byte("z"), 9000))
+		case 2: // closes the connection after answering
+			w.Header().Set("Connection", "close")
+			w.Write([]byte(`{"ok":true}`))
+		case 3:
+			w.WriteHeader(http.StatusInternalServerError)
+			w.Write([]byte(`{"error_code":50002}`))
+		default:
+			w.WriteHeader(http.StatusOK)
+		}
+	}))
+	defer srv.Close()
+	l := &gwLoad{url: srv.URL + "/topics/" + gwTopic, bodies: gwBodies(3)}
+	st := l.closedLoop(context.Background(), 1, 0, 300*time.Millisecond)
+	total := st.OK + st.Errors
+	if total < 20 || st.Errors < total/5-1 || st.Errors > total/5+1 || st.FirstError != "status 500" {
+		t.Errorf("%d answers, %d errors (%q): want one in five to be an error", total, st.Errors, st.FirstError)
+	}
+	if st.Dials < total/5-1 {
+		t.Errorf("%d dials for %d answers: the closed connections were not replaced", st.Dials, total)
+	}
+	if n.Load() != total {
+		t.Errorf("the server answered %d requests, the load generator counted %d", n.Load(), total)
+	}
+}

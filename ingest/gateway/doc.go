@@ -26,6 +26,11 @@
 // size limit), 413 a body over the limit, 50002 and 50003 (retriable)
 // Kafka errors, 40101/40301 Kafka authentication and authorisation.
 //
+// The producer is idempotent, waits for all in-sync replicas (acks=all)
+// and lingers up to half a millisecond (Config.KafkaLinger) so that the
+// records of concurrent requests travel in one produce request; a request
+// alone in the gateway does not wait.
+//
 // Where the gateway differs from a stock REST Proxy, it is on purpose:
 //   - A 200 means every record was acknowledged by all in-sync replicas
 //     (acks=all). If any record fails, the answer is a 500 carrying the

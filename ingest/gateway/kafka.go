@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -51,6 +53,12 @@ const (
 // Protobuf and JSON Schema formats need a Schema Registry, which this
 // gateway does not have.
 func kafkaFormat(contentType string) (embedded, string, bool) {
+	switch contentType { // the usual ones, as ParseMediaType would find them
+	case "application/vnd.kafka.json.v2+json":
+		return embeddedJSON, contentType, true
+	case "application/vnd.kafka.binary.v2+json":
+		return embeddedBinary, contentType, true
+	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		return 0, "", false
@@ -66,16 +74,19 @@ func kafkaFormat(contentType string) (embedded, string, bool) {
 }
 
 // newKafkaClient makes the producer: acks from all in-sync replicas
-// (idempotent, so its own retries do not duplicate), no linger (a REST
-// request waits for its records, and concurrent requests batch anyway), and
-// topics created on first use if the brokers allow it, as the Java producer
-// behind a stock REST Proxy does.
+// (idempotent, so its own retries do not duplicate), a short linger
+// (Config.KafkaLinger, 0.5 ms by default: without one, a busy gateway sends
+// a produce request for nearly every record, which costs it and the
+// brokers more CPU than the records do; a request alone in the gateway does
+// not wait for it, see produceAll; the Java producer's default linger is
+// 5 ms since Kafka 4.0), and topics created on first use if the brokers
+// allow it, as the Java producer behind a stock REST Proxy does.
 func newKafkaClient(cfg Config) (*kgo.Client, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.KafkaBrokers...),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.AllowAutoTopicCreation(),
-		kgo.ProducerLinger(0),
+		kgo.ProducerLinger(max(cfg.KafkaLinger, 0)),
 		kgo.RecordPartitioner(restPartitioner{kgo.StickyKeyPartitioner(nil)}),
 		kgo.RecordDeliveryTimeout(cfg.BackendTimeout),
 		kgo.ProducerBatchMaxBytes(int32(cfg.MaxKafkaRecordBytes) + 4096),
@@ -208,10 +219,12 @@ func isNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || string(raw) == "null"
 }
 
-// parseProduce turns a produce body into records, or says what is wrong
-// with it. manual flags the records whose partition the request chose (nil
-// if none did).
-func (s *Server) parseProduce(body []byte, format embedded, mt string) (recs []*kgo.Record, manual []bool, rerr *requestError) {
+// parseProduceStd is the reference reading of a produce body, on
+// encoding/json: parseProduce's fast path gives way to it for every body it
+// does not fully understand (all the invalid ones among them), so that
+// errors are answered as this function answers them, and
+// FuzzParseProduce checks that the two agree.
+func (s *Server) parseProduceStd(body []byte, format embedded, mt string) (recs []*kgo.Record, manual []bool, rerr *requestError) {
 	var req produceRequest
 	if err := decodeJSON(body, &req); err != nil {
 		return nil, nil, jsonError(err, `an object like {"records":[{"value":...}]}`)
@@ -327,19 +340,19 @@ func (s *Server) produce(w *respWriter, r *http.Request, topic string) {
 		s.fail(w, http.StatusNotFound, codeTopicNotFound, msgTopicNotFound, "")
 		return
 	}
-	body, release, ok := s.readBody(w, r)
+	body, buf, ok := s.readBody(w, r)
 	if !ok {
 		return
 	}
 	recs, manual, rerr := s.parseProduce(body, format, mt)
-	release()
+	s.releaseBody(buf)
 	if rerr != nil {
 		s.fail(w, rerr.status, rerr.code, rerr.msg, "")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.BackendTimeout)
-	defer cancel()
-	var mctx context.Context
+	// The request's deadline, BackendTimeout from now: for the records in
+	// kgo (those not yet sent by then fail) and for the wait below.
+	ctx := s.deadlines.get()
 	if manual != nil {
 		// Check the partitions first, so that a bad one fails the request
 		// before any of its records is written.
@@ -354,30 +367,24 @@ func (s *Server) produce(w *respWriter, r *http.Request, topic string) {
 				return
 			}
 		}
-		mctx = context.WithValue(ctx, manualPartition{}, true)
 	}
-	for i, rec := range recs {
-		rec.Topic, rec.Context = topic, ctx
-		if manual != nil && manual[i] {
-			rec.Context = mctx // the partitioner keeps the request's partition
-		}
+	c, all := s.produceAll(ctx, r.Context(), topic, recs, manual)
+	if all && len(recs) <= 1024 {
+		// Every promise has run: kgo is done with the records and their
+		// contexts, so the call can serve another request (unless it grew
+		// large for this one).
+		defer s.calls.Put(c)
 	}
-	errs := s.produceAll(ctx, recs)
 
-	resp := produceResponse{Offsets: make([]partitionOffset, len(recs))}
+	errs := c.errs
 	var firstErr error
 	failed, notFound, retriable := 0, 0, 0
-	for i, err := range errs {
+	for _, err := range errs {
 		if err == nil {
-			p, o := recs[i].Partition, recs[i].Offset
-			resp.Offsets[i] = partitionOffset{Partition: &p, Offset: &o}
 			continue
 		}
-		code := kafkaErrorCode(err)
-		msg := err.Error()
-		resp.Offsets[i] = partitionOffset{ErrorCode: &code, Error: &msg}
 		failed++
-		switch code {
+		switch kafkaErrorCode(err) {
 		case codeTopicNotFound:
 			notFound++
 		case codeKafkaRetriable:
@@ -389,13 +396,25 @@ func (s *Server) produce(w *respWriter, r *http.Request, topic string) {
 	}
 	w.recordsOK, w.recordsFailed = len(recs)-failed, failed
 	if failed == 0 {
-		writeKafkaJSON(w, http.StatusOK, resp)
+		c.out = appendProduceOK(c.out[:0], recs)
+		writeRaw(w, http.StatusOK, hdrKafkaV2JSON, c.out)
 		return
 	}
 	if notFound == failed && failed == len(recs) {
 		// The topic does not exist and the brokers do not create topics.
 		s.fail(w, http.StatusNotFound, codeTopicNotFound, msgTopicNotFound, "")
 		return
+	}
+	resp := produceResponse{Offsets: make([]partitionOffset, len(recs))}
+	for i, err := range errs {
+		if err == nil {
+			p, o := recs[i].Partition, recs[i].Offset
+			resp.Offsets[i] = partitionOffset{Partition: &p, Offset: &o}
+			continue
+		}
+		code := kafkaErrorCode(err)
+		msg := err.Error()
+		resp.Offsets[i] = partitionOffset{ErrorCode: &code, Error: &msg}
 	}
 	code := codeKafkaError
 	if retriable == failed {
@@ -405,6 +424,24 @@ func (s *Server) produce(w *respWriter, r *http.Request, topic string) {
 	resp.ErrorCode, resp.Message = &code, &msg
 	w.errKind, w.errMsg = errBackend, msg
 	writeKafkaJSON(w, http.StatusInternalServerError, resp)
+}
+
+// appendProduceOK appends the answer to a produce request whose records
+// were all written, byte for byte what encoding/json makes of a
+// produceResponse, without its reflection.
+func appendProduceOK(b []byte, recs []*kgo.Record) []byte {
+	b = append(b, `{"key_schema_id":null,"value_schema_id":null,"offsets":[`...)
+	for i, rec := range recs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"partition":`...)
+		b = strconv.AppendInt(b, int64(rec.Partition), 10)
+		b = append(b, `,"offset":`...)
+		b = strconv.AppendInt(b, rec.Offset, 10)
+		b = append(b, `,"error_code":null,"error":null}`...)
+	}
+	return append(b, "]}\n"...)
 }
 
 // errNoAck stands for a record Kafka had not acknowledged when the request's
@@ -419,35 +456,158 @@ func (e errNoAck) Error() string {
 func (errNoAck) Timeout() bool   { return true }
 func (errNoAck) Temporary() bool { return true }
 
+// produceCall is one produce request's records on their way to Kafka: the
+// results as their promises come. A call whose promises have all run goes
+// back to Server.calls for another request.
+type produceCall struct {
+	mu     sync.Mutex
+	errs   []error
+	done   []bool
+	left   int
+	closed bool          // the request stopped waiting: late results are dropped
+	fin    chan struct{} // gets a value when the last result is in
+	out    []byte        // the answer
+}
+
+// recordCtx is a record's context: the request's deadline, and what the
+// promise and the partitioner need to know about the record.
+type recordCtx struct {
+	context.Context
+	call   *produceCall
+	i      int
+	manual bool // the request chose the record's partition
+}
+
+func (c *recordCtx) Value(key any) any {
+	if _, ok := key.(manualPartition); ok && c.manual {
+		return true
+	}
+	return c.Context.Value(key)
+}
+
+// producePromise is every record's promise: it files the record's result
+// with its call.
+func producePromise(r *kgo.Record, err error) {
+	rc := r.Context.(*recordCtx)
+	c := rc.call
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.done[rc.i] {
+		return
+	}
+	c.errs[rc.i], c.done[rc.i] = err, true
+	if c.left--; c.left == 0 {
+		c.fin <- struct{}{}
+	}
+}
+
 // produceAll produces recs and waits for each record's acknowledgement, or
-// its failure, until ctx is done: the idempotent producer does not give up
-// on a batch whose fate it does not know (a broker that died mid-request),
-// and the request must not wait for it forever.
-func (s *Server) produceAll(ctx context.Context, recs []*kgo.Record) []error {
-	type result struct {
-		i   int
-		err error
+// its failure, until ctx is done (the request's deadline) or reqCtx is (the
+// client went away): the idempotent producer does not give up on a batch
+// whose fate it does not know (a broker that died mid-request), and the
+// request must not wait for it forever. all reports that every record's
+// promise has run; if not, the call's records may still be written, and
+// the call must not be reused.
+func (s *Server) produceAll(ctx, reqCtx context.Context, topic string, recs []*kgo.Record, manual []bool) (c *produceCall, all bool) {
+	n := len(recs)
+	c, _ = s.calls.Get().(*produceCall)
+	if c == nil {
+		c = &produceCall{fin: make(chan struct{}, 1)}
 	}
-	ch := make(chan result, len(recs)) // promises never block, even after we stop waiting
+	c.errs, c.done = resize(c.errs, n), resize(c.done, n)
+	c.left, c.closed = n, false
+	// The records' contexts are the request's own, never reused: kgo may
+	// look at a record's context after its promise ran (a goroutine waiting
+	// for a new topic's metadata holds the first record's).
+	ctxs := make([]recordCtx, n)
 	for i, rec := range recs {
-		s.kafka.Produce(ctx, rec, func(_ *kgo.Record, err error) { ch <- result{i, err} })
+		ctxs[i] = recordCtx{Context: ctx, call: c, i: i, manual: manual != nil && manual[i]}
+		rec.Topic, rec.Context = topic, &ctxs[i]
 	}
-	errs := make([]error, len(recs))
-	done := make([]bool, len(recs))
-	for n := 0; n < len(recs); n++ {
-		select {
-		case r := <-ch:
-			errs[r.i], done[r.i] = r.err, true
-		case <-ctx.Done():
-			for i := range errs {
-				if !done[i] {
-					errs[i] = errNoAck{s.cfg.BackendTimeout}
-				}
-			}
-			return errs
+	alone := s.producing.Add(1) == 1
+	defer s.producing.Add(-1)
+	for _, rec := range recs {
+		s.kafka.Produce(ctx, rec, producePromise)
+	}
+	if alone && s.cfg.KafkaLinger > 0 {
+		// No other request is producing, so no other record is likely to
+		// join this one's batch within the linger: send it now. (Flush
+		// ends the partitions' lingers and starts sending before it waits,
+		// and with a done context it does not wait.)
+		_ = s.kafka.Flush(doneCtx)
+	}
+	select {
+	case <-c.fin:
+		return c, true
+	case <-ctx.Done():
+	case <-reqCtx.Done():
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.left == 0 { // the last result came meanwhile
+		<-c.fin
+		return c, true
+	}
+	c.closed = true
+	for i := range c.errs {
+		if !c.done[i] {
+			c.errs[i] = errNoAck{s.cfg.BackendTimeout}
 		}
 	}
-	return errs
+	return c, false
+}
+
+// doneCtx is a context that is already done.
+var doneCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// resize returns s with length n, zeroed, reusing its array when it can.
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
+// deadlines hands out the requests' deadline contexts: each ends
+// BackendTimeout after its request started, or up to deadlineSlack later,
+// because the requests that start within deadlineSlack of each other share
+// one, so that a request needs no timer of its own.
+type deadlines struct {
+	timeout time.Duration
+	cur     atomic.Pointer[deadline]
+	mu      sync.Mutex
+}
+
+// deadlineSlack is how much longer than BackendTimeout a request may wait.
+const deadlineSlack = 10 * time.Millisecond
+
+type deadline struct {
+	ctx    context.Context
+	cancel context.CancelFunc // never needed: the deadline passes
+	until  time.Time          // the last start time the context serves
+}
+
+func (d *deadlines) get() context.Context {
+	now := time.Now()
+	if dl := d.cur.Load(); dl != nil && now.Before(dl.until) {
+		return dl.ctx
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if dl := d.cur.Load(); dl != nil && now.Before(dl.until) {
+		return dl.ctx
+	}
+	until := now.Add(deadlineSlack)
+	dl := &deadline{until: until}
+	dl.ctx, dl.cancel = context.WithDeadline(context.Background(), until.Add(d.timeout))
+	d.cur.Store(dl)
+	return dl.ctx
 }
 
 // kafkaErrorCode maps a producer error to the REST Proxy's per-record code.
@@ -637,6 +797,34 @@ func writeJSONRaw(w http.ResponseWriter, status int, v any) {
 	}
 	b = append(b, '\n')
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// hdrKafkaV2JSON is the REST Proxy's Content-Type as a header value. Header
+// values are only ever replaced or appended to, never written in place, so
+// every answer can share it.
+var hdrKafkaV2JSON = []string{kafkaV2JSON}
+
+// contentLengths are the Content-Length header values of short answers,
+// shared like hdrKafkaV2JSON.
+var contentLengths = func() (v [1024][]string) {
+	for i := range v {
+		v[i] = []string{strconv.Itoa(i)}
+	}
+	return v
+}()
+
+// writeRaw answers b, a whole JSON answer, with its length, so that
+// net/http neither chunks it nor allocates for the headers.
+func writeRaw(w http.ResponseWriter, status int, contentType []string, b []byte) {
+	h := w.Header()
+	h["Content-Type"] = contentType
+	if len(b) < len(contentLengths) {
+		h["Content-Length"] = contentLengths[len(b)]
+	} else {
+		h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }

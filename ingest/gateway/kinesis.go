@@ -144,11 +144,11 @@ func (s *Server) createStream(w *respWriter, r *http.Request, name string) {
 	if !s.checkStream(w, name) {
 		return
 	}
-	body, release, ok := s.readBody(w, r)
+	body, buf, ok := s.readBody(w, r)
 	if !ok {
 		return
 	}
-	defer release()
+	defer s.releaseBody(buf)
 	var in struct {
 		ShardCount *int32
 	}
@@ -321,7 +321,7 @@ func (s *Server) putRecord(w *respWriter, r *http.Request, name string) {
 	if !s.checkStream(w, name) {
 		return
 	}
-	body, release, ok := s.readBody(w, r)
+	body, buf, ok := s.readBody(w, r)
 	if !ok {
 		return
 	}
@@ -331,18 +331,18 @@ func (s *Server) putRecord(w *respWriter, r *http.Request, name string) {
 	}
 	err := decodeJSON(body, &in)
 	if err != nil {
-		release()
+		s.releaseBody(buf)
 		e := jsonError(err, `an object like {"StreamName":..,"Data":{..},"PartitionKey":".."}`)
 		s.fail(w, http.StatusBadRequest, 0, e.msg, "SerializationException")
 		return
 	}
 	if isNull(in.Data) {
-		release()
+		s.releaseBody(buf)
 		s.fail(w, http.StatusBadRequest, 0, "Data is required", "ValidationException")
 		return
 	}
 	data := compactJSON(in.Data)
-	release()
+	s.releaseBody(buf)
 	pk, msg := partitionKey(in.PartitionKey, "PartitionKey")
 	if msg != "" {
 		s.fail(w, http.StatusBadRequest, 0, msg, "ValidationException")
@@ -385,7 +385,7 @@ func (s *Server) putRecords(w *respWriter, r *http.Request, name string) {
 	if !s.checkStream(w, name) {
 		return
 	}
-	body, release, ok := s.readBody(w, r)
+	body, buf, ok := s.readBody(w, r)
 	if !ok {
 		return
 	}
@@ -397,13 +397,13 @@ func (s *Server) putRecords(w *respWriter, r *http.Request, name string) {
 	}
 	err := decodeJSON(body, &in)
 	if err != nil {
-		release()
+		s.releaseBody(buf)
 		e := jsonError(err, `an object like {"records":[{"data":..,"partition-key":".."}]}`)
 		s.fail(w, http.StatusBadRequest, 0, e.msg, "SerializationException")
 		return
 	}
 	bad := func(format string, args ...any) {
-		release()
+		s.releaseBody(buf)
 		s.fail(w, http.StatusBadRequest, 0, fmt.Sprintf(format, args...), "ValidationException")
 	}
 	switch n := len(in.Records); {
@@ -445,7 +445,7 @@ func (s *Server) putRecords(w *respWriter, r *http.Request, name string) {
 		total += n
 		entries[i] = types.PutRecordsRequestEntry{Data: data, PartitionKey: &pk}
 	}
-	release()
+	s.releaseBody(buf)
 	if total > kinesisMaxBatchBytes {
 		s.fail(w, http.StatusBadRequest, 0, fmt.Sprintf("the records are %d bytes in all (data plus partition keys), over Kinesis's limit of %d a request", total, kinesisMaxBatchBytes),
 			"ValidationException")
