@@ -174,6 +174,14 @@ func (fn *discoverFn) ProcessElement(
 		rt.TryClaim(int64(math.MaxInt64 - 1))
 		return sdf.StopProcessing(), nil
 	}
+	if fn.Interval > 0 && !we.first() {
+		// The watermark is the next listing's time. Until then, look for a
+		// drain request every drainCheck, so that a drain does not wait
+		// for the next listing.
+		if wait := time.Until(time.UnixMilli(we.state)); wait > 0 {
+			return sdf.ResumeProcessingIn(min(wait, drainCheck)), nil
+		}
+	}
 	lctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	parts, err := fn.list(lctx, topic, rest, we.first())
 	cancel()
@@ -208,8 +216,12 @@ func (fn *discoverFn) ProcessElement(
 		return sdf.StopProcessing(), nil
 	}
 	we.set(time.Now().Add(fn.Interval))
-	return sdf.ResumeProcessingIn(fn.Interval), nil
+	return sdf.ResumeProcessingIn(min(fn.Interval, drainCheck)), nil
 }
+
+// drainCheck is how often the re-listing looks for a drain request between
+// listings.
+const drainCheck = 500 * time.Millisecond
 
 // list returns the partitions of topic in rest that exist now, with their
 // start and end offsets. A topic that does not exist has none yet.

@@ -332,6 +332,17 @@ func TestDiscoverStartPositionsAndNewPartitions(t *testing.T) {
 		if wm := time.UnixMilli(we); wm.Before(before.Add(fn.Interval).Truncate(time.Millisecond)) {
 			t.Errorf("watermark %v is not the next listing's time", wm)
 		}
+		// Before the next listing's time, the call only looks for a drain
+		// request: nothing is listed, and it resumes soon.
+		rt := fn.CreateTracker(*res)
+		early := fn.CreateWatermarkEstimator(time.Now().Add(time.Hour).UnixMilli())
+		pc, err := fn.ProcessElement(context.Background(), early, rt, "d", func(beam.EventTime, topicPartition) {
+			t.Error("listed before the next listing's time")
+		})
+		if err != nil || !pc.ShouldResume() || pc.ResumeDelay() > drainCheck {
+			t.Errorf("a call between listings: %v, %v; want a resume within %v", pc, err, drainCheck)
+		}
+		time.Sleep(time.Until(time.UnixMilli(we)))
 		// Nothing new.
 		if got, res, _ = discover(t, fn, *res, we); len(got) != 0 || res.Start != 3 {
 			t.Fatalf("second listing %v, residual %v", got, res)
