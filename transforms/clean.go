@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pinpipe/pinpipe/internal/jsonscan"
 )
 
 // RejectError says why a raw record cannot become a row. The record goes to
@@ -92,7 +94,7 @@ func (r *fieldReader) number(i int) (lit string, ok bool) {
 		if s == "" {
 			return "", false
 		}
-		if scanNumber([]byte(s)) != len(s) {
+		if jsonscan.Number([]byte(s)) != len(s) {
 			r.markBad(i)
 			return "", false
 		}

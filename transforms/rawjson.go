@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"unicode/utf8"
+
+	"github.com/pinpipe/pinpipe/internal/jsonscan"
 )
 
 // Reasons a raw record is rejected. They are part of the dead-letter output
@@ -166,7 +168,7 @@ func (s *scanner) value(depth int) error {
 	case c == '{' || c == '[':
 		return s.container(depth + 1)
 	case c == '-' || (c >= '0' && c <= '9'):
-		n := scanNumber(s.data[s.i:])
+		n := jsonscan.Number(s.data[s.i:])
 		if n == 0 {
 			return errSyntax
 		}
@@ -260,7 +262,7 @@ func (s *scanner) str() (escaped bool, err error) {
 					return false, errSyntax
 				}
 				for _, h := range s.data[s.i+2 : s.i+6] {
-					if !isHex(h) {
+					if !jsonscan.IsHex(h) {
 						return false, errSyntax
 					}
 				}
@@ -275,56 +277,6 @@ func (s *scanner) str() (escaped bool, err error) {
 		}
 	}
 	return false, errSyntax
-}
-
-func isHex(c byte) bool {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
-}
-
-// scanNumber returns the length of the JSON number at the start of b, or 0 if
-// there is none.
-func scanNumber(b []byte) int {
-	i := 0
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	if i >= len(b) {
-		return 0
-	}
-	switch {
-	case b[i] == '0':
-		i++
-	case b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-	default:
-		return 0
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		start := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == start {
-			return 0
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		start := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == start {
-			return 0
-		}
-	}
-	return i
 }
 
 // stringValue decodes a raw JSON string value (with its quotes).

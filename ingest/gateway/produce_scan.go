@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pinpipe/pinpipe/internal/jsonscan"
 )
 
 // The produce body's fast path: one pass over the bytes that validates the
@@ -265,7 +267,7 @@ func (s *produceScanner) value(depth int) bool {
 	case c == '{' || c == '[':
 		return s.container(depth + 1)
 	case c == '-' || (c >= '0' && c <= '9'):
-		n := scanJSONNumber(s.data[s.i:])
+		n := jsonscan.Number(s.data[s.i:])
 		s.i += n
 		return n > 0
 	case c == 't':
@@ -336,7 +338,7 @@ func (s *produceScanner) str() bool {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
-				if i+6 > len(d) || !isHexByte(d[i+2]) || !isHexByte(d[i+3]) || !isHexByte(d[i+4]) || !isHexByte(d[i+5]) {
+				if i+6 > len(d) || !jsonscan.IsHex(d[i+2]) || !jsonscan.IsHex(d[i+3]) || !jsonscan.IsHex(d[i+4]) || !jsonscan.IsHex(d[i+5]) {
 					return false
 				}
 				i += 6
@@ -350,56 +352,6 @@ func (s *produceScanner) str() bool {
 		}
 	}
 	return false
-}
-
-func isHexByte(c byte) bool {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
-}
-
-// scanJSONNumber returns the length of the JSON number at the start of b, or
-// 0 if there is none.
-func scanJSONNumber(b []byte) int {
-	i := 0
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	if i >= len(b) {
-		return 0
-	}
-	switch {
-	case b[i] == '0':
-		i++
-	case b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-	default:
-		return 0
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		start := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == start {
-			return 0
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		start := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == start {
-			return 0
-		}
-	}
-	return i
 }
 
 // appendCompact appends valid JSON text src without the whitespace outside
