@@ -13,7 +13,6 @@ package main
 // change; `./work/bench gateway -help` lists its flags.
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"errors"
@@ -151,7 +150,7 @@ func gwLog(format string, args ...any) {
 }
 
 func gwBench(ctx context.Context, o gwOptions) (*gwResults, error) {
-	r := &gwResults{started: time.Now(), loadBefore: gwLoadAvg()}
+	r := &gwResults{started: time.Now(), loadBefore: loadAvg()}
 	if o.port == 0 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -197,7 +196,7 @@ func gwBench(ctx context.Context, o gwOptions) (*gwResults, error) {
 		}
 		load.cpu = func() gwCPU {
 			return gwCPU{Load: gwProcCPU(os.Getpid()), Server: gwProcCPU(srv.cmd.Process.Pid), Broker: gwProcCPU(kafka.cmd.Process.Pid),
-				Machine: gwMachineCPU()}
+				Machine: machineBusyCPU()}
 		}
 		st := fn()
 		if err := srv.stop(); err != nil {
@@ -264,7 +263,7 @@ func gwBench(ctx context.Context, o gwOptions) (*gwResults, error) {
 	}
 	p99 := func(s gwStats) float64 { return float64(s.P99) }
 	r.rateGW, r.rateBare = gwMedian(r.rateGWRuns, p99), gwMedian(r.rateBareRuns, p99)
-	r.loadAt = gwLoadAvg()
+	r.loadAt = loadAvg()
 
 	// The sink.
 	if o.sinkPosts > 0 {
@@ -358,44 +357,6 @@ func gwMS(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 2, 64) + " ms"
 }
 
-func gwLoadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(b))
-}
-
-func gwCPUModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
-}
-
-func gwMemory() string {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return "unknown"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "MemTotal:" {
-			if kb, err := strconv.ParseFloat(f[1], 64); err == nil {
-				return fmt.Sprintf("%.1f GiB", kb/(1<<20))
-			}
-		}
-	}
-	return "unknown"
-}
-
 func gwVerdict(ok bool) string {
 	if ok {
 		return "MET"
@@ -417,7 +378,7 @@ func (r *gwResults) markdown(o gwOptions) string {
 	p("## Machine\n\n")
 	p("- date: %s\n", r.started.UTC().Format(time.RFC3339))
 	p("- nproc: %d (GOMAXPROCS %d in every process)\n", runtime.NumCPU(), runtime.GOMAXPROCS(0))
-	p("- CPU: %s\n- memory: %s\n- kernel: %s\n- go: %s\n", gwCPUModel(), gwMemory(), strings.TrimSpace(string(kernel)), runtime.Version())
+	p("- CPU: %s\n- memory: %s\n- kernel: %s\n- go: %s\n", cpuModel(), memTotal(), strings.TrimSpace(string(kernel)), runtime.Version())
 	p("- pinpipe: %s\n", gitState(root))
 	p("- load average before the runs: %s; after the HTTP runs: %s\n", r.loadBefore, r.loadAt)
 	p("- everything ran on this one machine and shared its %d CPUs: the load generator (this process), the server under test "+

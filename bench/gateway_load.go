@@ -485,29 +485,3 @@ func gwProcCPU(pid int) time.Duration {
 	}
 	return time.Duration(ut+st) * 10 * time.Millisecond
 }
-
-// gwMachineCPU is the time all the machine's CPUs have been busy (not idle
-// nor waiting for I/O), from the cpu line of /proc/stat; 0 when it cannot
-// be read.
-func gwMachineCPU() time.Duration {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return 0
-	}
-	var busy int64
-	for i, v := range f[1:8] { // user nice system idle iowait irq softirq
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0
-		}
-		if i != 3 && i != 4 {
-			busy += n
-		}
-	}
-	return time.Duration(busy) * 10 * time.Millisecond
-}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -281,28 +280,7 @@ func roundSig(f float64, digits int) float64 {
 
 // machine describes where the benchmark ran.
 func (b *bench) machine() []string {
-	cpu := "unknown"
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				cpu = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	mem := "unknown"
-	if blob, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for _, l := range strings.Split(string(blob), "\n") {
-			if strings.HasPrefix(l, "MemTotal:") {
-				f := strings.Fields(l)
-				if kb, err := strconv.ParseFloat(f[1], 64); err == nil {
-					mem = fmt.Sprintf("%.1f GiB", kb/(1<<20))
-				}
-			}
-		}
-	}
+	cpu, mem := cpuModel(), memTotal()
 	gover := runtime.Version()
 	if out, err := exec.Command("go", "version").Output(); err == nil {
 		gover = strings.TrimSpace(string(out))

@@ -186,7 +186,7 @@ type stResults struct {
 }
 
 func stBench(ctx context.Context, o stOptions) (*stResults, error) {
-	r := &stResults{started: time.Now(), loadBefore: stLoadAvg()}
+	r := &stResults{started: time.Now(), loadBefore: loadAvg()}
 	root, err := filepath.Abs("..")
 	if err != nil {
 		return nil, err
@@ -237,7 +237,7 @@ func stBench(ctx context.Context, o stOptions) (*stResults, error) {
 		}
 		r.peaks = append(r.peaks, pk)
 	}
-	r.loadEnd = stLoadAvg()
+	r.loadEnd = loadAvg()
 	r.elapsed = time.Since(r.started)
 	return r, nil
 }

@@ -351,7 +351,7 @@ func (e *stEnv) awsEnv() []string {
 
 // cpu reads the CPU time of every process of the benchmark.
 func (e *stEnv) cpu() stCPUTimes {
-	t := stCPUTimes{At: time.Now(), Procs: map[string]time.Duration{}, Machine: stMachineCPU()}
+	t := stCPUTimes{At: time.Now(), Procs: map[string]time.Duration{}, Machine: machineBusyCPU()}
 	own, _, _ := stProcStat(os.Getpid())
 	t.Procs["sender"] = own
 	if e.gateway != nil {
@@ -496,38 +496,3 @@ s.listen(0, '127.0.0.1', () => console.log(s.address().port));
 process.stdin.on('end', () => process.exit(0));
 process.stdin.on('error', () => process.exit(0));
 process.stdin.resume();`
-
-// stMachineCPU is the time all the machine's CPUs have been busy (not idle
-// nor waiting for I/O), from the cpu line of /proc/stat; 0 when it cannot
-// be read.
-func stMachineCPU() time.Duration {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return 0
-	}
-	var busy int64
-	for i, v := range f[1:8] { // user nice system idle iowait irq softirq
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0
-		}
-		if i != 3 && i != 4 {
-			busy += n
-		}
-	}
-	return time.Duration(busy) * 10 * time.Millisecond
-}
-
-// stLoadAvg is /proc/loadavg.
-func stLoadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(b))
-}

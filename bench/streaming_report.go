@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -85,7 +84,7 @@ func (r *stResults) markdown(o stOptions) string {
 	p("## Machine\n\n")
 	p("- date: %s\n", r.started.UTC().Format(time.RFC3339))
 	p("- nproc: %d (GOMAXPROCS %d)\n", runtime.NumCPU(), runtime.GOMAXPROCS(0))
-	p("- CPU: %s\n- memory: %s\n- kernel: %s\n- go: %s\n", stCPUModel(), stMemory(), strings.TrimSpace(string(kernel)), runtime.Version())
+	p("- CPU: %s\n- memory: %s\n- kernel: %s\n- go: %s\n", cpuModel(), memTotal(), strings.TrimSpace(string(kernel)), runtime.Version())
 	p("- PostgreSQL: %s\n", r.pgVersion)
 	p("- pinpipe: %s\n", r.git)
 	p("- load average (1, 5, 15 min) before the benchmark: %s; at its end: %s; before and after each run: in the tables below\n",
@@ -392,34 +391,4 @@ func stPeakSummary(pk *stPeakRun) string {
 			" CPUs, so the first to fall behind (named in the verdict) did so for want of CPU time that the others were using."
 	}
 	return s
-}
-
-// stCPUModel is the CPU's model name from /proc/cpuinfo.
-func stCPUModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
-}
-
-// stMemory is the machine's memory from /proc/meminfo.
-func stMemory() string {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return "unknown"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "MemTotal:" {
-			if kb, err := strconv.ParseFloat(f[1], 64); err == nil {
-				return fmt.Sprintf("%.1f GiB", kb/(1<<20))
-			}
-		}
-	}
-	return "unknown"
 }

@@ -216,7 +216,7 @@ type stRun struct {
 }
 
 func (e *stEnv) latencyRun(ctx context.Context, src string, rate float64) (*stRun, error) {
-	r := &stRun{Source: src, Rate: rate, Prefix: fmt.Sprintf("%s%d", src, int(rate)), LoadBefore: stLoadAvg()}
+	r := &stRun{Source: src, Rate: rate, Prefix: fmt.Sprintf("%s%d", src, int(rate)), LoadBefore: loadAvg()}
 	stLog("%s at %.0f posts/s: starting the job (load average %s)", src, rate, r.LoadBefore)
 	j, err := e.startJob(ctx, src, r.Prefix, rate)
 	if err != nil {
@@ -253,7 +253,7 @@ func (e *stEnv) latencyRun(ctx context.Context, src string, rate float64) (*stRu
 	}
 	r.CPU = stCPUBusy(sent.CPU[m], sent.CPU[m+1])
 	r.PerRecord = stPerRecord(sent, sent.CPU[m], sent.CPU[m+1])
-	r.LoadAfter = stLoadAvg()
+	r.LoadAfter = loadAvg()
 	stLog("%s at %.0f posts/s: %d rows visible; measured: %.0f posts/s answered (HTTP p99 %s), p50 %s p95 %s p99 %s max %s, "+
 		"%d missing, %d errors; CPUs busy %.2f (job %.2f)", src, rate, visible, r.A.Achieved, stMS(r.A.HTTP.P99), stMS(r.A.Lat.P50),
 		stMS(r.A.Lat.P95), stMS(r.A.Lat.P99), stMS(r.A.Lat.Max), r.A.Missing, r.A.Errors, r.CPU["machine"], r.CPU["stream job"])
@@ -285,7 +285,7 @@ type stPeakStep struct {
 
 func (e *stEnv) peakRun(ctx context.Context, src string, rates []float64) (*stPeakRun, error) {
 	rates = slices.Sorted(slices.Values(rates))
-	r := &stPeakRun{Source: src, LoadBefore: stLoadAvg()}
+	r := &stPeakRun{Source: src, LoadBefore: loadAvg()}
 	stLog("peak on %s: starting the job (load average %s)", src, r.LoadBefore)
 	j, err := e.startJob(ctx, src, src+"peak", rates[len(rates)-1])
 	if err != nil {
@@ -342,7 +342,7 @@ func (e *stEnv) peakRun(ctx context.Context, src string, rates []float64) (*stPe
 		steps[i] = s.stStep
 	}
 	r.Peak = stPeak(steps, e.o.criteria)
-	r.LoadAfter = stLoadAvg()
+	r.LoadAfter = loadAvg()
 	return r, ctx.Err()
 }
 
