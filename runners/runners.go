@@ -30,6 +30,13 @@ func Runner() string {
 	return "direct"
 }
 
+// DryRun reports a run that only translates and prints the job (Dataflow's
+// --dry_run): it must not read or change any output.
+func DryRun() bool {
+	f := flag.Lookup("dry_run")
+	return f != nil && f.Value.String() == "true" && Runner() == "dataflow"
+}
+
 // Validate checks the runner flags before a pipeline is built, so that a
 // mistake is reported clearly rather than deep inside a submission.
 func Validate() error {

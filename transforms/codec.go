@@ -189,43 +189,63 @@ func DecodeBatch(data []byte) (Batch, error) {
 	b.Shard = int(d.varint())
 	b.Pins = make([]Pin, d.count())
 	for i := range b.Pins {
-		p := &b.Pins[i]
-		p.Ind = d.varint()
-		p.UniqueID, p.Title, p.Description = d.str(), d.str(), d.str()
-		p.FollowerCount = d.int()
-		p.PosterName, p.TagList, p.IsImageOrVideo, p.ImageSrc, p.SaveLocation, p.Category = d.str(), d.str(), d.str(), d.str(), d.str(), d.str()
+		b.Pins[i] = d.pin()
 	}
 	b.Geos = make([]Geo, d.count())
 	for i := range b.Geos {
-		g := &b.Geos[i]
-		g.Ind = d.varint()
-		g.Country = d.str()
-		if d.present() {
-			n := d.count()
-			if len(d.b) < 8*n {
-				d.fail()
-				break
-			}
-			g.Coordinates = make([]float64, n)
-			for j := range g.Coordinates {
-				g.Coordinates[j] = math.Float64frombits(binary.LittleEndian.Uint64(d.b))
-				d.b = d.b[8:]
-			}
-		}
-		g.Timestamp = d.time()
+		b.Geos[i] = d.geo()
 	}
 	b.Users = make([]User, d.count())
 	for i := range b.Users {
-		u := &b.Users[i]
-		u.Ind = d.varint()
-		u.UserName = d.str()
-		u.Age = d.int()
-		u.DateJoined = d.time()
+		b.Users[i] = d.user()
 	}
 	if d.err != nil {
 		return Batch{}, d.err
 	}
 	return b, nil
+}
+
+func (d *decoder) pin() (p Pin) {
+	p.Ind = d.varint()
+	p.UniqueID, p.Title, p.Description = d.str(), d.str(), d.str()
+	p.FollowerCount = d.int()
+	p.PosterName, p.TagList, p.IsImageOrVideo, p.ImageSrc, p.SaveLocation, p.Category = d.str(), d.str(), d.str(), d.str(), d.str(), d.str()
+	return p
+}
+
+func (d *decoder) geo() (g Geo) {
+	g.Ind = d.varint()
+	g.Country = d.str()
+	if d.present() {
+		n := d.count()
+		if len(d.b) < 8*n {
+			d.fail()
+			return g
+		}
+		g.Coordinates = make([]float64, n)
+		for j := range g.Coordinates {
+			g.Coordinates[j] = math.Float64frombits(binary.LittleEndian.Uint64(d.b))
+			d.b = d.b[8:]
+		}
+	}
+	g.Timestamp = d.time()
+	return g
+}
+
+func (d *decoder) user() (u User) {
+	u.Ind = d.varint()
+	u.UserName = d.str()
+	u.Age = d.int()
+	u.DateJoined = d.time()
+	return u
+}
+
+// done reports a decoding error, or bytes left over after one row.
+func (d *decoder) done() error {
+	if d.err == nil && len(d.b) != 0 {
+		d.fail()
+	}
+	return d.err
 }
 
 // encodeBatchCompressed is Batch's Beam coder: the binary encoding,

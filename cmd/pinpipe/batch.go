@@ -21,7 +21,7 @@ func batchCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.TopicPrefix, "topic-prefix", "pinpipe", "topic prefix: the topics are <prefix>.pin, <prefix>.geo, <prefix>.user")
 	fs.StringVar(&o.Output, "output", "", "directory or s3://bucket/prefix for tables/, insights/, deadletter/ and summary.json (required)")
 	fs.StringVar(&o.Format, "format", batch.FormatParquet, "format of the clean tables: parquet or jsonl")
-	fs.IntVar(&o.Shards, "shards", 16, "ind shards to dedup and join in (and files per table)")
+	fs.IntVar(&o.Shards, "shards", 0, "buckets of ind the tables are written in, one file per table and bucket (default: about one per 64 MiB of input, at least 16, on an output's first run; incremental runs keep the output's)")
 	fs.BoolVar(&o.Incremental, "incremental", false, "process only input objects not yet in the output's manifest.json, merging them into the existing clean tables")
 	fs.StringVar(&o.Warehouse, "warehouse", "", "PostgreSQL DSN (postgres://user@host:5432/db) to load the clean tables into after the run, replacing what was there; "+
 		"give the password in PGPASSWORD or ~/.pgpass, not here (default: no load)")
@@ -30,6 +30,10 @@ func batchCmd(fs *flag.FlagSet) func(context.Context) error {
 		sum, err := batch.Run(ctx, o)
 		if err != nil {
 			return err
+		}
+		if sum == nil {
+			fmt.Printf("dry run: the job was translated and not run; %s is unchanged\n", o.Output)
+			return nil
 		}
 		printSummary(os.Stdout, sum)
 		fmt.Printf("\nbatch finished in %s; outputs in %s (tables/, insights/, deadletter/, summary.json, report.html)\n",

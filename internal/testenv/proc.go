@@ -177,3 +177,6 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// PID is the process's id.
+func (p *Proc) PID() int { return p.cmd.Process.Pid }

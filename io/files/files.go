@@ -25,7 +25,7 @@ import (
 func init() {
 	register.DoFn3x1[context.Context, string, func(string), error](&expandFn{})
 	register.DoFn3x1[context.Context, string, func([]byte), error](&readLinesFn{})
-	register.DoFn2x1[context.Context, beam.X, error](&writeJSONLinesFn{})
+	register.DoFn3x1[context.Context, beam.X, func(string), error](&writeJSONLinesFn{})
 	register.Emitter1[string]()
 	register.Emitter1[[]byte]()
 }
@@ -133,18 +133,21 @@ func ReadFileLines(ctx context.Context, name string, fn func([]byte)) error {
 // WriteJSONLines writes each element as one JSON line into files named
 // <dir>/<prefix>-<random>.jsonl, one file per bundle. Bundles with no
 // elements write nothing.
-func WriteJSONLines(s beam.Scope, dir, prefix string, col beam.PCollection) {
+// It returns the names of the files written, so that a job can commit
+// exactly those.
+func WriteJSONLines(s beam.Scope, dir, prefix string, col beam.PCollection) beam.PCollection {
 	s = s.Scope("files.WriteJSONLines")
-	beam.ParDo0(s, &writeJSONLinesFn{Dir: dir, Prefix: prefix}, col)
+	return beam.ParDo(s, &writeJSONLinesFn{Dir: dir, Prefix: prefix}, col)
 }
 
 type writeJSONLinesFn struct {
 	Dir    string
 	Prefix string
 
-	fs  filesystem.Interface
-	w   io.WriteCloser
-	buf *bufio.Writer
+	fs   filesystem.Interface
+	name string
+	w    io.WriteCloser
+	buf  *bufio.Writer
 }
 
 func (f *writeJSONLinesFn) Setup(ctx context.Context) error {
@@ -153,12 +156,12 @@ func (f *writeJSONLinesFn) Setup(ctx context.Context) error {
 	return err
 }
 
-func (f *writeJSONLinesFn) ProcessElement(ctx context.Context, v beam.X) error {
+func (f *writeJSONLinesFn) ProcessElement(ctx context.Context, v beam.X, _ func(string)) error {
 	if f.w == nil {
-		name := Join(f.Dir, f.Prefix+"-"+randomID()+".jsonl")
-		w, err := f.fs.OpenWrite(ctx, name)
+		f.name = Join(f.Dir, f.Prefix+"-"+randomID()+".jsonl")
+		w, err := f.fs.OpenWrite(ctx, f.name)
 		if err != nil {
-			return fmt.Errorf("creating %s: %w", name, err)
+			return fmt.Errorf("creating %s: %w", f.name, err)
 		}
 		f.w, f.buf = w, bufio.NewWriterSize(w, 1<<16)
 	}
@@ -170,7 +173,7 @@ func (f *writeJSONLinesFn) ProcessElement(ctx context.Context, v beam.X) error {
 	return f.buf.WriteByte('\n')
 }
 
-func (f *writeJSONLinesFn) FinishBundle(ctx context.Context) error {
+func (f *writeJSONLinesFn) FinishBundle(ctx context.Context, written func(string)) error {
 	if f.w == nil {
 		return nil
 	}
@@ -179,6 +182,9 @@ func (f *writeJSONLinesFn) FinishBundle(ctx context.Context) error {
 		err = cerr
 	}
 	f.w, f.buf = nil, nil
+	if err == nil {
+		written(f.name)
+	}
 	return err
 }
 
@@ -254,4 +260,48 @@ func Remove(ctx context.Context, globs ...string) error {
 		fs.Close()
 	}
 	return nil
+}
+
+// RemoveFiles deletes the named files (not globs), one filesystem client
+// for all of them.
+func RemoveFiles(ctx context.Context, names ...string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	fs, err := filesystem.New(ctx, names[0])
+	if err != nil {
+		return err
+	}
+	defer fs.Close()
+	rm, ok := fs.(filesystem.Remover)
+	if !ok {
+		return fmt.Errorf("the filesystem of %s cannot remove files", names[0])
+	}
+	for _, n := range names {
+		if err := rm.Remove(ctx, n); err != nil && !IsNotExist(err) {
+			return fmt.Errorf("removing %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// Sizes returns the total size of the named files.
+func Sizes(ctx context.Context, names []string) (int64, error) {
+	if len(names) == 0 {
+		return 0, nil
+	}
+	fs, err := filesystem.New(ctx, names[0])
+	if err != nil {
+		return 0, err
+	}
+	defer fs.Close()
+	var total int64
+	for _, n := range names {
+		sz, err := fs.Size(ctx, n)
+		if err != nil {
+			return 0, fmt.Errorf("size of %s: %w", n, err)
+		}
+		total += sz
+	}
+	return total, nil
 }

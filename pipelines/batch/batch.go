@@ -1,24 +1,43 @@
 // Package batch is the daily bounded pipeline: it reads the raw records the
 // Kafka-to-S3 sink landed, cleans them with the shared transforms, keeps one
 // row per ind, writes the clean tables, the eight insights, the dead letters
-// and a summary.
+// and a summary, and publishes them with one atomic commit.
+//
+// The tables are sort-merge buckets (io/smb): the clean stage writes its
+// rows as runs sorted by ind under the temp location and hands the runner
+// only the runs' names; one merge per bucket streams its runs (and, for an
+// incremental run, the bucket's committed file) into the bucket's new table
+// files, deduplicating, joining and folding the insights as it goes. Memory
+// is bounded by the clean stage's buffers and the merges' read buffers,
+// whatever the size of the input or of the tables.
 package batch
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
 	"github.com/pinpipe/pinpipe/io/files"
 	"github.com/pinpipe/pinpipe/io/postgres"
+	"github.com/pinpipe/pinpipe/io/smb"
 	"github.com/pinpipe/pinpipe/pipelines/batch/report"
 	"github.com/pinpipe/pinpipe/runners"
 	"github.com/pinpipe/pinpipe/transforms"
 )
+
+func init() {
+	register.DoFn3x1[context.Context, beam.X, func(string), error](&writeJSONFn{})
+	register.Combiner2[[]OutputFile, OutputFile](&collectFilesFn{})
+	register.Function2x0[string, func(OutputFile)](deadLetterFile)
+	register.Function2x0[int, func(int, RunFile)](bucketMarker)
+}
 
 // Options configure one batch run.
 type Options struct {
@@ -29,22 +48,25 @@ type Options struct {
 	Output string
 	// Format of the clean tables: parquet (default) or jsonl.
 	Format string
-	// Shards is how many groups of ind the rows are deduplicated and joined
-	// in, and so how many files each table is written as.
+	// Shards is the number of buckets the tables are written in (one file
+	// per table and bucket). 0 picks it from the input's size on an
+	// output's first run (about BytesPerBucket each, at least MinBuckets);
+	// an incremental run keeps its output's.
 	Shards int
 	// Warehouse, when set, is the DSN of a PostgreSQL database the clean
-	// tables are loaded into after the pipeline succeeded (see io/postgres).
+	// tables are loaded into after the run committed (see io/postgres).
 	Warehouse string
-	// Incremental processes only the input objects an earlier incremental
-	// run into the same output has not (see ManifestFile), merging them into
-	// its clean tables and recomputing the insights over all of them.
+	// Incremental processes only the input objects the output's commit does
+	// not list yet, merging them into its clean tables and recomputing the
+	// insights over all of them.
 	Incremental bool
-
-	// newFiles, when set, replaces the input globs with these objects per
-	// table; previous merges the tables already in Output.
-	newFiles map[string][]string
-	previous bool
 }
+
+// Bucket sizing, for an output's first run.
+const (
+	BytesPerBucket = 64 << 20
+	MinBuckets     = 16
+)
 
 func (o *Options) validate() error {
 	if o.Input == "" || o.Output == "" {
@@ -59,8 +81,8 @@ func (o *Options) validate() error {
 	if o.Format != FormatParquet && o.Format != FormatJSONL {
 		return fmt.Errorf("batch: --format must be parquet or jsonl, not %q", o.Format)
 	}
-	if o.Shards <= 0 {
-		o.Shards = 16
+	if o.Shards < 0 {
+		return fmt.Errorf("batch: --shards must be positive (or 0 to pick from the input's size), not %d", o.Shards)
 	}
 	return nil
 }
@@ -78,59 +100,121 @@ const (
 	DeadLetterDir = "deadletter"
 	SummaryFile   = "summary.json"
 	ReportFile    = "report.html"
+	// legacyManifestFile is what incremental runs of the layout before
+	// sort-merge buckets kept; a full run replaces such an output.
+	legacyManifestFile = "manifest.json"
 )
 
-// Build adds the batch pipeline to s.
-func Build(s beam.Scope, o Options) error {
-	if err := o.validate(); err != nil {
-		return err
-	}
-	var rows, dead, stats []beam.PCollection
+// Files a run leaves in its temp directory for the launcher to commit.
+const (
+	runInsightsFile = "insights.json"
+	runSummaryFile  = "summary.json"
+	runFilesFile    = "files.json"
+)
+
+// plan is what one run does, decided by the launcher before the pipeline
+// is built.
+type plan struct {
+	RunID   string
+	RunDir  string
+	Buckets int
+	// Inputs are the objects to read per table; nil reads the input globs
+	// (a dry run, which lists nothing).
+	Inputs map[string][]string
+	// Previous is the commit merged into, for an incremental run.
+	Previous *Commit
+}
+
+// build adds the batch pipeline to s.
+func build(s beam.Scope, o Options, p plan) {
+	var runs, dead, stats []beam.PCollection
 	for _, t := range transforms.Tables {
 		ts := s.Scope(t)
 		var names beam.PCollection
-		if o.newFiles != nil {
-			names = beam.Reshuffle(ts, beam.CreateList(ts, append([]string{}, o.newFiles[t]...)))
+		if p.Inputs != nil {
+			names = beam.Reshuffle(ts, beam.CreateList(ts, append([]string{}, p.Inputs[t]...)))
 		} else {
 			names = files.MatchFiles(ts, beam.CreateList(ts, InputGlobs(o.Input, o.TopicPrefix, t)))
 		}
-		c := transforms.CleanFiles(ts, t, o.Shards, names)
-		rows, dead, stats = append(rows, c.Rows), append(dead, c.DeadLetters), append(stats, c.Stats)
+		ts = ts.Scope("batch.CleanToRuns")
+		r, d, st := beam.ParDo3(ts, &writeRunsFn{Table: t, Buckets: p.Buckets, RunDir: p.RunDir}, names)
+		runs, dead, stats = append(runs, r), append(dead, d), append(stats, st)
 	}
-	if o.previous {
-		rows = append(rows, readTables(s, files.Join(o.Output, TablesDir), o.Format, o.Shards))
+	ms := s.Scope("batch.MergeBuckets")
+	buckets := make([]int, p.Buckets)
+	for i := range buckets {
+		buckets[i] = i
 	}
-	joined := transforms.JoinBatches(s, rows...)
-	writeTables(s, files.Join(o.Output, TablesDir), o.Format, joined.Tables)
+	runs = append(runs, beam.ParDo(ms, bucketMarker, beam.CreateList(ms, buckets)))
+	grouped := beam.GroupByKey(ms, beam.Flatten(ms, runs...))
+	mf := &mergeBucketFn{Format: o.Format, TablesDir: files.Join(o.Output, TablesDir), RunID: p.RunID}
+	if p.Previous != nil {
+		mf.Previous = p.Previous.Tables
+	}
+	partials, mergeStats, tableFiles := beam.ParDo3(ms, mf, grouped)
 
-	insights := transforms.ComputeInsights(s, joined.Partials)
-	beam.ParDo0(s, &writeInsightsFn{Dir: files.Join(o.Output, InsightsDir)}, insights)
+	insights := transforms.ComputeInsights(s, partials)
+	beam.ParDo(s, &writeJSONFn{Path: files.Join(p.RunDir, runInsightsFile)}, insights)
 
-	files.WriteJSONLines(s, files.Join(o.Output, DeadLetterDir), "deadletter", beam.Flatten(s, dead...))
+	deadFiles := files.WriteJSONLines(s, files.Join(o.Output, DeadLetterDir), "deadletter-"+p.RunID, beam.Flatten(s, dead...))
+	// An empty OutputFile, so that the list is written when there are no files.
+	outFiles := beam.Flatten(s, tableFiles, beam.ParDo(s, deadLetterFile, deadFiles), beam.Create(s, OutputFile{}))
+	beam.ParDo(s, &writeJSONFn{Path: files.Join(p.RunDir, runFilesFile)}, beam.Combine(s, &collectFilesFn{}, outFiles))
 
-	summary := transforms.Summarize(s, beam.Flatten(s, append(stats, joined.Stats)...))
-	beam.ParDo0(s, &writeSummaryFn{Path: files.Join(o.Output, SummaryFile)}, summary)
-	return nil
+	summary := transforms.Summarize(s, beam.Flatten(s, append(stats, mergeStats)...))
+	beam.ParDo(s, &writeJSONFn{Path: files.Join(p.RunDir, runSummaryFile)}, summary)
 }
 
-// ClearOutput removes what an earlier run wrote, so that a re-run to the same
-// output gives the same files and nothing stale.
-func ClearOutput(ctx context.Context, output string) error {
-	return files.Remove(ctx,
-		files.Join(output, TablesDir, "*", "part-*"),
-		files.Join(output, InsightsDir, "*.json"),
-		files.Join(output, DeadLetterDir, "*.jsonl"),
-		files.Join(output, SummaryFile),
-		files.Join(output, ReportFile),
-		files.Join(output, ManifestFile))
+func bucketMarker(b int, emit func(int, RunFile)) { emit(b, RunFile{Bucket: b}) }
+
+func deadLetterFile(name string, emit func(OutputFile)) { emit(OutputFile{Path: name}) }
+
+// collectFilesFn gathers the files a run wrote into one list.
+type collectFilesFn struct{}
+
+func (collectFilesFn) AddInput(a []OutputFile, f OutputFile) []OutputFile { return append(a, f) }
+func (collectFilesFn) MergeAccumulators(a, b []OutputFile) []OutputFile   { return append(a, b...) }
+
+// writeJSONFn writes its one element as a JSON file.
+type writeJSONFn struct{ Path string }
+
+func (f *writeJSONFn) ProcessElement(ctx context.Context, v beam.X, _ func(string)) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return files.WriteFile(ctx, f.Path, b)
 }
 
-// Run clears the output, runs the pipeline on the runner chosen by --runner,
-// loads the clean tables into the warehouse when one is set, writes the
-// report and returns the summary it wrote.
+// tempLocation is Beam's --temp_location (the Dataflow runner's flag,
+// registered by every binary that links it), or <output>/_temp.
+func tempLocation(output string) string {
+	if f := flag.Lookup("temp_location"); f != nil && f.Value.String() != "" {
+		return f.Value.String()
+	}
+	return files.Join(output, "_temp")
+}
+
+// Run runs the batch job on the runner chosen by --runner and commits its
+// output, then loads the warehouse when one is set, writes the report and
+// returns the summary. A dry run returns a nil summary and touches nothing.
 func Run(ctx context.Context, o Options) (transforms.Summary, error) {
 	start := time.Now()
 	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	// A mistake in the runner flags must fail before the output is touched.
+	if err := runners.Validate(); err != nil {
+		return nil, err
+	}
+	runID := newRunID()
+	runDir, allRuns := tempDirs(tempLocation(o.Output), o.Output, runID)
+	if runners.DryRun() {
+		// A dry run translates and prints the job, and neither reads nor
+		// changes the output.
+		p, s := beam.NewPipelineWithRoot()
+		build(s, o, plan{RunID: runID, RunDir: runDir, Buckets: max(o.Shards, MinBuckets)})
+		_, err := runners.Run(ctx, p)
 		return nil, err
 	}
 	if o.Warehouse != "" {
@@ -139,32 +223,61 @@ func Run(ctx context.Context, o Options) (transforms.Summary, error) {
 			return nil, err
 		}
 	}
-	var next manifest
-	if o.Incremental {
-		var err error
-		if o.newFiles, next, o.previous, err = planIncremental(ctx, o); err != nil {
-			return nil, err
-		}
-		// The tables are read back and rewritten shard by shard, and the
-		// dead letters of earlier runs stay.
-		if err := files.Remove(ctx, files.Join(o.Output, InsightsDir, "*.json"), files.Join(o.Output, SummaryFile),
-			files.Join(o.Output, ReportFile)); err != nil {
-			return nil, err
-		}
-	} else if err := ClearOutput(ctx, o.Output); err != nil {
+	l, err := acquireLease(ctx, o.Output, runID)
+	if err != nil {
 		return nil, err
 	}
+	defer l.release(ctx)
+
+	pl, err := planRun(ctx, o, runID, runDir)
+	if err != nil {
+		return nil, err
+	}
+	// Runs of this output that died left their temp files; the lease says
+	// none of them is alive.
+	if stale, err := files.Expand(ctx, allRuns); err == nil {
+		files.RemoveFiles(ctx, stale...)
+	}
+	if o.Incremental && pl.Previous != nil && countInputs(pl.Inputs) == 0 {
+		// A quiet day: nothing new, nothing changes, but what a run that died
+		// after its commit left undone (views, garbage) is done now.
+		if err := writeViews(ctx, o.Output, pl.Previous); err != nil {
+			return nil, err
+		}
+		if err := collectGarbage(ctx, o.Output, pl.Previous); err != nil {
+			return nil, err
+		}
+		return transforms.NewSummary(nil), nil
+	}
+
 	p, s := beam.NewPipelineWithRoot()
-	if err := Build(s, o); err != nil {
-		return nil, err
-	}
+	build(s, o, pl)
 	if _, err := runners.Run(ctx, p); err != nil {
 		return nil, fmt.Errorf("batch pipeline: %w", err)
 	}
-	if o.Incremental {
-		if err := writeManifest(ctx, o.Output, next); err != nil {
-			return nil, fmt.Errorf("writing the manifest: %w", err)
-		}
+	c, err := pl.commit(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.check(ctx); err != nil {
+		return nil, err
+	}
+	crashPoint(crashBeforeCommit)
+	if err := writeCommit(ctx, o.Output, c); err != nil {
+		return nil, fmt.Errorf("committing: %w", err)
+	}
+	crashPoint(crashAfterCommit)
+	// Committed. What follows is derived from the commit, and a later run
+	// writes it again if this one dies first.
+	if err := writeViews(ctx, o.Output, c); err != nil {
+		return nil, err
+	}
+	if err := collectGarbage(ctx, o.Output, c); err != nil {
+		return nil, fmt.Errorf("removing files the commit replaced: %w", err)
+	}
+	crashPoint(crashBeforeRelease)
+	if names, err := files.Expand(ctx, files.Join(runDir, "*")); err == nil {
+		files.RemoveFiles(ctx, names...)
 	}
 	phases := []report.Phase{{Name: "pipeline", Duration: time.Since(start)}}
 	if o.Warehouse != "" {
@@ -174,69 +287,174 @@ func Run(ctx context.Context, o Options) (transforms.Summary, error) {
 		}
 		phases = append(phases, report.Phase{Name: "warehouse load", Duration: time.Since(t)})
 	}
-	sum, err := ReadSummary(ctx, o.Output)
-	if err != nil {
+	if err := writeReport(ctx, o, c, start, phases); err != nil {
 		return nil, err
 	}
-	if err := writeReport(ctx, o, sum, start, phases); err != nil {
-		return nil, err
-	}
-	return sum, nil
+	return c.Summary, nil
 }
 
-// writeReport writes <output>/report.html after the pipeline, from the
-// insights and summary it wrote, rather than from a DoFn inside it: the
-// run's wall time and the warehouse load are known only here, reading two
-// small files back works on every runner and filesystem (s3:// too), and a
-// report exists only for a run that finished.
-func writeReport(ctx context.Context, o Options, sum transforms.Summary, start time.Time, phases []report.Phase) error {
-	in, err := ReadInsights(ctx, o.Output)
+func countInputs(in map[string][]string) int {
+	n := 0
+	for _, names := range in {
+		n += len(names)
+	}
+	return n
+}
+
+// planRun reads the output's commit, lists the input and decides the
+// layout: an incremental run reads only objects the commit does not list,
+// and merges into the commit's buckets.
+func planRun(ctx context.Context, o Options, runID, runDir string) (plan, error) {
+	pl := plan{RunID: runID, RunDir: runDir, Inputs: map[string][]string{}}
+	prev, err := ReadCommit(ctx, o.Output)
+	if err != nil {
+		return pl, err
+	}
+	if o.Incremental && prev == nil {
+		if _, err := files.ReadFile(ctx, files.Join(o.Output, legacyManifestFile)); err == nil {
+			return pl, fmt.Errorf("incremental: %s was written by an older pinpipe (it has %s, no %s); run once without --incremental to rebuild it in the sort-merge-bucket layout, then incremental runs continue from there",
+				o.Output, legacyManifestFile, CommitFile)
+		}
+	}
+	done := map[string]bool{}
+	if o.Incremental && prev != nil {
+		if prev.TopicPrefix != o.TopicPrefix || prev.Format != o.Format || (o.Shards != 0 && o.Shards != prev.Layout.Buckets) {
+			return pl, fmt.Errorf("incremental: %s was written with --topic-prefix=%s --format=%s --shards=%d; run with the same, or without --incremental to rebuild (and re-bucket) it",
+				files.Join(o.Output, CommitFile), prev.TopicPrefix, prev.Format, prev.Layout.Buckets)
+		}
+		pl.Previous = prev
+		for _, in := range prev.Inputs {
+			done[in] = true
+		}
+	}
+	var all []string
+	for _, t := range transforms.Tables {
+		for _, g := range InputGlobs(o.Input, o.TopicPrefix, t) {
+			names, err := files.Expand(ctx, g)
+			if err != nil {
+				return pl, fmt.Errorf("listing %s: %w", g, err)
+			}
+			for _, n := range names {
+				all = append(all, n)
+				if !done[n] {
+					pl.Inputs[t] = append(pl.Inputs[t], n)
+				}
+			}
+		}
+	}
+	if len(all) == 0 {
+		return pl, fmt.Errorf("no input objects in %s; check --input and --topic-prefix",
+			files.Join(o.Input, "topics", o.TopicPrefix+".{pin,geo,user}", "partition=*", "*.json[.gz]"))
+	}
+	switch {
+	case pl.Previous != nil:
+		pl.Buckets = pl.Previous.Layout.Buckets
+	case o.Shards > 0:
+		pl.Buckets = o.Shards
+	default:
+		size, err := files.Sizes(ctx, all)
+		if err != nil {
+			return pl, err
+		}
+		pl.Buckets = smb.BucketsFor(size, BytesPerBucket, MinBuckets)
+	}
+	return pl, nil
+}
+
+// commit assembles the commit of a finished pipeline from what it left in
+// its temp directory.
+func (pl plan) commit(ctx context.Context, o Options) (*Commit, error) {
+	c := &Commit{Version: commitVersion, RunID: pl.RunID, CommittedAt: time.Now().UTC(), TopicPrefix: o.TopicPrefix,
+		Format: o.Format, Layout: smb.NewLayout(pl.Buckets)}
+	var written []OutputFile
+	for name, v := range map[string]any{runFilesFile: &written, runSummaryFile: &c.Summary, runInsightsFile: &c.Insights} {
+		b, err := files.ReadFile(ctx, files.Join(pl.RunDir, name))
+		if err == nil {
+			err = json.Unmarshal(b, v)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading what the pipeline wrote: %w", err)
+		}
+	}
+	for _, f := range written {
+		switch {
+		case f.Path == "":
+		case f.Table == "":
+			c.DeadLetters = append(c.DeadLetters, f)
+		default:
+			c.Tables = append(c.Tables, f)
+		}
+	}
+	if pl.Previous != nil {
+		// Earlier runs' dead letters stay; every bucket was rewritten.
+		c.DeadLetters = append(slices.Clone(pl.Previous.DeadLetters), c.DeadLetters...)
+		c.Inputs = slices.Clone(pl.Previous.Inputs)
+	}
+	for _, names := range pl.Inputs {
+		c.Inputs = append(c.Inputs, names...)
+	}
+	slices.Sort(c.Inputs)
+	c.Tables, c.DeadLetters = sortedNames(c.Tables), sortedNames(c.DeadLetters)
+	return c, nil
+}
+
+// writeViews writes the committed insights and summary as the output's
+// plain files, for people and tools that read them directly; each file is
+// replaced atomically.
+func writeViews(ctx context.Context, output string, c *Commit) error {
+	for _, n := range c.Insights.Named() {
+		b, err := json.MarshalIndent(n.Rows, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := files.WriteFileAtomic(ctx, files.Join(output, InsightsDir, n.Name+".json"), append(b, '\n')); err != nil {
+			return err
+		}
+	}
+	b, err := json.MarshalIndent(c.Summary, "", "  ")
 	if err != nil {
 		return err
 	}
+	return files.WriteFileAtomic(ctx, files.Join(output, SummaryFile), append(b, '\n'))
+}
+
+// writeReport writes <output>/report.html after the commit, from the
+// insights and summary committed: the run's wall time and the warehouse
+// load are known only here, and a report exists only for a run that
+// finished.
+func writeReport(ctx context.Context, o Options, c *Commit, start time.Time, phases []report.Phase) error {
 	meta := report.Meta{Started: start, WallTime: time.Since(start), Phases: phases,
-		Input: o.Input, Output: o.Output, Runner: runners.Runner(), Format: o.Format, Shards: o.Shards}
+		Input: o.Input, Output: o.Output, Runner: runners.Runner(), Format: o.Format, Shards: c.Layout.Buckets}
 	var buf bytes.Buffer
-	if err := report.Render(&buf, in, sum, meta); err != nil {
+	if err := report.Render(&buf, c.Insights, c.Summary, meta); err != nil {
 		return err
 	}
-	if err := files.WriteFile(ctx, files.Join(o.Output, ReportFile), buf.Bytes()); err != nil {
+	if err := files.WriteFileAtomic(ctx, files.Join(o.Output, ReportFile), buf.Bytes()); err != nil {
 		return fmt.Errorf("writing the report: %w", err)
 	}
 	return nil
 }
 
-// ReadInsights reads the eight insights a run wrote.
+// ReadInsights reads the eight insights an output's commit holds.
 func ReadInsights(ctx context.Context, output string) (transforms.Insights, error) {
-	var in transforms.Insights
-	// Each file is one field of Insights under its JSON name.
-	raw := map[string]json.RawMessage{}
-	for _, n := range in.Named() {
-		b, err := files.ReadFile(ctx, files.Join(output, InsightsDir, n.Name+".json"))
-		if err != nil {
-			return in, fmt.Errorf("reading insight %s: %w", n.Name, err)
-		}
-		raw[n.Name] = b
-	}
-	b, err := json.Marshal(raw)
-	if err == nil {
-		err = json.Unmarshal(b, &in)
+	c, err := ReadCommit(ctx, output)
+	if err == nil && c == nil {
+		err = fmt.Errorf("%s has no %s: no run has committed there", output, CommitFile)
 	}
 	if err != nil {
-		return in, fmt.Errorf("reading the insights: %w", err)
+		return transforms.Insights{}, err
 	}
-	return in, nil
+	return c.Insights, nil
 }
 
-// ReadSummary reads the summary a run wrote.
+// ReadSummary reads the summary of the run that committed the output.
 func ReadSummary(ctx context.Context, output string) (transforms.Summary, error) {
-	b, err := files.ReadFile(ctx, files.Join(output, SummaryFile))
+	c, err := ReadCommit(ctx, output)
+	if err == nil && c == nil {
+		err = fmt.Errorf("%s has no %s: no run has committed there", output, CommitFile)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the summary: %w", err)
+		return nil, err
 	}
-	var sum transforms.Summary
-	if err := json.Unmarshal(b, &sum); err != nil {
-		return nil, fmt.Errorf("reading the summary: %w", err)
-	}
-	return sum, nil
+	return c.Summary, nil
 }

@@ -22,7 +22,11 @@ import (
 
 var update = flag.Bool("update-golden", false, "rewrite the golden files in testdata/golden")
 
-func TestMain(m *testing.M) { ptest.Main(m) }
+func TestMain(m *testing.M) {
+	code := ptest.MainRet(m)
+	testenv.RemoveBuilds()
+	os.Exit(code)
+}
 
 const (
 	sampleDir = "../../testdata/sample"
@@ -30,35 +34,12 @@ const (
 )
 
 // snapshot reads a run's outputs into comparable text: each table's rows
-// sorted by ind, the dead letters sorted, the insights and the summary.
+// sorted by ind and the dead letters sorted, from the files the commit
+// names, and the insights and the summary from the files a reader sees.
 func snapshot(t *testing.T, out string) map[string]string {
 	t.Helper()
 	ctx := context.Background()
-	snap := map[string]string{}
-	for _, table := range transforms.Tables {
-		names, err := files.Expand(ctx, files.Join(out, TablesDir, table, "part-*"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var rows []string
-		for _, n := range names {
-			rows = append(rows, readRows(t, n, table)...)
-		}
-		slices.SortFunc(rows, func(a, b string) int { return int(indOf(t, a) - indOf(t, b)) })
-		snap["tables/"+table+".jsonl"] = strings.Join(rows, "\n") + "\n"
-	}
-	names, err := files.Expand(ctx, files.Join(out, DeadLetterDir, "*.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dead []string
-	for _, n := range names {
-		if err := files.ReadFileLines(ctx, n, func(l []byte) { dead = append(dead, string(l)) }); err != nil {
-			t.Fatal(err)
-		}
-	}
-	slices.Sort(dead)
-	snap["deadletter.jsonl"] = strings.Join(dead, "\n") + "\n"
+	snap := committedSnapshot(t, out)
 	for _, n := range append(insightNames(), SummaryFile) {
 		name := files.Join(out, InsightsDir, n)
 		if n == SummaryFile {
@@ -74,6 +55,40 @@ func snapshot(t *testing.T, out string) map[string]string {
 		}
 		snap[key] = string(b)
 	}
+	return snap
+}
+
+// committedSnapshot reads what the output's commit holds: the tables and
+// dead letters from the files it names, and its insights.
+func committedSnapshot(t *testing.T, out string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	c, err := ReadCommit(ctx, out)
+	if err != nil || c == nil {
+		t.Fatalf("reading the commit of %s: %v, %v", out, c, err)
+	}
+	snap := map[string]string{}
+	for _, table := range transforms.Tables {
+		var rows []string
+		for _, n := range c.TableFiles(table) {
+			rows = append(rows, readRows(t, n, table)...)
+		}
+		slices.SortFunc(rows, func(a, b string) int { return int(indOf(t, a) - indOf(t, b)) })
+		snap["tables/"+table+".jsonl"] = strings.Join(rows, "\n") + "\n"
+	}
+	var dead []string
+	for _, d := range c.DeadLetters {
+		if err := files.ReadFileLines(ctx, d.Path, func(l []byte) { dead = append(dead, string(l)) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(dead)
+	snap["deadletter.jsonl"] = strings.Join(dead, "\n") + "\n"
+	b, err := json.Marshal(c.Insights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap["committed insights"] = string(b)
 	return snap
 }
 
@@ -121,6 +136,9 @@ func compareGolden(t *testing.T, got map[string]string) {
 	t.Helper()
 	if *update {
 		for k, v := range got {
+			if k == "committed insights" {
+				continue
+			}
 			p := filepath.Join(goldenDir, k)
 			os.MkdirAll(filepath.Dir(p), 0o755)
 			if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
@@ -130,6 +148,9 @@ func compareGolden(t *testing.T, got map[string]string) {
 		return
 	}
 	for k, v := range got {
+		if k == "committed insights" {
+			continue // the insight files are compared
+		}
 		want, err := os.ReadFile(filepath.Join(goldenDir, k))
 		if err != nil {
 			t.Fatalf("golden %s: %v (run go test ./pipelines/batch -run Golden -update-golden)", k, err)
@@ -231,18 +252,22 @@ func TestOptionsValidation(t *testing.T) {
 	}
 }
 
-func TestEmptyInput(t *testing.T) {
+// TestNoInput: an input with no objects at all under the prefix is a
+// mistake (a wrong --input or --topic-prefix), reported with the path looked
+// at, and the output is left alone.
+func TestNoInput(t *testing.T) {
 	testenv.SetFlags(t, "runner", "direct")
 	out := t.TempDir()
-	sum := runBatch(t, Options{Input: t.TempDir(), TopicPrefix: "pinpipe", Output: out, Format: FormatJSONL})
-	for _, table := range transforms.Tables {
-		if st := sum[table]; st.Read != 0 || st.Rows != 0 {
-			t.Errorf("%s: %+v from no input", table, st)
-		}
+	_, err := Run(context.Background(), Options{Input: t.TempDir(), TopicPrefix: "pinpipe", Output: out, Format: FormatJSONL})
+	if err == nil || !strings.Contains(err.Error(), "no input objects in") || !strings.Contains(err.Error(), "pinpipe.{pin,geo,user}") {
+		t.Fatalf("run over no input: %v; want an error naming where it looked", err)
 	}
-	b, err := os.ReadFile(filepath.Join(out, InsightsDir, "top_category_by_country.json"))
-	if err != nil || strings.TrimSpace(string(b)) != "[]" {
-		t.Errorf("empty insight = %q, %v; want []", b, err)
+	_, err = Run(context.Background(), Options{Input: sampleDir, TopicPrefix: "pinpipee", Output: out, Format: FormatJSONL})
+	if err == nil || !strings.Contains(err.Error(), "pinpipee.{pin,geo,user}") {
+		t.Fatalf("run with a mistyped prefix: %v", err)
+	}
+	if names, _ := filepath.Glob(filepath.Join(out, "*")); len(names) != 0 {
+		t.Errorf("failed runs left %v in the output", names)
 	}
 }
 

@@ -2,15 +2,10 @@ package batch
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"path"
 
 	"github.com/parquet-go/parquet-go"
-
-	"github.com/pinpipe/pinpipe/io/files"
 	"github.com/pinpipe/pinpipe/transforms"
 )
 
@@ -41,43 +36,4 @@ func readParquet[R any](data []byte) ([]string, error) {
 		out[i] = string(b)
 	}
 	return out, nil
-}
-
-// readTableFile reads one clean-table file (its table is the name of its
-// directory) into a Batch.
-func readTableFile(ctx context.Context, name, format string) (transforms.Batch, error) {
-	data, err := files.ReadFile(ctx, name)
-	if err != nil {
-		return transforms.Batch{}, err
-	}
-	dir := path.Base(path.Dir(name))
-	var b transforms.Batch
-	switch dir {
-	case transforms.TablePin:
-		b.Pins, err = decodeRows[transforms.Pin](data, format)
-	case transforms.TableGeo:
-		b.Geos, err = decodeRows[transforms.Geo](data, format)
-	case transforms.TableUser:
-		b.Users, err = decodeRows[transforms.User](data, format)
-	default:
-		err = fmt.Errorf("%s is not in a table's directory", name)
-	}
-	return b, err
-}
-
-func decodeRows[R any](data []byte, format string) ([]R, error) {
-	if format == FormatParquet {
-		return parquet.Read[R](bytes.NewReader(data), int64(len(data)))
-	}
-	var rows []R
-	dec := json.NewDecoder(bytes.NewReader(data))
-	for {
-		var r R
-		if err := dec.Decode(&r); err == io.EOF {
-			return rows, nil
-		} else if err != nil {
-			return nil, err
-		}
-		rows = append(rows, r)
-	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/go-cmp/cmp"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
@@ -90,27 +91,55 @@ func TestUniversalRunnerOnPrismJobServer(t *testing.T) {
 	compareGolden(t, snapshot(t, out))
 }
 
-// TestDataflowDryRun translates the job for Dataflow offline.
+// TestDataflowDryRun translates the job for Dataflow offline, over the
+// output of an earlier run: a dry run must change nothing in it.
 func TestDataflowDryRun(t *testing.T) {
+	testenv.SetFlags(t, "runner", "direct")
+	out := t.TempDir()
+	runBatch(t, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: FormatJSONL})
+	before := dirContents(t, out)
+
 	// An earlier prism run leaves its endpoint and loopback environment in
 	// the global options; Dataflow needs neither.
 	testenv.SetFlags(t, "runner", "dataflow", "dry_run", "true", "endpoint", "", "environment_type", "", "project", "pinpipe-test", "region", "europe-west1",
 		"staging_location", "gs://pinpipe-test/staging", "temp_location", "gs://pinpipe-test/tmp",
 		"worker_binary", os.Args[0])
-	out := t.TempDir()
 	logs := &captureLog{}
 	beamlog.SetLogger(logs)
 	defer beamlog.SetLogger(&beamlog.Structural{})
-	// The dry run prints the job and runs nothing, so there is no summary.
-	_, err := Run(context.Background(), Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out})
-	if err == nil || !strings.Contains(err.Error(), "reading the summary") {
-		t.Fatalf("dry run: got %v, want only the missing summary of a job that did not run", err)
+	sum, err := Run(context.Background(), Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: FormatJSONL})
+	if err != nil || sum != nil {
+		t.Fatalf("dry run: got %v, %v; want no summary and no error", sum, err)
 	}
-	for _, want := range []string{"Dry-run: not submitting job", "JOB_TYPE_BATCH", "pinpipe-test", "transforms.CleanFiles", "transforms.JoinBatches"} {
+	for _, want := range []string{"Dry-run: not submitting job", "JOB_TYPE_BATCH", "pinpipe-test", "batch.CleanToRuns", "batch.MergeBuckets"} {
 		if !strings.Contains(logs.buf.String(), want) {
 			t.Errorf("the translated job does not mention %q", want)
 		}
 	}
+	if diff := cmp.Diff(before, dirContents(t, out)); diff != "" {
+		t.Errorf("the dry run changed the output (-before +after):\n%.2000s", diff)
+	}
+}
+
+// dirContents maps every file under dir to its contents.
+func dirContents(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		m[p] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m) == 0 {
+		t.Fatalf("no files under %s", dir)
+	}
+	return m
 }
 
 // captureLog keeps what Beam logs, to check what a dry run printed.

@@ -1,0 +1,225 @@
+package batch
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/pinpipe/pinpipe/ingest/generate"
+	"github.com/pinpipe/pinpipe/internal/testenv"
+	"github.com/pinpipe/pinpipe/io/files"
+)
+
+// crashCase is one way of running the job that the crash test kills.
+type crashCase struct {
+	name        string
+	format      string
+	incremental bool
+	s3          bool
+	runner      string
+}
+
+// TestKilledRunLeavesPreviousCommit kills the real pinpipe batch process
+// with SIGKILL at every crash point (a bucket file half written, every file
+// written but nothing committed, just committed, all but the lease released)
+// and after timed delays, for full and incremental runs, Parquet and JSON
+// lines, local and S3. After each kill the output's commit must name the
+// previous tables, complete and readable (or, killed after its commit, the
+// new ones); the next run must then take over the dead run's lease and end
+// with exactly what one uninterrupted run gives, leaving no file of the
+// dead run behind.
+func TestKilledRunLeavesPreviousCommit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the pinpipe binary many times")
+	}
+	bin := testenv.Pinpipe(t)
+	for _, c := range []crashCase{
+		{name: "full-parquet-local", format: FormatParquet, runner: "direct"},
+		{name: "incremental-jsonl-local", format: FormatJSONL, incremental: true, runner: "prism"},
+		{name: "incremental-parquet-s3", format: FormatParquet, incremental: true, s3: true, runner: "direct"},
+		{name: "full-jsonl-s3", format: FormatJSONL, s3: true, runner: "direct"},
+	} {
+		t.Run(c.name, func(t *testing.T) { testCrashes(t, bin, c) })
+	}
+}
+
+func testCrashes(t *testing.T, bin string, c crashCase) {
+	ctx := context.Background()
+	var env []string
+	root := t.TempDir()
+	if c.s3 {
+		srv := httptest.NewServer(gofakes3.New(s3mem.New(), gofakes3.WithAutoBucket(true)).Server())
+		t.Cleanup(srv.Close)
+		env = []string{"AWS_ENDPOINT_URL_S3=" + srv.URL, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1"}
+		for _, kv := range env {
+			k, v, _ := strings.Cut(kv, "=")
+			t.Setenv(k, v)
+		}
+		root = "s3://lake/" + c.name
+	}
+	day1, both := files.Join(root, "day1"), files.Join(root, "both")
+	gen := func(out string, first int64, posts, partition int, seed uint64) {
+		o := generate.Defaults()
+		o.Out, o.Posts, o.FirstInd, o.FirstPartition, o.Seed, o.FlushSize, o.MalformedRate = out, posts, first, partition, seed, 300, 0.01
+		if _, err := generate.Write(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Day 1, and both days (the second re-sends inds 2000-2499).
+	gen(day1, 0, 2500, 0, 1)
+	gen(both, 0, 2500, 0, 1)
+	gen(both, 2000, 2500, 3, 2)
+
+	args := func(input, output string) []string {
+		a := []string{"batch", "--input=" + input, "--output=" + output, "--format=" + c.format, "--shards=2", "--runner=" + c.runner}
+		if c.incremental {
+			a = append(a, "--incremental")
+		}
+		return a
+	}
+	run := func(input, output string, extraEnv ...string) *testenv.Proc {
+		p := testenv.Start(t, bin, append(env, extraEnv...), args(input, output)...)
+		return p
+	}
+	wait := func(p *testenv.Proc) error {
+		testenv.WaitFor(t, 3*time.Minute, p.Name+" to end", func() bool { done, _ := p.Exited(); return done })
+		_, err := p.Exited()
+		return err
+	}
+	mustRun := func(input, output string) {
+		t.Helper()
+		if p := run(input, output); wait(p) != nil {
+			t.Fatalf("pinpipe %v: %v\n%s", args(input, output), wait(p), p.Stderr())
+		}
+	}
+
+	// What one uninterrupted run gives: the day-1 state and the final one.
+	want1, want2 := files.Join(root, "want1"), files.Join(root, "want2")
+	mustRun(day1, want1)
+	if c.incremental {
+		mustRun(day1, want2)
+	}
+	mustRun(both, want2)
+	before, after := committedSnapshot(t, want1), committedSnapshot(t, want2)
+
+	kills := []struct {
+		point string
+		delay time.Duration
+	}{
+		{point: crashTableWrite}, {point: crashBeforeCommit}, {point: crashAfterCommit}, {point: crashBeforeRelease},
+		{delay: 700 * time.Millisecond},
+	}
+	for i, k := range kills {
+		what := k.point
+		if what == "" {
+			what = "after " + k.delay.String()
+		}
+		out := files.Join(root, fmt.Sprintf("out%d", i))
+		mustRun(day1, out)
+		var p *testenv.Proc
+		if k.point != "" {
+			p = run(both, out, crashEnv+"="+k.point)
+		} else {
+			p = run(both, out)
+			time.Sleep(k.delay)
+			p.Kill()
+		}
+		err := wait(p)
+		killed := err != nil && strings.Contains(err.Error(), "killed")
+		if k.point != "" && !killed {
+			t.Fatalf("%s: the run was not killed at its crash point: %v\n%s", what, err, p.Stderr())
+		}
+		got := committedSnapshot(t, out)
+		committed := cmp.Diff(after, got) == ""
+		switch {
+		case k.point == crashTableWrite || k.point == crashBeforeCommit:
+			if diff := cmp.Diff(before, got); diff != "" {
+				t.Errorf("%s: the commit no longer holds the previous run's output (-previous +now):\n%.2000s", what, diff)
+			}
+		case k.point == crashAfterCommit || k.point == crashBeforeRelease:
+			if !committed {
+				t.Errorf("%s: killed after the commit, but the commit is not the new run's", what)
+			}
+		default:
+			if diff := cmp.Diff(before, got); diff != "" && !committed {
+				t.Errorf("%s: the commit is neither the previous output nor the new one (-previous +now):\n%.2000s", what, diff)
+			}
+		}
+		// The next run takes over the dead run's lease and finishes exactly.
+		mustRun(both, out)
+		if diff := cmp.Diff(after, committedSnapshot(t, out)); diff != "" {
+			t.Errorf("%s: the run after the kill differs from one uninterrupted run (-want +got):\n%.2000s", what, diff)
+		}
+		checkNoLeftovers(t, out)
+	}
+}
+
+// checkNoLeftovers fails when the output holds files its commit does not
+// name, or temp files, or a lease, after a successful run.
+func checkNoLeftovers(t *testing.T, out string) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := ReadCommit(ctx, out)
+	if err != nil || c == nil {
+		t.Fatalf("no commit in %s: %v", out, err)
+	}
+	keep := map[string]bool{}
+	for _, f := range append(c.Tables, c.DeadLetters...) {
+		keep[f.Path] = true
+	}
+	for _, g := range []string{files.Join(out, TablesDir, "*", "*"), files.Join(out, DeadLetterDir, "*"), files.Join(out, "_temp", "*", "*"), files.Join(out, LockFile)} {
+		names, err := files.Expand(ctx, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			if !keep[n] {
+				t.Errorf("%s is left in the output after a successful run", n)
+			}
+		}
+	}
+}
+
+// TestSecondRunRefuses: while a run holds an output's lease, a second run
+// on the same output refuses with a message naming the holder, and changes
+// nothing; the first then finishes normally.
+func TestSecondRunRefuses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the pinpipe binary")
+	}
+	bin := testenv.Pinpipe(t)
+	out := t.TempDir()
+	args := []string{"batch", "--input=" + sampleDir, "--output=" + out, "--format=jsonl", "--runner=direct"}
+	first := testenv.Start(t, bin, nil, args...)
+	testenv.WaitFor(t, time.Minute, "the first run to take the lease", func() bool {
+		_, err := os.Stat(filepath.Join(out, LockFile))
+		return err == nil
+	})
+	// Hold the first run still while the second tries.
+	first.Signal(syscall.SIGSTOP, 0)
+	second := testenv.Start(t, bin, nil, args...)
+	testenv.WaitFor(t, time.Minute, "the second run to end", func() bool { done, _ := second.Exited(); return done })
+	if _, err := second.Exited(); err == nil {
+		t.Fatal("a second run on a leased output succeeded")
+	}
+	if msg := second.Stderr(); !strings.Contains(msg, "is being written by run") || !strings.Contains(msg, fmt.Sprintf("pid %d", first.PID())) {
+		t.Errorf("the second run's refusal does not name the holder:\n%s", msg)
+	}
+	first.Signal(syscall.SIGCONT, 0)
+	testenv.WaitFor(t, 2*time.Minute, "the first run to end", func() bool { done, _ := first.Exited(); return done })
+	if _, err := first.Exited(); err != nil {
+		t.Fatalf("the first run failed after the second was refused: %v\n%s", err, first.Stderr())
+	}
+	compareGolden(t, snapshot(t, out))
+	checkNoLeftovers(t, out)
+}

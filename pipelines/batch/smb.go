@@ -1,0 +1,598 @@
+package batch
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"runtime"
+	"slices"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/parquet-go/parquet-go"
+	"github.com/segmentio/encoding/json"
+
+	"github.com/pinpipe/pinpipe/internal/parallel"
+	"github.com/pinpipe/pinpipe/io/files"
+	"github.com/pinpipe/pinpipe/io/smb"
+	"github.com/pinpipe/pinpipe/transforms"
+)
+
+func init() {
+	register.DoFn5x1[context.Context, string, func(int, RunFile), func(transforms.DeadLetter), func(transforms.TableStats), error](&writeRunsFn{})
+	register.DoFn6x1[context.Context, int, func(*RunFile) bool, func(transforms.Partials), func(transforms.TableStats), func(OutputFile), error](&mergeBucketFn{})
+	register.Emitter2[int, RunFile]()
+	register.Emitter1[OutputFile]()
+	register.Iter1[RunFile]()
+	beam.RegisterType(reflect.TypeOf((*RunFile)(nil)).Elem())
+	beam.RegisterType(reflect.TypeOf((*OutputFile)(nil)).Elem())
+}
+
+// RunFile is a sorted run the clean stage wrote: one table's rows of one
+// bucket from part of the input. The runner shuffles only these small
+// elements; the rows stay in the files. A RunFile with no Path marks a
+// bucket, so that every bucket is merged even when no new row falls in it.
+type RunFile struct {
+	Table  string
+	Bucket int
+	Path   string
+	Rows   int64
+}
+
+// OutputFile is a file a run wrote into the output, to be named in its
+// commit: a table's bucket file, or a file of dead letters (Table empty).
+type OutputFile struct {
+	Table  string `json:"table,omitempty"`
+	Bucket int    `json:"bucket"`
+	Path   string `json:"path"`
+	Rows   int64  `json:"rows"`
+}
+
+// spillBytes bounds the encoded rows the clean stage holds, across its
+// workers, before it sorts them and writes them as runs. The job's memory is
+// about this much for cleaning, whatever the size of its input.
+const spillBytes = 96 << 20
+
+// writeRunsFn cleans whole input files of one table and writes the clean
+// rows as runs sorted by ind, one per bucket each time its buffers fill.
+// Files are cleaned on every core (internal/parallel), each worker with its
+// own cleaner and buffers.
+type writeRunsFn struct {
+	Table   string
+	Buckets int
+	RunDir  string
+
+	fs     filesystem.Interface
+	pool   parallel.Ordered[runsResult]
+	states chan *runState
+	stats  transforms.TableStats
+	err    error
+}
+
+type runState struct {
+	cleaner *transforms.LineCleaner
+	bufs    []smb.Buffer
+	size    int
+}
+
+type runsResult struct {
+	runs  []RunFile
+	dead  []transforms.DeadLetter
+	stats transforms.TableStats
+	err   error
+}
+
+func (f *writeRunsFn) Setup(ctx context.Context) error {
+	fs, err := filesystem.New(ctx, f.RunDir)
+	f.fs = fs
+	return err
+}
+
+func (f *writeRunsFn) Teardown() {
+	if f.fs != nil {
+		f.fs.Close()
+	}
+}
+
+func (f *writeRunsFn) StartBundle(context.Context, func(int, RunFile), func(transforms.DeadLetter), func(transforms.TableStats)) {
+	n := runtime.GOMAXPROCS(0)
+	f.states = make(chan *runState, n)
+	for range n {
+		f.states <- &runState{cleaner: transforms.NewLineCleaner(f.Table), bufs: make([]smb.Buffer, f.Buckets)}
+	}
+	f.pool = parallel.Ordered[runsResult]{Workers: n}
+	f.stats = transforms.TableStats{Table: f.Table}
+	f.err = nil
+}
+
+func (f *writeRunsFn) ProcessElement(ctx context.Context, name string, emit func(int, RunFile), dead func(transforms.DeadLetter), _ func(transforms.TableStats)) error {
+	f.pool.Submit(func() runsResult {
+		st := <-f.states
+		defer func() { f.states <- st }()
+		return f.clean(ctx, st, name)
+	}, f.emitter(emit, dead))
+	return f.err
+}
+
+func (f *writeRunsFn) FinishBundle(ctx context.Context, emit func(int, RunFile), dead func(transforms.DeadLetter), stats func(transforms.TableStats)) error {
+	em := f.emitter(emit, dead)
+	f.pool.Drain(em)
+	for range cap(f.states) {
+		st := <-f.states
+		f.pool.Submit(func() runsResult {
+			var r runsResult
+			r.runs, r.err = f.spill(ctx, st)
+			return r
+		}, em)
+	}
+	f.pool.Drain(em)
+	if f.err == nil && f.stats.Read > 0 {
+		stats(f.stats)
+	}
+	return f.err
+}
+
+func (f *writeRunsFn) emitter(emit func(int, RunFile), dead func(transforms.DeadLetter)) func(runsResult) {
+	return func(r runsResult) {
+		if r.err != nil {
+			f.err = errors.Join(f.err, r.err)
+			return
+		}
+		for _, run := range r.runs {
+			emit(run.Bucket, run)
+		}
+		for _, d := range r.dead {
+			dead(d)
+		}
+		f.stats.Add(r.stats)
+	}
+}
+
+// clean reads one input file into the worker's buffers, spilling runs
+// whenever they hold the worker's share of spillBytes.
+func (f *writeRunsFn) clean(ctx context.Context, st *runState, name string) runsResult {
+	var r runsResult
+	limit := spillBytes / cap(f.states)
+	err := files.ReadFileLines(ctx, name, func(line []byte) {
+		ind, row, d := st.cleaner.Clean(line)
+		switch {
+		case d != nil:
+			r.dead = append(r.dead, *d)
+		case row != nil:
+			b := &st.bufs[smb.Bucket(ind, f.Buckets)]
+			before := b.Size()
+			b.Add(ind, row)
+			st.size += b.Size() - before
+		}
+	})
+	if err != nil {
+		r.err = fmt.Errorf("reading %s: %w", name, err)
+		return r
+	}
+	r.stats = st.cleaner.Stats()
+	if st.size >= limit {
+		r.runs, r.err = f.spill(ctx, st)
+	}
+	return r
+}
+
+// spill writes each non-empty bucket buffer as a run and empties it.
+func (f *writeRunsFn) spill(ctx context.Context, st *runState) ([]RunFile, error) {
+	var runs []RunFile
+	for bucket := range st.bufs {
+		b := &st.bufs[bucket]
+		if b.Len() == 0 {
+			continue
+		}
+		name := files.Join(f.RunDir, fmt.Sprintf("run-%s-%05d-%s.s2", f.Table, bucket, randomID()))
+		if err := b.WriteRun(ctx, f.fs, name); err != nil {
+			return nil, err
+		}
+		runs = append(runs, RunFile{Table: f.Table, Bucket: bucket, Path: name, Rows: int64(b.Len())})
+		b.Reset()
+	}
+	st.size = 0
+	return runs, nil
+}
+
+func randomID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// mergeBucketFn merges one bucket: the runs of the three tables and, for an
+// incremental run, the bucket's files of the tables already committed. It
+// keeps one row per ind, joins the tables on ind as it goes, writes the
+// bucket's table files (sorted by ind) and folds the posts into insight
+// partials. Its memory is the merge buffers, not the bucket. Up to one
+// bucket per core is merged at once.
+type mergeBucketFn struct {
+	Format    string
+	TablesDir string
+	RunID     string
+	// Previous are the committed table files to merge into.
+	Previous []OutputFile
+
+	fs   filesystem.Interface
+	pool parallel.Ordered[mergeResult]
+	err  error
+}
+
+type mergeResult struct {
+	partials *transforms.Partials
+	stats    []transforms.TableStats
+	files    []OutputFile
+	err      error
+}
+
+func (f *mergeBucketFn) Setup(ctx context.Context) error {
+	fs, err := filesystem.New(ctx, f.TablesDir)
+	f.fs = fs
+	return err
+}
+
+func (f *mergeBucketFn) Teardown() {
+	if f.fs != nil {
+		f.fs.Close()
+	}
+}
+
+func (f *mergeBucketFn) StartBundle(context.Context, func(transforms.Partials), func(transforms.TableStats), func(OutputFile)) {
+	f.pool = parallel.Ordered[mergeResult]{}
+	f.err = nil
+}
+
+func (f *mergeBucketFn) ProcessElement(ctx context.Context, bucket int, iter func(*RunFile) bool, partials func(transforms.Partials), stats func(transforms.TableStats), out func(OutputFile)) error {
+	runs := map[string][]string{}
+	var r RunFile
+	for iter(&r) {
+		if r.Path != "" {
+			runs[r.Table] = append(runs[r.Table], r.Path)
+		}
+	}
+	for _, p := range f.Previous {
+		if p.Bucket == bucket {
+			runs[p.Table] = append(runs[p.Table], p.Path)
+		}
+	}
+	f.pool.Submit(func() mergeResult { return f.merge(ctx, bucket, runs) }, f.emitter(partials, stats, out))
+	return f.err
+}
+
+func (f *mergeBucketFn) FinishBundle(_ context.Context, partials func(transforms.Partials), stats func(transforms.TableStats), out func(OutputFile)) error {
+	f.pool.Drain(f.emitter(partials, stats, out))
+	return f.err
+}
+
+func (f *mergeBucketFn) emitter(partials func(transforms.Partials), stats func(transforms.TableStats), out func(OutputFile)) func(mergeResult) {
+	return func(r mergeResult) {
+		if r.err != nil {
+			f.err = errors.Join(f.err, r.err)
+			return
+		}
+		partials(*r.partials)
+		for _, st := range r.stats {
+			stats(st)
+		}
+		for _, o := range r.files {
+			out(o)
+		}
+	}
+}
+
+// merge merges one bucket. sources are, per table, its run files and
+// committed bucket file (told apart by their names' ends).
+func (f *mergeBucketFn) merge(ctx context.Context, bucket int, sources map[string][]string) (res mergeResult) {
+	var closers []io.Closer
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	streams := make([]transforms.SortedRows, len(transforms.Tables))
+	for i, t := range transforms.Tables {
+		var its []smb.Iterator
+		for _, name := range sources[t] {
+			if isRunFile(name) {
+				rr, err := smb.OpenRun(ctx, f.fs, name)
+				if err != nil {
+					return mergeResult{err: err}
+				}
+				closers = append(closers, rr)
+				its = append(its, rr)
+				continue
+			}
+			it, err := openTableFile(ctx, name, t, f.Format)
+			if err != nil {
+				return mergeResult{err: fmt.Errorf("reading the committed table file %s: %w", name, err)}
+			}
+			its = append(its, it)
+		}
+		streams[i] = smb.Merge(its...)
+	}
+	ws := make([]*tableWriter, len(transforms.Tables))
+	for i, t := range transforms.Tables {
+		ws[i] = &tableWriter{fs: f.fs, format: f.Format,
+			name: files.Join(f.TablesDir, t, fmt.Sprintf("part-%05d-%s.%s", bucket, f.RunID, f.Format)),
+			out:  OutputFile{Table: t, Bucket: bucket}}
+		closers = append(closers, ws[i])
+	}
+	partials, stats, err := transforms.DedupJoinSorted(streams[0], streams[1], streams[2], func(p transforms.Post) error {
+		var err error
+		if p.Pin != nil {
+			err = ws[0].write(ctx, p.Pin)
+		}
+		if p.Geo != nil && err == nil {
+			err = ws[1].write(ctx, p.Geo)
+		}
+		if p.User != nil && err == nil {
+			err = ws[2].write(ctx, p.User)
+		}
+		return err
+	})
+	if err != nil {
+		return mergeResult{err: fmt.Errorf("merging bucket %d: %w", bucket, err)}
+	}
+	res = mergeResult{partials: partials, stats: stats}
+	for _, w := range ws {
+		if err := w.finish(); err != nil {
+			return mergeResult{err: err}
+		}
+		if w.out.Rows > 0 {
+			res.files = append(res.files, w.out)
+		}
+	}
+	return res
+}
+
+func isRunFile(name string) bool { return bytes.HasSuffix([]byte(name), []byte(".s2")) }
+
+// writeBatch is how many rows a table writer encodes at a time.
+const writeBatch = 1024
+
+// tableWriter writes one bucket file of one table, opened at its first row:
+// no rows, no file.
+type tableWriter struct {
+	fs     filesystem.Interface
+	format string
+	name   string
+	out    OutputFile
+
+	w    io.WriteCloser
+	enc  rowEncoder
+	done bool
+}
+
+// rowEncoder is the format-specific part of a table writer.
+type rowEncoder interface {
+	add(row any) error
+	flush() error
+	close() error
+}
+
+func (t *tableWriter) write(ctx context.Context, row any) error {
+	if t.w == nil {
+		w, err := t.fs.OpenWrite(ctx, t.name)
+		if err != nil {
+			return fmt.Errorf("creating %s: %w", t.name, err)
+		}
+		t.w = w
+		t.out.Path = t.name
+		t.enc = newRowEncoder(w, t.format, row)
+	}
+	t.out.Rows++
+	if err := t.enc.add(row); err != nil {
+		return fmt.Errorf("writing %s: %w", t.name, err)
+	}
+	if t.out.Rows == writeBatch+1 {
+		// A batch is in the file, the rest not yet.
+		crashPoint(crashTableWrite)
+	}
+	return nil
+}
+
+// finish completes the file, if there is one.
+func (t *tableWriter) finish() error {
+	if t.w == nil || t.done {
+		return nil
+	}
+	t.done = true
+	err := t.enc.close()
+	if cerr := t.w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", t.name, err)
+	}
+	return nil
+}
+
+// Close abandons an unfinished file (after an error).
+func (t *tableWriter) Close() error {
+	if t.w != nil && !t.done {
+		t.done = true
+		return t.w.Close()
+	}
+	return nil
+}
+
+func newRowEncoder(w io.Writer, format string, row any) rowEncoder {
+	switch row.(type) {
+	case *transforms.Pin:
+		return newEncoder[transforms.Pin](w, format)
+	case *transforms.Geo:
+		return newEncoder[transforms.Geo](w, format)
+	default:
+		return newEncoder[transforms.User](w, format)
+	}
+}
+
+func newEncoder[R any](w io.Writer, format string) rowEncoder {
+	if format == FormatParquet {
+		return &parquetEncoder[R]{w: parquet.NewGenericWriter[R](w, parquet.Compression(&parquet.Snappy), parquet.MaxRowsPerRowGroup(128<<10))}
+	}
+	bw := bufio.NewWriterSize(w, 1<<16)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	return &jsonlEncoder[R]{bw: bw, enc: enc}
+}
+
+type parquetEncoder[R any] struct {
+	w   *parquet.GenericWriter[R]
+	buf []R
+}
+
+func (e *parquetEncoder[R]) add(row any) error {
+	e.buf = append(e.buf, *row.(*R))
+	if len(e.buf) == writeBatch {
+		return e.flush()
+	}
+	return nil
+}
+
+func (e *parquetEncoder[R]) flush() error {
+	_, err := e.w.Write(e.buf)
+	clear(e.buf)
+	e.buf = e.buf[:0]
+	return err
+}
+
+func (e *parquetEncoder[R]) close() error {
+	if err := e.flush(); err != nil {
+		return err
+	}
+	return e.w.Close()
+}
+
+type jsonlEncoder[R any] struct {
+	bw  *bufio.Writer
+	enc *json.Encoder
+}
+
+func (e *jsonlEncoder[R]) add(row any) error { return e.enc.Encode(row.(*R)) }
+func (e *jsonlEncoder[R]) flush() error      { return e.bw.Flush() }
+func (e *jsonlEncoder[R]) close() error      { return e.bw.Flush() }
+
+// openTableFile reads a committed bucket file back as encoded rows in ind
+// order (the file is sorted). The file's bytes are read whole, a bucket's
+// worth, and its rows decoded writeBatch at a time.
+func openTableFile(ctx context.Context, name, table, format string) (smb.Iterator, error) {
+	data, err := files.ReadFile(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	switch table {
+	case transforms.TablePin:
+		return newFileRows[transforms.Pin](data, format, func(p *transforms.Pin) int64 { return p.Ind })
+	case transforms.TableGeo:
+		return newFileRows[transforms.Geo](data, format, func(g *transforms.Geo) int64 { return g.Ind })
+	default:
+		return newFileRows[transforms.User](data, format, func(u *transforms.User) int64 { return u.Ind })
+	}
+}
+
+type fileRows[R any] struct {
+	read func([]R) (int, error)
+	ind  func(*R) int64
+	buf  []R
+	i, n int
+	row  []byte
+	key  int64
+	last int64
+	err  error
+	eof  bool
+}
+
+func newFileRows[R any](data []byte, format string, ind func(*R) int64) (*fileRows[R], error) {
+	fr := &fileRows[R]{ind: ind, buf: make([]R, writeBatch), last: -1 << 63}
+	if format == FormatParquet {
+		f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			return nil, err
+		}
+		r := parquet.NewGenericReader[R](f)
+		fr.read = func(buf []R) (int, error) { return r.Read(buf) }
+		return fr, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	fr.read = func(buf []R) (int, error) {
+		for i := range buf {
+			var r R
+			if err := dec.Decode(&r); err != nil {
+				return i, err
+			}
+			buf[i] = r
+		}
+		return len(buf), nil
+	}
+	return fr, nil
+}
+
+func (fr *fileRows[R]) Next() bool {
+	if fr.err != nil {
+		return false
+	}
+	if fr.i == fr.n {
+		if fr.eof {
+			return false
+		}
+		clear(fr.buf)
+		n, err := fr.read(fr.buf)
+		fr.i, fr.n = 0, n
+		if err == io.EOF {
+			fr.eof = true
+		} else if err != nil {
+			fr.err = err
+			return false
+		}
+		if n == 0 {
+			return false
+		}
+	}
+	r := &fr.buf[fr.i]
+	fr.i++
+	fr.key = fr.ind(r)
+	if fr.key < fr.last {
+		fr.err = fmt.Errorf("rows not sorted by ind (%d after %d): not a bucket file of this layout", fr.key, fr.last)
+		return false
+	}
+	fr.last = fr.key
+	fr.row = transforms.AppendRow(fr.row[:0], r)
+	return true
+}
+
+func (fr *fileRows[R]) Key() int64  { return fr.key }
+func (fr *fileRows[R]) Row() []byte { return fr.row }
+func (fr *fileRows[R]) Err() error  { return fr.err }
+
+// sortedNames returns the paths of files, sorted, for a stable commit.
+func sortedNames(fs []OutputFile) []OutputFile {
+	out := slices.Clone(fs)
+	slices.SortFunc(out, func(a, b OutputFile) int {
+		if a.Table != b.Table {
+			if a.Table < b.Table {
+				return -1
+			}
+			return 1
+		}
+		if a.Bucket != b.Bucket {
+			return a.Bucket - b.Bucket
+		}
+		if a.Path < b.Path {
+			return -1
+		}
+		if a.Path > b.Path {
+			return 1
+		}
+		return 0
+	})
+	return out
+}

@@ -1,0 +1,223 @@
+package transforms
+
+// The batch job's rows travel between its stages as encoded rows: the
+// binary encoding of codec.go, one row at a time, starting with the ind as a
+// varint. Encoded rows are pointer-free, cost the garbage collector nothing
+// while they wait in a sort buffer, and are what deduplication compares.
+
+// LineCleaner cleans one table's raw lines into encoded rows and counts what
+// it did. It is not safe for concurrent use; each goroutine has its own.
+type LineCleaner struct {
+	table  string
+	fields []string
+	vals   [12][]byte
+	enc    encoder
+	c      cleanStats
+}
+
+// NewLineCleaner returns a cleaner for the named table.
+func NewLineCleaner(table string) *LineCleaner {
+	return &LineCleaner{table: table, fields: fieldsOf(table)}
+}
+
+// Clean cleans one raw line. A clean record returns its ind and its encoded
+// row (valid until the next call); a rejected one returns its dead letter; a
+// blank line is no record and returns neither.
+func (c *LineCleaner) Clean(line []byte) (ind int64, row []byte, dead *DeadLetter) {
+	if isBlank(line) {
+		return 0, nil, nil
+	}
+	c.enc.b = c.enc.b[:0]
+	vals := c.vals[:len(c.fields)]
+	var bad Unparsable
+	var err error
+	switch c.table {
+	case TablePin:
+		var p Pin
+		if p, bad, err = cleanPin(line, vals, objectFields); err == nil {
+			ind = p.Ind
+			c.enc.pin(&p)
+		}
+	case TableGeo:
+		var g Geo
+		if g, bad, err = cleanGeo(line, vals, objectFields); err == nil {
+			ind = g.Ind
+			c.enc.geo(&g)
+		}
+	default:
+		var u User
+		if u, bad, err = cleanUser(line, vals, objectFields); err == nil {
+			ind = u.Ind
+			c.enc.user(&u)
+		}
+	}
+	if err != nil {
+		reason := err.(*RejectError).Reason
+		c.c.stats.countReject(reason)
+		d := NewDeadLetter(c.table, reason, line)
+		return 0, nil, &d
+	}
+	c.c.clean(c.fields, bad)
+	return ind, c.enc.b, nil
+}
+
+// Stats returns what the cleaner counted since the last call, and resets it.
+func (c *LineCleaner) Stats() TableStats {
+	st := c.c.stats
+	st.Table = c.table
+	c.c.stats = TableStats{}
+	return st
+}
+
+// AppendRow appends the encoded row of a Pin, Geo or User.
+func AppendRow(dst []byte, row any) []byte {
+	e := encoder{b: dst}
+	switch r := row.(type) {
+	case *Pin:
+		e.pin(r)
+	case *Geo:
+		e.geo(r)
+	case *User:
+		e.user(r)
+	default:
+		panic("transforms: AppendRow of an unknown row type")
+	}
+	return e.b
+}
+
+// DecodePinRow, DecodeGeoRow and DecodeUserRow decode one encoded row.
+func DecodePinRow(b []byte) (Pin, error) {
+	d := decoder{b: b}
+	p := d.pin()
+	return p, d.done()
+}
+
+func DecodeGeoRow(b []byte) (Geo, error) {
+	d := decoder{b: b}
+	g := d.geo()
+	return g, d.done()
+}
+
+func DecodeUserRow(b []byte) (User, error) {
+	d := decoder{b: b}
+	u := d.user()
+	return u, d.done()
+}
+
+// SortedRows is a stream of one table's encoded rows sorted by ind, with
+// duplicates: a run, a merge of runs, a table file read back. Row is valid
+// until the next call to Next.
+type SortedRows interface {
+	Next() bool
+	Key() int64
+	Row() []byte
+	Err() error
+}
+
+// dedupRows keeps one row per ind of a sorted stream: the one with the
+// smallest encoding, so the choice depends only on the rows, never on their
+// order, and every runner and re-run gives the same table.
+type dedupRows struct {
+	in      SortedRows
+	ok      bool // in holds a row not yet taken
+	started bool
+	ind     int64
+	best    []byte
+	dups    int64
+}
+
+// next advances to the next ind, false at the end.
+func (d *dedupRows) next() bool {
+	if !d.started {
+		d.started = true
+		d.ok = d.in.Next()
+	}
+	if !d.ok {
+		return false
+	}
+	d.ind = d.in.Key()
+	d.best = append(d.best[:0], d.in.Row()...)
+	for d.ok = d.in.Next(); d.ok && d.in.Key() == d.ind; d.ok = d.in.Next() {
+		d.dups++
+		if r := d.in.Row(); bytesLess(r, d.best) {
+			d.best = append(d.best[:0], r...)
+		}
+	}
+	return true
+}
+
+func bytesLess(a, b []byte) bool {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return len(a) < len(b)
+}
+
+// DedupJoinSorted keeps one row per ind in each of the three tables' sorted
+// streams, joins them on ind as it goes and folds every post into partial
+// insight aggregates; emit gets each post (its rows decoded; a table with no
+// row for the ind is nil) in ind order, to write the tables. Memory is one
+// post, whatever the size of the streams. The stats count the duplicates
+// dropped, the rows kept and the nulls of the final tables.
+func DedupJoinSorted(pins, geos, users SortedRows, emit func(Post) error) (*Partials, []TableStats, error) {
+	ds := [3]*dedupRows{{in: pins}, {in: geos}, {in: users}}
+	var has [3]bool
+	for i, d := range ds {
+		has[i] = d.next()
+	}
+	partials := NewPartials()
+	stats := []TableStats{{Table: TablePin, Nulls: map[string]int64{}}, {Table: TableGeo, Nulls: map[string]int64{}}, {Table: TableUser, Nulls: map[string]int64{}}}
+	var pin Pin
+	var geo Geo
+	var user User
+	for has[0] || has[1] || has[2] {
+		ind := int64(1<<63 - 1)
+		for i, d := range ds {
+			if has[i] {
+				ind = min(ind, d.ind)
+			}
+		}
+		var post Post
+		var err error
+		for i, d := range ds {
+			if !has[i] || d.ind != ind {
+				continue
+			}
+			switch i {
+			case 0:
+				if pin, err = DecodePinRow(d.best); err == nil {
+					post.Pin = &pin
+					countPinNulls(stats[0].Nulls, &pin)
+				}
+			case 1:
+				if geo, err = DecodeGeoRow(d.best); err == nil {
+					post.Geo = &geo
+					countGeoNulls(stats[1].Nulls, &geo)
+				}
+			case 2:
+				if user, err = DecodeUserRow(d.best); err == nil {
+					post.User = &user
+					countUserNulls(stats[2].Nulls, &user)
+				}
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			stats[i].Rows++
+			has[i] = d.next()
+		}
+		partials.Add(post)
+		if err := emit(post); err != nil {
+			return nil, nil, err
+		}
+	}
+	for i, d := range ds {
+		if err := d.in.Err(); err != nil {
+			return nil, nil, err
+		}
+		stats[i].Duplicates = d.dups
+	}
+	return partials, stats, nil
+}
