@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"reflect"
-	"runtime"
 	"unicode/utf8"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -16,21 +15,15 @@ func init() {
 	register.DoFn4x0[[]byte, func(Pin), func(DeadLetter), func(TableStats)](&cleanPinFn{})
 	register.DoFn4x0[[]byte, func(Geo), func(DeadLetter), func(TableStats)](&cleanGeoFn{})
 	register.DoFn4x0[[]byte, func(User), func(DeadLetter), func(TableStats)](&cleanUserFn{})
-	register.DoFn2x0[beam.X, func(int, Batch)](&shardBatchFn{})
-	register.DoFn5x0[int, func(*Batch) bool, func(Batch), func(Partials), func(TableStats)](&dedupJoinFn{})
 	register.Emitter1[Pin]()
 	register.Emitter1[Geo]()
 	register.Emitter1[User]()
 	register.Emitter1[DeadLetter]()
 	register.Emitter1[TableStats]()
-	register.Emitter1[Batch]()
 	register.Emitter1[Partials]()
-	register.Emitter2[int, Batch]()
-	register.Iter1[Batch]()
 	register.Combiner3[Partials, Partials, Insights](&mergePartialsFn{})
 	register.Combiner3[Summary, TableStats, Summary](&summarizeFn{})
 
-	beam.RegisterCoder(reflect.TypeOf(Batch{}), encodeBatchCompressed, decodeBatchCompressed)
 	beam.RegisterCoder(reflect.TypeOf(Partials{}), encodePartials, decodePartials)
 	// Coders are found by function name on remote workers, and generic
 	// instantiations all share one name, so each type has named functions.
@@ -176,142 +169,6 @@ func (f *cleanUserFn) ProcessElement(data []byte, emit func(User), dead func(Dea
 
 func (f *cleanUserFn) FinishBundle(_ func(User), _ func(DeadLetter), stats func(TableStats)) {
 	f.c.flush(TableUser, stats)
-}
-
-// ShardOf places an ind in one of n shards. Every table uses it, so one
-// post's three rows always meet in the same shard.
-func ShardOf(ind int64, n int) int {
-	u := uint64(ind) * 0x9E3779B97F4A7C15
-	return int((u >> 32) % uint64(n))
-}
-
-// batchSize bounds the rows a shard buffers in one bundle before it is sent.
-const batchSize = 4096
-
-// shardBatchFn packs clean rows (Pin, Geo or User) into per-shard Batches
-// for the bundle, so that the shuffle moves a few large elements rather than
-// millions of small ones.
-type shardBatchFn struct {
-	Shards int
-	bufs   map[int]*Batch
-}
-
-func (f *shardBatchFn) StartBundle(_ func(int, Batch)) { f.bufs = map[int]*Batch{} }
-
-func (f *shardBatchFn) ProcessElement(row beam.X, emit func(int, Batch)) {
-	var shard int
-	var b *Batch
-	get := func(ind int64) *Batch {
-		shard = ShardOf(ind, f.Shards)
-		if f.bufs[shard] == nil {
-			f.bufs[shard] = &Batch{Shard: shard}
-		}
-		return f.bufs[shard]
-	}
-	switch r := row.(type) {
-	case Pin:
-		b = get(r.Ind)
-		b.Pins = append(b.Pins, r)
-	case Geo:
-		b = get(r.Ind)
-		b.Geos = append(b.Geos, r)
-	case User:
-		b = get(r.Ind)
-		b.Users = append(b.Users, r)
-	default:
-		panic("transforms: shardBatchFn got " + reflect.TypeOf(row).String())
-	}
-	if b.Len() >= batchSize {
-		emit(shard, *b)
-		delete(f.bufs, shard)
-	}
-}
-
-func (f *shardBatchFn) FinishBundle(emit func(int, Batch)) {
-	for shard, b := range f.bufs {
-		emit(shard, *b)
-	}
-	f.bufs = nil
-}
-
-// Joined is what DedupJoin produces: one deduplicated Batch per shard (for
-// writing the tables), the shards' insight Partials, and TableStats with the
-// dedup counts and the final tables' nulls.
-type Joined struct {
-	Tables   beam.PCollection
-	Partials beam.PCollection
-	Stats    beam.PCollection
-}
-
-// DedupJoin keeps one row per ind in each table and joins the three tables
-// on ind, shard by shard: rows are packed into batches by a hash of ind,
-// grouped by shard, deduplicated and joined in memory, and folded into
-// partial insight aggregates. pins, geos and users are the Rows of the clean
-// composites.
-func DedupJoin(s beam.Scope, shards int, pins, geos, users beam.PCollection) Joined {
-	s = s.Scope("transforms.DedupJoin")
-	var batched []beam.PCollection
-	for _, rows := range []beam.PCollection{pins, geos, users} {
-		batched = append(batched, beam.ParDo(s, &shardBatchFn{Shards: shards}, rows))
-	}
-	return JoinBatches(s, batched...)
-}
-
-// JoinBatches is DedupJoin for rows already packed into per-shard batches
-// (KV<int, Batch>, as CleanFiles emits them).
-func JoinBatches(s beam.Scope, batches ...beam.PCollection) Joined {
-	s = s.Scope("transforms.JoinBatches")
-	grouped := beam.GroupByKey(s, beam.Flatten(s, batches...))
-	tables, partials, stats := beam.ParDo3(s, &dedupJoinFn{}, grouped)
-	return Joined{tables, partials, stats}
-}
-
-type joinResult struct {
-	tables   Batch
-	partials *Partials
-	stats    []TableStats
-}
-
-// dedupJoinFn works on up to one shard per core at once: local runners run
-// the stage's bundle on one core, and a shard's work is independent. Results
-// are emitted in arrival order from the DoFn's own goroutine.
-type dedupJoinFn struct {
-	pending []chan joinResult
-}
-
-func (f *dedupJoinFn) ProcessElement(shard int, batches func(*Batch) bool, emitTables func(Batch), emitPartials func(Partials), emitStats func(TableStats)) {
-	var all Batch
-	var b Batch
-	for batches(&b) {
-		all.Pins = append(all.Pins, b.Pins...)
-		all.Geos = append(all.Geos, b.Geos...)
-		all.Users = append(all.Users, b.Users...)
-	}
-	ch := make(chan joinResult, 1)
-	go func() {
-		tables, partials, stats := DedupJoinBatch(shard, all)
-		ch <- joinResult{tables, partials, stats}
-	}()
-	f.pending = append(f.pending, ch)
-	for len(f.pending) >= runtime.GOMAXPROCS(0) {
-		f.emitOldest(emitTables, emitPartials, emitStats)
-	}
-}
-
-func (f *dedupJoinFn) FinishBundle(emitTables func(Batch), emitPartials func(Partials), emitStats func(TableStats)) {
-	for len(f.pending) > 0 {
-		f.emitOldest(emitTables, emitPartials, emitStats)
-	}
-}
-
-func (f *dedupJoinFn) emitOldest(emitTables func(Batch), emitPartials func(Partials), emitStats func(TableStats)) {
-	r := <-f.pending[0]
-	f.pending = f.pending[1:]
-	emitTables(r.tables)
-	emitPartials(*r.partials)
-	for _, st := range r.stats {
-		emitStats(st)
-	}
 }
 
 // mergePartialsFn merges shard Partials and finishes them into Insights.

@@ -5,27 +5,12 @@ import (
 	"errors"
 	"math"
 	"time"
-
-	"github.com/klauspost/compress/s2"
 )
 
-// Batch carries clean rows of all three tables for one shard of ind values.
-// It is the element the batch pipeline shuffles: grouping rows into batches
-// keeps the runner's per-element cost off the million-row path.
-type Batch struct {
-	Shard int
-	Pins  []Pin
-	Geos  []Geo
-	Users []User
-}
+// The row encoding below is compact and allocation-light: each row's fields
+// in column order, the ind a varint, a presence byte before each nullable one.
 
-// Len is the number of rows in the batch.
-func (b *Batch) Len() int { return len(b.Pins) + len(b.Geos) + len(b.Users) }
-
-// The binary encoding below is compact and allocation-light: a varint count
-// per table, then each row's fields with a presence byte for nullable ones.
-
-var errCorrupt = errors.New("transforms: corrupt batch encoding")
+var errCorrupt = errors.New("transforms: corrupt row encoding")
 
 type encoder struct{ b []byte }
 
@@ -91,25 +76,6 @@ func (e *encoder) user(u *User) {
 	e.str(u.UserName)
 	e.int(u.Age)
 	e.time(u.DateJoined)
-}
-
-// EncodeBatch is the Beam coder's encoder for Batch.
-func EncodeBatch(b Batch) []byte {
-	e := encoder{b: make([]byte, 0, 64+b.Len()*96)}
-	e.varint(int64(b.Shard))
-	e.varint(int64(len(b.Pins)))
-	for i := range b.Pins {
-		e.pin(&b.Pins[i])
-	}
-	e.varint(int64(len(b.Geos)))
-	for i := range b.Geos {
-		e.geo(&b.Geos[i])
-	}
-	e.varint(int64(len(b.Users)))
-	for i := range b.Users {
-		e.user(&b.Users[i])
-	}
-	return e.b
 }
 
 type decoder struct {
@@ -182,29 +148,6 @@ func (d *decoder) count() int {
 	return int(n)
 }
 
-// DecodeBatch is the Beam coder's decoder for Batch.
-func DecodeBatch(data []byte) (Batch, error) {
-	d := decoder{b: data}
-	var b Batch
-	b.Shard = int(d.varint())
-	b.Pins = make([]Pin, d.count())
-	for i := range b.Pins {
-		b.Pins[i] = d.pin()
-	}
-	b.Geos = make([]Geo, d.count())
-	for i := range b.Geos {
-		b.Geos[i] = d.geo()
-	}
-	b.Users = make([]User, d.count())
-	for i := range b.Users {
-		b.Users[i] = d.user()
-	}
-	if d.err != nil {
-		return Batch{}, d.err
-	}
-	return b, nil
-}
-
 func (d *decoder) pin() (p Pin) {
 	p.Ind = d.varint()
 	p.UniqueID, p.Title, p.Description = d.str(), d.str(), d.str()
@@ -248,14 +191,3 @@ func (d *decoder) done() error {
 	return d.err
 }
 
-// encodeBatchCompressed is Batch's Beam coder: the binary encoding,
-// compressed, since the shuffle holds every row and rows are mostly text.
-func encodeBatchCompressed(b Batch) []byte { return s2.Encode(nil, EncodeBatch(b)) }
-
-func decodeBatchCompressed(data []byte) (Batch, error) {
-	raw, err := s2.Decode(nil, data)
-	if err != nil {
-		return Batch{}, errCorrupt
-	}
-	return DecodeBatch(raw)
-}

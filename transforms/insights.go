@@ -33,23 +33,6 @@ type GroupCategory struct {
 	Category string
 }
 
-// FollowerKey is one member of the distinct sets the follower medians are
-// taken over. A null user name is a value of its own (NullName), as in SQL's
-// DISTINCT. Fields a median does not split by stay zero.
-type FollowerKey struct {
-	UserName  string
-	NullName  bool
-	JoinYear  int
-	AgeGroup  string
-	Followers int64
-}
-
-// YearUser is one distinct (join year, user name) pair.
-type YearUser struct {
-	Year     int
-	UserName string
-}
-
 // TopUsers is the largest follower count seen in a country and the distinct
 // user names posting there with it.
 type TopUsers struct {
@@ -57,27 +40,48 @@ type TopUsers struct {
 	Names map[string]bool
 }
 
+// MedianGroup is one group a follower median is taken in: an age group
+// (MedianByAge), a join year (MedianByJoinYear) or both.
+type MedianGroup struct {
+	Kind     uint8
+	AgeGroup string
+	JoinYear int
+}
+
+// Median kinds.
+const (
+	MedianByAge uint8 = iota + 1
+	MedianByJoinYear
+	MedianByJoinYearAndAge
+)
+
 // Partials are the mergeable aggregates behind the eight insights: counts
-// add up, distinct sets union, maxima compare. Each shard of the joined
-// tables makes one; merging them all and calling Finish gives the insights.
+// add up, maxima compare, and the distinct sets the medians and the users
+// joined are taken over are kept as histograms of distinct facts (a fact is
+// counted once however many posts state it; see facts.go). A histogram is
+// as large as the number of distinct follower counts, not of users, so
+// partials stay small whatever the input.
 type Partials struct {
-	ByCountry        map[GroupCategory]int64
-	ByYear           map[GroupCategory]int64
-	ByAgeGroup       map[GroupCategory]int64
-	TopUser          map[string]TopUsers
-	AgeFollowers     map[FollowerKey]bool
-	JoinFollowers    map[FollowerKey]bool
-	JoinAgeFollowers map[FollowerKey]bool
-	UsersJoined      map[YearUser]bool
+	ByCountry  map[GroupCategory]int64
+	ByYear     map[GroupCategory]int64
+	ByAgeGroup map[GroupCategory]int64
+	TopUser    map[string]TopUsers
+	// Followers counts, per median group, distinct (user, group, follower
+	// count) facts by follower count.
+	Followers map[MedianGroup]map[int64]int64
+	// UsersJoined counts distinct (join year, user name) facts per year.
+	UsersJoined map[int]int64
+
+	// pending are facts not yet made distinct, for in-memory use (Add);
+	// the batch job makes them distinct with a sort-merge instead.
+	pending map[string]bool
 }
 
 // NewPartials returns empty partial aggregates.
 func NewPartials() *Partials {
 	return &Partials{
 		ByCountry: map[GroupCategory]int64{}, ByYear: map[GroupCategory]int64{}, ByAgeGroup: map[GroupCategory]int64{},
-		TopUser:      map[string]TopUsers{},
-		AgeFollowers: map[FollowerKey]bool{}, JoinFollowers: map[FollowerKey]bool{}, JoinAgeFollowers: map[FollowerKey]bool{},
-		UsersJoined: map[YearUser]bool{},
+		TopUser: map[string]TopUsers{}, Followers: map[MedianGroup]map[int64]int64{}, UsersJoined: map[int]int64{},
 	}
 }
 
@@ -89,14 +93,22 @@ type Post struct {
 	User *User
 }
 
-// Add folds one post into the aggregates. Rows whose grouping value (country,
-// year, age group, category) is null are left out of that insight, as are
-// null follower counts.
+// Add folds one post into the aggregates, its distinct facts kept in
+// memory until Finish: for tests and small inputs. The batch job uses
+// AddCounts and PostFacts, and makes facts distinct on disk.
 func (a *Partials) Add(post Post) {
-	p, g, u := post.Pin, post.Geo, post.User
-	if u != nil && u.DateJoined != nil && u.UserName != nil {
-		a.UsersJoined[YearUser{u.DateJoined.Year(), *u.UserName}] = true
+	a.AddCounts(post)
+	if a.pending == nil {
+		a.pending = map[string]bool{}
 	}
+	PostFacts(post, nil, func(f []byte) { a.pending[string(f)] = true })
+}
+
+// AddCounts folds one post into the counts and maxima. Rows whose grouping
+// value (country, year, age group, category) is null are left out of that
+// insight, as are null follower counts.
+func (a *Partials) AddCounts(post Post) {
+	p, g, u := post.Pin, post.Geo, post.User
 	if p == nil {
 		return
 	}
@@ -116,30 +128,8 @@ func (a *Partials) Add(post Post) {
 	if g != nil && g.Country != nil && p.FollowerCount != nil && u.UserName != nil {
 		a.addTopUser(*g.Country, *p.FollowerCount, *u.UserName)
 	}
-	group := AgeGroup(u.Age)
-	if group != "" && p.Category != nil {
+	if group := AgeGroup(u.Age); group != "" && p.Category != nil {
 		a.ByAgeGroup[GroupCategory{group, *p.Category}]++
-	}
-	if p.FollowerCount == nil {
-		return
-	}
-	name := FollowerKey{Followers: *p.FollowerCount, NullName: u.UserName == nil}
-	if u.UserName != nil {
-		name.UserName = *u.UserName
-	}
-	if group != "" {
-		k := name
-		k.AgeGroup = group
-		a.AgeFollowers[k] = true
-	}
-	if u.DateJoined != nil {
-		k := name
-		k.JoinYear = u.DateJoined.Year()
-		a.JoinFollowers[k] = true
-		if group != "" {
-			k.AgeGroup = group
-			a.JoinAgeFollowers[k] = true
-		}
 	}
 }
 
@@ -157,7 +147,8 @@ func (a *Partials) addTopUser(country string, followers int64, names ...string) 
 	}
 }
 
-// Merge folds b into a.
+// Merge folds b into a. Histograms add up, so the facts behind them must be
+// distinct across partials (the batch job's are); pending facts union.
 func (a *Partials) Merge(b *Partials) {
 	addCounts(a.ByCountry, b.ByCountry)
 	addCounts(a.ByYear, b.ByYear)
@@ -165,21 +156,24 @@ func (a *Partials) Merge(b *Partials) {
 	for c, t := range b.TopUser {
 		a.addTopUser(c, t.Max, slices.Collect(maps.Keys(t.Names))...)
 	}
-	union(a.AgeFollowers, b.AgeFollowers)
-	union(a.JoinFollowers, b.JoinFollowers)
-	union(a.JoinAgeFollowers, b.JoinAgeFollowers)
-	union(a.UsersJoined, b.UsersJoined)
+	for g, h := range b.Followers {
+		if a.Followers[g] == nil {
+			a.Followers[g] = map[int64]int64{}
+		}
+		addCounts(a.Followers[g], h)
+	}
+	addCounts(a.UsersJoined, b.UsersJoined)
+	if len(b.pending) > 0 && a.pending == nil {
+		a.pending = map[string]bool{}
+	}
+	for f := range b.pending {
+		a.pending[f] = true
+	}
 }
 
 func addCounts[K comparable](dst, src map[K]int64) {
 	for k, n := range src {
 		dst[k] += n
-	}
-}
-
-func union[K comparable](dst, src map[K]bool) {
-	for k := range src {
-		dst[k] = true
 	}
 }
 
@@ -290,19 +284,29 @@ func Median(vals []int64) float64 {
 	return lo + (hi-lo)/2
 }
 
-// medians groups the follower counts of a distinct set by group key and
-// takes each group's median.
-func medians[G comparable](set map[FollowerKey]bool, group func(FollowerKey) G) map[G]float64 {
-	vals := map[G][]int64{}
-	for k := range set {
-		g := group(k)
-		vals[g] = append(vals[g], k.Followers)
+// HistogramMedian is Median over a histogram (value -> how many times).
+func HistogramMedian(h map[int64]int64) float64 {
+	vals := slices.Sorted(maps.Keys(h))
+	var n int64
+	for _, c := range h {
+		n += c
 	}
-	out := make(map[G]float64, len(vals))
-	for g, v := range vals {
-		out[g] = Median(v)
+	// The values at 0-based positions lo and hi of the sorted multiset.
+	lo, hi := (n-1)/2, n/2
+	var at int64
+	var vlo, vhi int64
+	for _, v := range vals {
+		next := at + h[v]
+		if lo >= at && lo < next {
+			vlo = v
+		}
+		if hi >= at && hi < next {
+			vhi = v
+			break
+		}
+		at = next
 	}
-	return out
+	return float64(vlo) + (float64(vhi)-float64(vlo))/2
 }
 
 // Finish turns merged aggregates into the eight sorted insights.
@@ -331,34 +335,28 @@ func (a *Partials) Finish() Insights {
 		return cmp.Or(cmp.Compare(a.Country, b.Country), cmp.Compare(a.UserName, b.UserName))
 	})
 
-	for g, m := range medians(a.AgeFollowers, func(k FollowerKey) string { return k.AgeGroup }) {
-		in.MedianFollowersByAgeGroup = append(in.MedianFollowersByAgeGroup, AgeGroupMedian{g, m})
+	a.foldPending()
+	for g, h := range a.Followers {
+		m := HistogramMedian(h)
+		switch g.Kind {
+		case MedianByAge:
+			in.MedianFollowersByAgeGroup = append(in.MedianFollowersByAgeGroup, AgeGroupMedian{g.AgeGroup, m})
+		case MedianByJoinYear:
+			in.MedianFollowersByJoinYear = append(in.MedianFollowersByJoinYear, JoinYearMedian{g.JoinYear, m})
+		case MedianByJoinYearAndAge:
+			in.MedianFollowersByJoinYearAndAgeGroup = append(in.MedianFollowersByJoinYearAndAgeGroup, JoinYearAgeGroupMedian{g.JoinYear, g.AgeGroup, m})
+		}
 	}
 	sort.Slice(in.MedianFollowersByAgeGroup, func(i, j int) bool {
 		return in.MedianFollowersByAgeGroup[i].AgeGroup < in.MedianFollowersByAgeGroup[j].AgeGroup
 	})
-	for y, m := range medians(a.JoinFollowers, func(k FollowerKey) int { return k.JoinYear }) {
-		in.MedianFollowersByJoinYear = append(in.MedianFollowersByJoinYear, JoinYearMedian{y, m})
-	}
 	sort.Slice(in.MedianFollowersByJoinYear, func(i, j int) bool {
 		return in.MedianFollowersByJoinYear[i].JoinYear < in.MedianFollowersByJoinYear[j].JoinYear
 	})
-	type yearGroup struct {
-		year  int
-		group string
-	}
-	for yg, m := range medians(a.JoinAgeFollowers, func(k FollowerKey) yearGroup { return yearGroup{k.JoinYear, k.AgeGroup} }) {
-		in.MedianFollowersByJoinYearAndAgeGroup = append(in.MedianFollowersByJoinYearAndAgeGroup, JoinYearAgeGroupMedian{yg.year, yg.group, m})
-	}
 	slices.SortFunc(in.MedianFollowersByJoinYearAndAgeGroup, func(a, b JoinYearAgeGroupMedian) int {
 		return cmp.Or(cmp.Compare(a.JoinYear, b.JoinYear), cmp.Compare(a.AgeGroup, b.AgeGroup))
 	})
-
-	joined := map[int]int64{}
-	for yu := range a.UsersJoined {
-		joined[yu.Year]++
-	}
-	for y, n := range joined {
+	for y, n := range a.UsersJoined {
 		in.UsersJoinedByYear = append(in.UsersJoinedByYear, YearUsers{y, n})
 	}
 	sort.Slice(in.UsersJoinedByYear, func(i, j int) bool { return in.UsersJoinedByYear[i].JoinYear < in.UsersJoinedByYear[j].JoinYear })

@@ -156,10 +156,11 @@ func bytesLess(a, b []byte) bool {
 }
 
 // DedupJoinSorted keeps one row per ind in each of the three tables' sorted
-// streams, joins them on ind as it goes and folds every post into partial
-// insight aggregates; emit gets each post (its rows decoded; a table with no
-// row for the ind is nil) in ind order, to write the tables. Memory is one
-// post, whatever the size of the streams. The stats count the duplicates
+// streams, joins them on ind as it goes and folds every post into the
+// partials' counts (AddCounts); emit gets each post (its rows decoded; a
+// table with no row for the ind is nil) in ind order, to write the tables
+// and to make its facts (PostFacts) distinct. Memory is one post, whatever
+// the size of the streams. The stats count the duplicates
 // dropped, the rows kept and the nulls of the final tables.
 func DedupJoinSorted(pins, geos, users SortedRows, emit func(Post) error) (*Partials, []TableStats, error) {
 	ds := [3]*dedupRows{{in: pins}, {in: geos}, {in: users}}
@@ -208,7 +209,7 @@ func DedupJoinSorted(pins, geos, users SortedRows, emit func(Post) error) (*Part
 			stats[i].Rows++
 			has[i] = d.next()
 		}
-		partials.Add(post)
+		partials.AddCounts(post)
 		if err := emit(post); err != nil {
 			return nil, nil, err
 		}
@@ -220,4 +221,16 @@ func DedupJoinSorted(pins, geos, users SortedRows, emit func(Post) error) (*Part
 		stats[i].Duplicates = d.dups
 	}
 	return partials, stats, nil
+}
+
+func fieldsOf(table string) []string {
+	switch table {
+	case TablePin:
+		return PinFields
+	case TableGeo:
+		return GeoFields
+	case TableUser:
+		return UserFields
+	}
+	panic("transforms: unknown table " + table)
 }

@@ -17,6 +17,11 @@ import (
 // record its length as a uvarint followed by its bytes, whose first bytes are
 // the key as a varint. Reading one back allocates nothing per record.
 
+// runBlockSize is the s2 block of a run file. A merge holds one block of
+// each of its runs, so blocks are small: a bucket merged from a hundred runs
+// needs a few MiB, not the hundreds s2's default 1 MiB blocks would take.
+const runBlockSize = 64 << 10
+
 // Buffer holds rows in memory until they are written as one sorted run:
 // the rows back to back in one byte slice and a pointer-free index, so a
 // full buffer costs the garbage collector nothing to scan.
@@ -60,7 +65,7 @@ func (b *Buffer) WriteRun(ctx context.Context, fs filesystem.Interface, name str
 	if err != nil {
 		return fmt.Errorf("creating run %s: %w", name, err)
 	}
-	zw := s2.NewWriter(w, s2.WriterConcurrency(1))
+	zw := s2.NewWriter(w, s2.WriterConcurrency(1), s2.WriterBlockSize(runBlockSize))
 	var n [binary.MaxVarintLen64]byte
 	for _, e := range b.index {
 		row := b.data[e.off:e.end]
@@ -96,7 +101,7 @@ func OpenRun(ctx context.Context, fs filesystem.Interface, name string) (*RunRea
 	if err != nil {
 		return nil, fmt.Errorf("opening run %s: %w", name, err)
 	}
-	return &RunReader{name: name, rc: rc, r: bufio.NewReaderSize(s2.NewReader(rc), 32<<10)}, nil
+	return &RunReader{name: name, rc: rc, r: bufio.NewReaderSize(s2.NewReader(rc, s2.ReaderMaxBlockSize(runBlockSize)), 16<<10)}, nil
 }
 
 // Next advances to the next row, false at the end or on an error (Err).

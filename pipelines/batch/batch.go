@@ -147,13 +147,16 @@ func build(s beam.Scope, o Options, p plan) {
 	}
 	runs = append(runs, beam.ParDo(ms, bucketMarker, beam.CreateList(ms, buckets)))
 	grouped := beam.GroupByKey(ms, beam.Flatten(ms, runs...))
-	mf := &mergeBucketFn{Format: o.Format, TablesDir: files.Join(o.Output, TablesDir), RunID: p.RunID}
+	mf := &mergeBucketFn{Format: o.Format, TablesDir: files.Join(o.Output, TablesDir), RunID: p.RunID, RunDir: p.RunDir, Buckets: p.Buckets}
 	if p.Previous != nil {
 		mf.Previous = p.Previous.Tables
 	}
-	partials, mergeStats, tableFiles := beam.ParDo3(ms, mf, grouped)
+	outs := beam.ParDoN(ms, mf, grouped)
+	partials, mergeStats, tableFiles, factRuns := outs[0], outs[1], outs[2], outs[3]
 
-	insights := transforms.ComputeInsights(s, partials)
+	fs := s.Scope("batch.DistinctFacts")
+	factPartials := beam.ParDo(fs, &mergeFactsFn{RunDir: p.RunDir}, beam.GroupByKey(fs, factRuns))
+	insights := transforms.ComputeInsights(s, beam.Flatten(s, partials, factPartials))
 	beam.ParDo(s, &writeJSONFn{Path: files.Join(p.RunDir, runInsightsFile)}, insights)
 
 	deadFiles := files.WriteJSONLines(s, files.Join(o.Output, DeadLetterDir), "deadletter-"+p.RunID, beam.Flatten(s, dead...))

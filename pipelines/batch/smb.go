@@ -5,12 +5,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"slices"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -27,7 +30,8 @@ import (
 
 func init() {
 	register.DoFn5x1[context.Context, string, func(int, RunFile), func(transforms.DeadLetter), func(transforms.TableStats), error](&writeRunsFn{})
-	register.DoFn6x1[context.Context, int, func(*RunFile) bool, func(transforms.Partials), func(transforms.TableStats), func(OutputFile), error](&mergeBucketFn{})
+	register.DoFn7x1[context.Context, int, func(*RunFile) bool, func(transforms.Partials), func(transforms.TableStats), func(OutputFile), func(int, RunFile), error](&mergeBucketFn{})
+	register.DoFn4x1[context.Context, int, func(*RunFile) bool, func(transforms.Partials), error](&mergeFactsFn{})
 	register.Emitter2[int, RunFile]()
 	register.Emitter1[OutputFile]()
 	register.Iter1[RunFile]()
@@ -56,9 +60,18 @@ type OutputFile struct {
 }
 
 // spillBytes bounds the encoded rows the clean stage holds, across its
-// workers, before it sorts them and writes them as runs. The job's memory is
-// about this much for cleaning, whatever the size of its input.
-const spillBytes = 96 << 20
+// workers, before it sorts them and writes them as runs: 96 MiB, or a
+// quarter of the Go memory limit (GOMEMLIMIT) when one is set lower, so a
+// worker given little memory spills smaller runs instead of growing. The
+// job's memory is about this much for cleaning, whatever the size of its
+// input.
+func spillBytes() int {
+	const most, least = 96 << 20, 4 << 20
+	if limit := debug.SetMemoryLimit(-1); limit < math.MaxInt64 {
+		return int(min(max(limit/4, least), most))
+	}
+	return most
+}
 
 // writeRunsFn cleans whole input files of one table and writes the clean
 // rows as runs sorted by ind, one per bucket each time its buffers fill.
@@ -159,7 +172,7 @@ func (f *writeRunsFn) emitter(emit func(int, RunFile), dead func(transforms.Dead
 // whenever they hold the worker's share of spillBytes.
 func (f *writeRunsFn) clean(ctx context.Context, st *runState, name string) runsResult {
 	var r runsResult
-	limit := spillBytes / cap(f.states)
+	limit := spillBytes() / cap(f.states)
 	err := files.ReadFileLines(ctx, name, func(line []byte) {
 		ind, row, d := st.cleaner.Clean(line)
 		switch {
@@ -218,6 +231,9 @@ type mergeBucketFn struct {
 	Format    string
 	TablesDir string
 	RunID     string
+	// RunDir and Buckets place the distinct-fact runs the merge writes.
+	RunDir  string
+	Buckets int
 	// Previous are the committed table files to merge into.
 	Previous []OutputFile
 
@@ -230,6 +246,7 @@ type mergeResult struct {
 	partials *transforms.Partials
 	stats    []transforms.TableStats
 	files    []OutputFile
+	facts    []RunFile
 	err      error
 }
 
@@ -245,12 +262,12 @@ func (f *mergeBucketFn) Teardown() {
 	}
 }
 
-func (f *mergeBucketFn) StartBundle(context.Context, func(transforms.Partials), func(transforms.TableStats), func(OutputFile)) {
+func (f *mergeBucketFn) StartBundle(context.Context, func(transforms.Partials), func(transforms.TableStats), func(OutputFile), func(int, RunFile)) {
 	f.pool = parallel.Ordered[mergeResult]{}
 	f.err = nil
 }
 
-func (f *mergeBucketFn) ProcessElement(ctx context.Context, bucket int, iter func(*RunFile) bool, partials func(transforms.Partials), stats func(transforms.TableStats), out func(OutputFile)) error {
+func (f *mergeBucketFn) ProcessElement(ctx context.Context, bucket int, iter func(*RunFile) bool, partials func(transforms.Partials), stats func(transforms.TableStats), out func(OutputFile), facts func(int, RunFile)) error {
 	runs := map[string][]string{}
 	var r RunFile
 	for iter(&r) {
@@ -263,16 +280,16 @@ func (f *mergeBucketFn) ProcessElement(ctx context.Context, bucket int, iter fun
 			runs[p.Table] = append(runs[p.Table], p.Path)
 		}
 	}
-	f.pool.Submit(func() mergeResult { return f.merge(ctx, bucket, runs) }, f.emitter(partials, stats, out))
+	f.pool.Submit(func() mergeResult { return f.merge(ctx, bucket, runs) }, f.emitter(partials, stats, out, facts))
 	return f.err
 }
 
-func (f *mergeBucketFn) FinishBundle(_ context.Context, partials func(transforms.Partials), stats func(transforms.TableStats), out func(OutputFile)) error {
-	f.pool.Drain(f.emitter(partials, stats, out))
+func (f *mergeBucketFn) FinishBundle(_ context.Context, partials func(transforms.Partials), stats func(transforms.TableStats), out func(OutputFile), facts func(int, RunFile)) error {
+	f.pool.Drain(f.emitter(partials, stats, out, facts))
 	return f.err
 }
 
-func (f *mergeBucketFn) emitter(partials func(transforms.Partials), stats func(transforms.TableStats), out func(OutputFile)) func(mergeResult) {
+func (f *mergeBucketFn) emitter(partials func(transforms.Partials), stats func(transforms.TableStats), out func(OutputFile), facts func(int, RunFile)) func(mergeResult) {
 	return func(r mergeResult) {
 		if r.err != nil {
 			f.err = errors.Join(f.err, r.err)
@@ -284,6 +301,9 @@ func (f *mergeBucketFn) emitter(partials func(transforms.Partials), stats func(t
 		}
 		for _, o := range r.files {
 			out(o)
+		}
+		for _, run := range r.facts {
+			facts(run.Bucket, run)
 		}
 	}
 }
@@ -325,7 +345,11 @@ func (f *mergeBucketFn) merge(ctx context.Context, bucket int, sources map[strin
 			out:  OutputFile{Table: t, Bucket: bucket}}
 		closers = append(closers, ws[i])
 	}
+	fw := factWriter{fs: f.fs, dir: f.RunDir, bufs: make([]smb.Buffer, f.Buckets), limit: spillBytes() / (2 * runtime.GOMAXPROCS(0))}
 	partials, stats, err := transforms.DedupJoinSorted(streams[0], streams[1], streams[2], func(p transforms.Post) error {
+		if err := fw.add(ctx, p); err != nil {
+			return err
+		}
 		var err error
 		if p.Pin != nil {
 			err = ws[0].write(ctx, p.Pin)
@@ -341,7 +365,11 @@ func (f *mergeBucketFn) merge(ctx context.Context, bucket int, sources map[strin
 	if err != nil {
 		return mergeResult{err: fmt.Errorf("merging bucket %d: %w", bucket, err)}
 	}
-	res = mergeResult{partials: partials, stats: stats}
+	facts, err := fw.spill(ctx)
+	if err != nil {
+		return mergeResult{err: err}
+	}
+	res = mergeResult{partials: partials, stats: stats, facts: append(fw.runs, facts...)}
 	for _, w := range ws {
 		if err := w.finish(); err != nil {
 			return mergeResult{err: err}
@@ -351,6 +379,159 @@ func (f *mergeBucketFn) merge(ctx context.Context, bucket int, sources map[strin
 		}
 	}
 	return res
+}
+
+// factWriter buckets the facts a merge's posts state (transforms.PostFacts)
+// by their key and writes them as sorted runs, for mergeFactsFn to make
+// distinct: the distinct sets behind the medians are as large as the users,
+// so they go through the same sort-merge as the rows rather than memory.
+type factWriter struct {
+	fs           filesystem.Interface
+	dir          string
+	bufs         []smb.Buffer
+	limit        int
+	size         int
+	scratch, row []byte
+	runs         []RunFile
+}
+
+func (w *factWriter) add(ctx context.Context, p transforms.Post) error {
+	var err error
+	transforms.PostFacts(p, w.scratch[:0], func(fact []byte) {
+		key := transforms.FactKey(fact)
+		w.row = append(binary.AppendVarint(w.row[:0], key), fact...)
+		b := &w.bufs[smb.Bucket(key, len(w.bufs))]
+		before := b.Size()
+		b.Add(key, w.row)
+		w.size += b.Size() - before
+	})
+	if w.size >= w.limit {
+		var runs []RunFile
+		runs, err = w.spill(ctx)
+		w.runs = append(w.runs, runs...)
+	}
+	return err
+}
+
+func (w *factWriter) spill(ctx context.Context) ([]RunFile, error) {
+	var runs []RunFile
+	for bucket := range w.bufs {
+		b := &w.bufs[bucket]
+		if b.Len() == 0 {
+			continue
+		}
+		name := files.Join(w.dir, fmt.Sprintf("facts-%05d-%s.s2", bucket, randomID()))
+		if err := b.WriteRun(ctx, w.fs, name); err != nil {
+			return nil, err
+		}
+		runs = append(runs, RunFile{Table: factsTable, Bucket: bucket, Path: name, Rows: int64(b.Len())})
+		b.Reset()
+	}
+	w.size = 0
+	return runs, nil
+}
+
+// factsTable names the distinct facts' runs.
+const factsTable = "facts"
+
+// mergeFactsFn merges one bucket of fact runs, counts each distinct fact
+// once into insight partials (their histograms), and emits them.
+type mergeFactsFn struct {
+	RunDir string
+
+	fs   filesystem.Interface
+	pool parallel.Ordered[mergeResult]
+	err  error
+}
+
+func (f *mergeFactsFn) Setup(ctx context.Context) error {
+	fs, err := filesystem.New(ctx, f.RunDir)
+	f.fs = fs
+	return err
+}
+
+func (f *mergeFactsFn) Teardown() {
+	if f.fs != nil {
+		f.fs.Close()
+	}
+}
+
+func (f *mergeFactsFn) StartBundle(context.Context, func(transforms.Partials)) {
+	f.pool = parallel.Ordered[mergeResult]{}
+	f.err = nil
+}
+
+func (f *mergeFactsFn) ProcessElement(ctx context.Context, bucket int, iter func(*RunFile) bool, partials func(transforms.Partials)) error {
+	var names []string
+	var r RunFile
+	for iter(&r) {
+		names = append(names, r.Path)
+	}
+	f.pool.Submit(func() mergeResult { return f.merge(ctx, names) }, f.emitter(partials))
+	return f.err
+}
+
+func (f *mergeFactsFn) FinishBundle(_ context.Context, partials func(transforms.Partials)) error {
+	f.pool.Drain(f.emitter(partials))
+	return f.err
+}
+
+func (f *mergeFactsFn) emitter(partials func(transforms.Partials)) func(mergeResult) {
+	return func(r mergeResult) {
+		if r.err != nil {
+			f.err = errors.Join(f.err, r.err)
+			return
+		}
+		partials(*r.partials)
+	}
+}
+
+func (f *mergeFactsFn) merge(ctx context.Context, names []string) mergeResult {
+	var its []smb.Iterator
+	for _, n := range names {
+		rr, err := smb.OpenRun(ctx, f.fs, n)
+		if err != nil {
+			return mergeResult{err: err}
+		}
+		defer rr.Close()
+		its = append(its, rr)
+	}
+	m := smb.Merge(its...)
+	p := transforms.NewPartials()
+	// Equal facts have equal keys; the rows of one key (one fact, or a hash
+	// collision's few) are sorted and each distinct one added once.
+	var group [][]byte
+	var key int64
+	flush := func() error {
+		slices.SortFunc(group, bytes.Compare)
+		for i, row := range group {
+			if i > 0 && bytes.Equal(row, group[i-1]) {
+				continue
+			}
+			_, n := binary.Varint(row)
+			if err := p.AddFact(row[n:]); err != nil {
+				return err
+			}
+		}
+		group = group[:0]
+		return nil
+	}
+	for m.Next() {
+		if len(group) > 0 && m.Key() != key {
+			if err := flush(); err != nil {
+				return mergeResult{err: err}
+			}
+		}
+		key = m.Key()
+		group = append(group, bytes.Clone(m.Row()))
+	}
+	if err := m.Err(); err != nil {
+		return mergeResult{err: err}
+	}
+	if err := flush(); err != nil {
+		return mergeResult{err: err}
+	}
+	return mergeResult{partials: p}
 }
 
 func isRunFile(name string) bool { return bytes.HasSuffix([]byte(name), []byte(".s2")) }
