@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -54,6 +55,30 @@ type Config struct {
 	// but /healthz and /metrics, as with an API Gateway usage plan. Read it
 	// from the environment or a secret store, never from code.
 	APIKey string
+	// APIKeys are more keys accepted beside APIKey, so that keys can be
+	// rotated: add the new one, move the clients, drop the old one. Keys are
+	// compared in constant time and never logged. SetAPIKeys replaces them
+	// while the gateway runs.
+	APIKeys []string
+	// RateLimit, when positive, bounds each API key's requests a second (the
+	// whole gateway's, without keys), with bursts of RateBurst (default:
+	// RateLimit rounded up), as an API Gateway usage plan's throttle does.
+	// Past it a request gets a 429 with Retry-After.
+	RateLimit float64
+	RateBurst int
+	// MaxInFlight bounds the requests being served at once (default 512;
+	// /healthz and /metrics do not count). Past it a request gets a 429
+	// with Retry-After at once, instead of queueing until its client times
+	// out or the gateway's memory runs out.
+	MaxInFlight int
+	// MaxConns bounds the open client connections (default 10,000). Past
+	// it a new connection gets a 503 and is closed; idle ones are closed
+	// after IdleTimeout.
+	MaxConns int
+	// TLSCertFile and TLSKeyFile, when set, make the gateway serve HTTPS
+	// with that certificate and key (PEM). Reload reads them again (the
+	// command does on SIGHUP), so a renewed certificate needs no restart.
+	TLSCertFile, TLSKeyFile string
 
 	// MaxBodyBytes bounds a request body (default 10 MiB, API Gateway's limit).
 	MaxBodyBytes int64
@@ -61,6 +86,19 @@ type Config struct {
 	// 1,000,000: with the batch's overhead, under the brokers' default
 	// message.max.bytes of 1,048,588).
 	MaxKafkaRecordBytes int
+	// MaxRecordsPerRequest bounds the records of one produce request
+	// (default 10,000; Kinesis's PutRecords has its own 500).
+	MaxRecordsPerRequest int
+	// MaxJSONDepth bounds the nesting of a record's JSON (default
+	// DefaultMaxJSONDepth) and MaxNumberChars the length of a number in it
+	// (default DefaultMaxNumberChars).
+	MaxJSONDepth, MaxNumberChars int
+	// KafkaUnavailableAfter: once no broker has answered for this long
+	// (default 1 s) while records wait, the gateway stops waiting and
+	// answers 503, and until a broker answers again it answers new produce
+	// requests 503 at once, instead of letting them wait out
+	// BackendTimeout.
+	KafkaUnavailableAfter time.Duration
 	// DefaultShardCount is the shard count of a stream created without one
 	// (default 5, as in the AWS tutorial's mapping template).
 	DefaultShardCount int32
@@ -96,6 +134,25 @@ func (c *Config) setDefaults() {
 	if c.KafkaLinger == 0 {
 		c.KafkaLinger = DefaultKafkaLinger
 	}
+	if c.MaxRecordsPerRequest <= 0 {
+		c.MaxRecordsPerRequest = 10_000
+	}
+	if c.MaxJSONDepth <= 0 {
+		c.MaxJSONDepth = DefaultMaxJSONDepth
+	}
+	if c.MaxNumberChars <= 0 {
+		c.MaxNumberChars = DefaultMaxNumberChars
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 512
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 10_000
+	}
+	if c.RateLimit > 0 && c.RateBurst <= 0 {
+		c.RateBurst = int(math.Ceil(c.RateLimit))
+	}
+	def(&c.KafkaUnavailableAfter, time.Second)
 	if c.DefaultShardCount <= 0 {
 		c.DefaultShardCount = 5
 	}

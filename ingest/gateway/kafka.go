@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -232,14 +233,18 @@ func (s *Server) parseProduceStd(body []byte, format embedded, mt string) (recs 
 	if len(req.Records) == 0 {
 		return nil, nil, unprocessable(`records may not be empty: send {"records":[{"value":...}, ...]}`)
 	}
+	if n := len(req.Records); n > s.cfg.MaxRecordsPerRequest {
+		return nil, nil, tooManyRecords(n, s.cfg.MaxRecordsPerRequest)
+	}
+	lim := s.jsonLimits()
 	recs = make([]*kgo.Record, len(req.Records))
 	for i, in := range req.Records {
 		rec := &kgo.Record{}
 		var err *requestError
-		if rec.Key, err = embeddedBytes(in.Key, format, mt, i, "key"); err != nil {
+		if rec.Key, err = embeddedBytes(in.Key, format, mt, lim, i, "key"); err != nil {
 			return nil, nil, err
 		}
-		if rec.Value, err = embeddedBytes(in.Value, format, mt, i, "value"); err != nil {
+		if rec.Value, err = embeddedBytes(in.Value, format, mt, lim, i, "value"); err != nil {
 			return nil, nil, err
 		}
 		if n := len(rec.Key) + len(rec.Value); n > s.cfg.MaxKafkaRecordBytes {
@@ -261,16 +266,33 @@ func (s *Server) parseProduceStd(body []byte, format embedded, mt string) (recs 
 		}
 		recs[i] = rec
 	}
+	if !utf8.Valid(body) {
+		return nil, nil, unprocessable("the request body is not valid UTF-8 (outside the records' keys and values)")
+	}
 	return recs, manual, nil
 }
 
+// tooManyRecords is the answer to a request with more than max records.
+func tooManyRecords(n, max int) *requestError {
+	return unprocessable("the request has %d records, over the gateway's limit of %d a request: split it", n, max)
+}
+
+// jsonLimits are the limits on a record's JSON text.
+func (s *Server) jsonLimits() jsonLimits {
+	return jsonLimits{depth: s.cfg.MaxJSONDepth, number: s.cfg.MaxNumberChars}
+}
+
 // embeddedBytes decodes one key or value: base64 for the binary format, the
-// compacted JSON text for the json format; null or absent is no bytes.
-func embeddedBytes(raw json.RawMessage, format embedded, mt string, i int, field string) ([]byte, *requestError) {
+// compacted JSON text for the json format (which must be UTF-8 and within
+// lim); null or absent is no bytes.
+func embeddedBytes(raw json.RawMessage, format embedded, mt string, lim jsonLimits, i int, field string) ([]byte, *requestError) {
 	if isNull(raw) {
 		return nil, nil
 	}
 	if format == embeddedJSON {
+		if p := checkJSON(raw, lim); p != "" {
+			return nil, unprocessable("records[%d].%s %s", i, field, p)
+		}
 		var b bytes.Buffer
 		b.Grow(len(raw))
 		if err := json.Compact(&b, raw); err != nil { // cannot happen: raw was validated
