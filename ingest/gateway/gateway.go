@@ -176,6 +176,7 @@ type Server struct {
 	kinesis *kinesis.Client
 	apiKey  [sha256.Size]byte
 	metrics *metrics
+	health  *kafkaHealth
 	bufs    sync.Pool // request bodies' buffers (*[]byte)
 	calls   sync.Pool // produce requests' state (*produceCall)
 	// deadlines are the produce requests' deadline contexts.
@@ -194,17 +195,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TopicPrefix != "" && !validTopic(cfg.TopicPrefix) {
 		return nil, fmt.Errorf("gateway: topic prefix %q is not a valid Kafka topic name", cfg.TopicPrefix)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, kinesis: cfg.Kinesis, metrics: newMetrics()}
+	s := &Server{cfg: cfg, log: cfg.Logger, kinesis: cfg.Kinesis, metrics: newMetrics(), health: newKafkaHealth(cfg.KafkaUnavailableAfter)}
 	s.deadlines.timeout = cfg.BackendTimeout
 	if cfg.APIKey != "" {
 		s.apiKey = sha256.Sum256([]byte(cfg.APIKey))
 	}
 	if len(cfg.KafkaBrokers) > 0 {
-		cl, err := newKafkaClient(cfg)
+		cl, err := newKafkaClient(cfg, s.health)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: kafka client: %w", err)
 		}
 		s.kafka = cl
+		s.health.client = cl
 	}
 	return s, nil
 }
@@ -212,6 +214,7 @@ func New(cfg Config) (*Server, error) {
 // Close releases the Kafka client. Serve calls it on the way out.
 func (s *Server) Close() {
 	if s.kafka != nil {
+		s.health.close()
 		s.kafka.Close()
 	}
 }

@@ -82,8 +82,9 @@ func kafkaFormat(contentType string) (embedded, string, bool) {
 // not wait for it, see produceAll; the Java producer's default linger is
 // 5 ms since Kafka 4.0), and topics created on first use if the brokers
 // allow it, as the Java producer behind a stock REST Proxy does.
-func newKafkaClient(cfg Config) (*kgo.Client, error) {
+func newKafkaClient(cfg Config, health *kafkaHealth) (*kgo.Client, error) {
 	opts := []kgo.Opt{
+		kgo.WithHooks(health),
 		kgo.SeedBrokers(cfg.KafkaBrokers...),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.AllowAutoTopicCreation(),
@@ -372,13 +373,24 @@ func (s *Server) produce(w *respWriter, r *http.Request, topic string) {
 		s.fail(w, rerr.status, rerr.code, rerr.msg, "")
 		return
 	}
+	down, downCh := s.health.unavailable()
+	if down {
+		s.kafkaUnavailable(w)
+		return
+	}
 	// The request's deadline, BackendTimeout from now: for the records in
 	// kgo (those not yet sent by then fail) and for the wait below.
 	ctx := s.deadlines.get()
 	if manual != nil {
 		// Check the partitions first, so that a bad one fails the request
 		// before any of its records is written.
-		n, status, code, msg := s.partitionCount(ctx, topic)
+		pctx, cancel := s.kafkaCtx(ctx)
+		n, status, code, msg := s.partitionCount(pctx, topic)
+		cancel()
+		if status != 0 && s.health.isDown() {
+			s.kafkaUnavailable(w)
+			return
+		}
 		if status != 0 {
 			s.fail(w, status, code, msg, "")
 			return
@@ -390,7 +402,7 @@ func (s *Server) produce(w *respWriter, r *http.Request, topic string) {
 			}
 		}
 	}
-	c, all := s.produceAll(ctx, r.Context(), topic, recs, manual)
+	c, all := s.produceAll(ctx, r.Context(), downCh, topic, recs, manual)
 	if all && len(recs) <= 1024 {
 		// Every promise has run: kgo is done with the records and their
 		// contexts, so the call can serve another request (unless it grew
@@ -400,12 +412,15 @@ func (s *Server) produce(w *respWriter, r *http.Request, topic string) {
 
 	errs := c.errs
 	var firstErr error
-	failed, notFound, retriable := 0, 0, 0
+	failed, notFound, retriable, unavailable := 0, 0, 0, 0
 	for _, err := range errs {
 		if err == nil {
 			continue
 		}
 		failed++
+		if _, ok := err.(errUnavailable); ok {
+			unavailable++
+		}
 		switch kafkaErrorCode(err) {
 		case codeTopicNotFound:
 			notFound++
@@ -420,6 +435,11 @@ func (s *Server) produce(w *respWriter, r *http.Request, topic string) {
 	if failed == 0 {
 		c.out = appendProduceOK(c.out[:0], recs)
 		writeRaw(w, http.StatusOK, hdrKafkaV2JSON, c.out)
+		return
+	}
+	if unavailable == failed && failed == len(recs) {
+		// No broker answers: nothing was acknowledged.
+		s.kafkaUnavailable(w)
 		return
 	}
 	if notFound == failed && failed == len(recs) {
@@ -530,7 +550,7 @@ func producePromise(r *kgo.Record, err error) {
 // request must not wait for it forever. all reports that every record's
 // promise has run; if not, the call's records may still be written, and
 // the call must not be reused.
-func (s *Server) produceAll(ctx, reqCtx context.Context, topic string, recs []*kgo.Record, manual []bool) (c *produceCall, all bool) {
+func (s *Server) produceAll(ctx, reqCtx context.Context, downCh <-chan struct{}, topic string, recs []*kgo.Record, manual []bool) (c *produceCall, all bool) {
 	n := len(recs)
 	c, _ = s.calls.Get().(*produceCall)
 	if c == nil {
@@ -558,11 +578,14 @@ func (s *Server) produceAll(ctx, reqCtx context.Context, topic string, recs []*k
 		// and with a done context it does not wait.)
 		_ = s.kafka.Flush(doneCtx)
 	}
+	var noAck error = errNoAck{s.cfg.BackendTimeout}
 	select {
 	case <-c.fin:
 		return c, true
 	case <-ctx.Done():
 	case <-reqCtx.Done():
+	case <-downCh:
+		noAck = errUnavailable{s.cfg.KafkaUnavailableAfter}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -573,7 +596,7 @@ func (s *Server) produceAll(ctx, reqCtx context.Context, topic string, recs []*k
 	c.closed = true
 	for i := range c.errs {
 		if !c.done[i] {
-			c.errs[i] = errNoAck{s.cfg.BackendTimeout}
+			c.errs[i] = noAck
 		}
 	}
 	return c, false
@@ -653,8 +676,22 @@ func kafkaErrorCode(err error) int {
 	return codeKafkaError
 }
 
+// kafkaUnavailable answers a request that needs Kafka while no broker
+// answers: 503 with Retry-After, and the REST Proxy's code for a retriable
+// Kafka error.
+func (s *Server) kafkaUnavailable(w *respWriter) {
+	w.errKind = errBackend
+	w.Header().Set("Retry-After", "1")
+	s.fail(w, http.StatusServiceUnavailable, codeKafkaRetriable,
+		fmt.Sprintf("Kafka is unavailable: no broker has answered for %v; retry later", s.cfg.KafkaUnavailableAfter), "")
+}
+
 // kafkaFailure answers a failed metadata call.
 func (s *Server) kafkaFailure(w *respWriter, err error) {
+	if s.health.isDown() {
+		s.kafkaUnavailable(w)
+		return
+	}
 	code := kafkaErrorCode(err)
 	status := code / 100
 	if code == codeKafkaRetriable || code == codeKafkaError {
@@ -703,7 +740,11 @@ func (s *Server) partitionCount(ctx context.Context, topic string) (n int32, sta
 // listTopics handles GET /topics: the topic names, internal ones left out,
 // as the REST Proxy lists them.
 func (s *Server) listTopics(w *respWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.BackendTimeout)
+	if s.health.isDown() {
+		s.kafkaUnavailable(w)
+		return
+	}
+	ctx, cancel := s.kafkaCtx(r.Context())
 	defer cancel()
 	resp, err := s.topicMetadata(ctx, "", false)
 	if err != nil {
@@ -746,7 +787,11 @@ func (s *Server) getTopic(w *respWriter, r *http.Request, topic string) {
 		s.fail(w, http.StatusNotFound, codeTopicNotFound, msgTopicNotFound, "")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.BackendTimeout)
+	if s.health.isDown() {
+		s.kafkaUnavailable(w)
+		return
+	}
+	ctx, cancel := s.kafkaCtx(r.Context())
 	defer cancel()
 	resp, err := s.topicMetadata(ctx, topic, false)
 	if err != nil {
