@@ -229,3 +229,101 @@ func TestKafkaBrokerSlow(t *testing.T) {
 		t.Fatalf("took %v with a 1 s backend timeout", d)
 	}
 }
+
+// expectAPIGatewayEnvelope checks that an error answer is one JSON object
+// with a message, as API Gateway and Kinesis answer.
+func expectAPIGatewayEnvelope(t testing.TB, r resp) {
+	t.Helper()
+	var env map[string]any
+	if err := json.Unmarshal(r.body, &env); err != nil {
+		t.Fatalf("not a JSON object (%v): %s", err, r.body)
+	}
+	if _, ok := env["message"].(string); !ok {
+		t.Fatalf("no message: %s", r.body)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+}
+
+func TestAttackKinesisBodies(t *testing.T) {
+	g, kc := kinesisGateway(t, Config{MaxBodyBytes: 6 << 20})
+	name := newStream(t, g, "attack", 1)
+	one := func(data string) string { return `{"StreamName":"x","Data":` + data + `,"PartitionKey":"k"}` }
+	many := func(data string) string { return `{"records":[{"data":"ok","partition-key":"k"},{"data":` + data + `,"partition-key":"k"}]}` }
+	var batch strings.Builder
+	batch.WriteString(`{"records":[`)
+	for i := range 501 {
+		if i > 0 {
+			batch.WriteByte(',')
+		}
+		batch.WriteString(`{"data":"x","partition-key":"k"}`)
+	}
+	batch.WriteString(`]}`)
+	cases := []struct {
+		name, ct, path, body string
+		status               int
+		typ, msg             string
+	}{
+		{"invalid UTF-8 in Data", "application/json", "/record", one("\"caf\xe9\""), 400, "ValidationException", "Data is not valid UTF-8"},
+		{"invalid UTF-8 in an object", "application/json", "/record", one("{\"a\":\"\xff\"}"), 400, "ValidationException", "Data is not valid UTF-8"},
+		{"invalid UTF-8 in PartitionKey", "application/json", "/record", "{\"Data\":1,\"PartitionKey\":\"\xff\"}", 400, "ValidationException", "not valid UTF-8"},
+		{"invalid UTF-8 in a batch record", "application/json", "/records", many("\"\xc3\x28\""), 400, "ValidationException", "records[1].data is not valid UTF-8"},
+		{"invalid UTF-8 in a batch key", "application/json", "/records", "{\"records\":[{\"data\":1,\"partition-key\":\"\xff\"}]}", 400, "ValidationException", "not valid UTF-8"},
+		{"lone surrogate", "application/json", "/record", one(`"\udc00"`), 400, "ValidationException", "lone UTF-16 surrogate"},
+		{"lone surrogate in a batch", "application/json", "/records", many(`"\ud800x"`), 400, "ValidationException", "records[1].data holds a lone UTF-16 surrogate"},
+		{"100,000 [", "application/json", "/record", one(strings.Repeat("[", 100_000)), 400, "SerializationException", "malformed JSON"},
+		{"129 levels", "application/json", "/record", one(strings.Repeat("[", 129) + strings.Repeat("]", 129)), 400, "ValidationException", "Data nests deeper than the limit of 128"},
+		{"a million digits", "application/json", "/record", one(strings.Repeat("1", 1_000_000)), 400, "ValidationException", "Data holds a number of 1000000 characters"},
+		{"a million digits in a batch", "application/json", "/records", many(strings.Repeat("1", 1_000_000)), 400, "ValidationException", "records[1].data holds a number of 1000000 characters"},
+		{"501 records", "application/json", "/records", batch.String(), 400, "ValidationException", "501 records, over Kinesis's limit of 500"},
+		{"a record over 1 MiB", "application/json", "/record", one(`"` + strings.Repeat("x", 1<<20) + `"`), 400, "ValidationException", "over Kinesis's limit of 1048576"},
+		{"a batch record over 1 MiB", "application/json", "/records", many(`"` + strings.Repeat("x", 1<<20) + `"`), 400, "ValidationException", "records[1] is 1048577 bytes"},
+		{"a body over the limit", "application/json", "/record", one(`"` + strings.Repeat("x", 7<<20) + `"`), 413, "ValidationException", "larger than the gateway's limit"},
+		{"text/plain", "text/plain", "/record", one("1"), 415, "", "Unsupported Media Type"},
+		{"form", "application/x-www-form-urlencoded", "/records", many("1"), 415, "", "Unsupported Media Type"},
+		{"xml", "application/xml", "/record", one("1"), 415, "", "Unsupported Media Type"},
+		{"broken media type", "application/json; =", "/record", one("1"), 415, "", "Unsupported Media Type"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := do(t, "PUT", g.url+"/streams/"+name+tc.path, tc.ct, []byte(tc.body))
+			if tc.typ == "" {
+				if r.status != tc.status || strings.TrimSpace(string(r.body)) != `{"message":"`+tc.msg+`"}` {
+					t.Fatalf("%d %s", r.status, r.body)
+				}
+			} else {
+				expectKinesisError(t, r, tc.status, tc.typ, tc.msg)
+			}
+			expectAPIGatewayEnvelope(t, r)
+		})
+	}
+	// Stream names outside Kinesis's rules never reach it.
+	for _, path := range []string{"/streams/a%2F..%2Fb/record", "/streams/..%2F" + name + "/record", "/streams/%2e%2e/record",
+		"/streams/a%00/record", "/streams/" + strings.Repeat("s", 129) + "/record", "/streams/a%20b/record", "/streams/%C3%A9/record"} {
+		r := do(t, "PUT", g.url+path, "application/json", []byte(one("1")))
+		expectKinesisError(t, r, 400, "ValidationException", "is not valid")
+		expectAPIGatewayEnvelope(t, r)
+	}
+	for _, path := range []string{"/streams/" + name + "/record/x", "/streams/" + name + "/../" + name + "/record", "/streams/%zz"} {
+		if path == "/streams/%zz" {
+			continue // not a URL net/http's client sends
+		}
+		r := do(t, "PUT", g.url+path, "application/json", []byte(one("1")))
+		if r.status != 404 {
+			t.Fatalf("%s: %d %s", path, r.status, r.body)
+		}
+		expectAPIGatewayEnvelope(t, r)
+	}
+	// Nothing refused was written; a normal record is, as sent.
+	readStream(t, kc, name, 0)
+	r := do(t, "PUT", g.url+"/streams/"+name+"/record", "application/json", []byte(one(`{"caf\u00e9":"ok \ud83d\ude00"}`)))
+	if r.status != 200 {
+		t.Fatalf("a normal record after the attacks: %d %s", r.status, r.body)
+	}
+	for _, rec := range readStream(t, kc, name, 1) {
+		if string(rec.Data) != `{"caf\u00e9":"ok \ud83d\ude00"}` {
+			t.Fatalf("record %q", rec.Data)
+		}
+	}
+}

@@ -29,7 +29,9 @@ const (
 
 // validStream reports whether name is a legal Kinesis stream name.
 func validStream(name string) bool {
-	if name == "" || len(name) > kinesisMaxStreamNameLen {
+	if name == "" || len(name) > kinesisMaxStreamNameLen || name == "." || name == ".." {
+		// (Kinesis's pattern allows "." and "..", but no one means them
+		// for a stream, and they are path tricks in a URL.)
 		return false
 	}
 	for i := 0; i < len(name); i++ {
@@ -45,7 +47,7 @@ func validStream(name string) bool {
 // does not serve.
 func (s *Server) checkStream(w *respWriter, name string) bool {
 	if !validStream(name) {
-		s.fail(w, http.StatusBadRequest, 0, fmt.Sprintf("stream name %q is not valid: it must be 1 to %d characters of a-z, A-Z, 0-9, '_', '-' and '.'",
+		s.fail(w, http.StatusBadRequest, 0, fmt.Sprintf("stream name %q is not valid: it must be 1 to %d characters of a-z, A-Z, 0-9, '_', '-' and '.' (not . or ..)",
 			name, kinesisMaxStreamNameLen), "ValidationException")
 		return false
 	}
@@ -154,6 +156,9 @@ func (s *Server) createStream(w *respWriter, r *http.Request, name string) {
 		ShardCount *int32
 	}
 	if len(bytes.TrimSpace(body)) > 0 {
+		if !s.checkKinesisContentType(w, r) {
+			return
+		}
 		if err := decodeJSON(body, &in); err != nil {
 			e := jsonError(err, `an object like {"ShardCount": 1}`)
 			s.fail(w, http.StatusBadRequest, 0, e.msg, "SerializationException")
