@@ -250,7 +250,9 @@ func TestAttackKinesisBodies(t *testing.T) {
 	g, kc := kinesisGateway(t, Config{MaxBodyBytes: 6 << 20})
 	name := newStream(t, g, "attack", 1)
 	one := func(data string) string { return `{"StreamName":"x","Data":` + data + `,"PartitionKey":"k"}` }
-	many := func(data string) string { return `{"records":[{"data":"ok","partition-key":"k"},{"data":` + data + `,"partition-key":"k"}]}` }
+	many := func(data string) string {
+		return `{"records":[{"data":"ok","partition-key":"k"},{"data":` + data + `,"partition-key":"k"}]}`
+	}
 	var batch strings.Builder
 	batch.WriteString(`{"records":[`)
 	for i := range 501 {

@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -12,9 +10,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -60,6 +61,9 @@ type Config struct {
 	// compared in constant time and never logged. SetAPIKeys replaces them
 	// while the gateway runs.
 	APIKeys []string
+	// APIKeysFile, when set, names a file of more keys, one a line (blank
+	// lines and # comments left out), read at the start and by Reload.
+	APIKeysFile string
 	// RateLimit, when positive, bounds each API key's requests a second (the
 	// whole gateway's, without keys), with bursts of RateBurst (default:
 	// RateLimit rounded up), as an API Gateway usage plan's throttle does.
@@ -79,6 +83,8 @@ type Config struct {
 	// with that certificate and key (PEM). Reload reads them again (the
 	// command does on SIGHUP), so a renewed certificate needs no restart.
 	TLSCertFile, TLSKeyFile string
+	// ReloadOnSIGHUP makes Serve call Reload when the process gets SIGHUP.
+	ReloadOnSIGHUP bool
 
 	// MaxBodyBytes bounds a request body (default 10 MiB, API Gateway's limit).
 	MaxBodyBytes int64
@@ -174,9 +180,12 @@ type Server struct {
 	log     *slog.Logger
 	kafka   *kgo.Client
 	kinesis *kinesis.Client
-	apiKey  [sha256.Size]byte
 	metrics *metrics
 	health  *kafkaHealth
+	keys    atomic.Pointer[keySet]
+	certs   *certStore // nil: plain HTTP
+	// serving counts the requests being served, but /healthz and /metrics.
+	serving atomic.Int64
 	bufs    sync.Pool // request bodies' buffers (*[]byte)
 	calls   sync.Pool // produce requests' state (*produceCall)
 	// deadlines are the produce requests' deadline contexts.
@@ -197,8 +206,23 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, kinesis: cfg.Kinesis, metrics: newMetrics(), health: newKafkaHealth(cfg.KafkaUnavailableAfter)}
 	s.deadlines.timeout = cfg.BackendTimeout
-	if cfg.APIKey != "" {
-		s.apiKey = sha256.Sum256([]byte(cfg.APIKey))
+	keys := s.staticKeys()
+	if cfg.APIKeysFile != "" {
+		fileKeys, err := ReadAPIKeysFile(cfg.APIKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: API keys: %w", err)
+		}
+		keys = append(keys, fileKeys...)
+	}
+	s.SetAPIKeys(keys)
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		return nil, errors.New("gateway: TLS needs both a certificate and a key file")
+	}
+	if cfg.TLSCertFile != "" {
+		s.certs = &certStore{certFile: cfg.TLSCertFile, keyFile: cfg.TLSKeyFile}
+		if err := s.certs.load(); err != nil {
+			return nil, err
+		}
 	}
 	if len(cfg.KafkaBrokers) > 0 {
 		cl, err := newKafkaClient(cfg, s.health)
@@ -233,6 +257,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // client. It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer s.Close()
+	ln = &connLimitListener{Listener: ln, max: int64(s.cfg.MaxConns), tls: s.certs != nil}
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
@@ -244,8 +269,32 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// Requests outlive a cancelled ctx on purpose: shutdown drains them.
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	if s.certs != nil {
+		srv.TLSConfig = s.certs.tlsConfig()
+	}
+	if s.cfg.ReloadOnSIGHUP {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-hup:
+					_ = s.Reload()
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if s.certs != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("gateway: %w", err)
@@ -409,11 +458,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	if rt != routeHealthz && rt != routeMetrics && !s.authorized(r) {
-		rw.errKind = errAuth
-		// API Gateway's answer to a missing or wrong key.
-		writeJSON(rw, http.StatusForbidden, map[string]string{"message": "Forbidden"})
-		return
+	if rt != routeHealthz && rt != routeMetrics {
+		// The bound on requests in flight comes first, so that a flood
+		// of any kind is refused at the cost of a 429.
+		n := s.serving.Add(1)
+		defer s.serving.Add(-1)
+		if n > int64(s.cfg.MaxInFlight) {
+			s.throttle(rw, time.Second, fmt.Sprintf("Too many requests: the gateway is serving its limit of %d at once; retry later", s.cfg.MaxInFlight))
+			return
+		}
+		idx, deny := s.authorize(r)
+		if deny != 0 {
+			s.denyAuth(rw, deny)
+			return
+		}
+		if ok, wait := s.allowRate(idx); !ok {
+			s.throttle(rw, wait, fmt.Sprintf("Request rate limit exceeded: %g requests a second (bursts of %d) for this API key", s.cfg.RateLimit, s.cfg.RateBurst))
+			return
+		}
 	}
 	if allowed != "" {
 		rw.Header().Set("Allow", allowed)
@@ -462,16 +524,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.fail(rw, http.StatusNotFound, 404, "HTTP 404 Not Found", "UnknownOperationException")
 	}
-}
-
-// authorized compares the x-api-key header with the configured key in
-// constant time (over their hashes, so the length does not leak either).
-func (s *Server) authorized(r *http.Request) bool {
-	if s.cfg.APIKey == "" {
-		return true
-	}
-	got := sha256.Sum256([]byte(r.Header.Get("x-api-key")))
-	return subtle.ConstantTimeCompare(got[:], s.apiKey[:]) == 1
 }
 
 func (s *Server) logRequest(r *http.Request, rt route, rw *respWriter, d time.Duration) {

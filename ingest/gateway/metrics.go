@@ -16,16 +16,17 @@ import (
 type errKind int
 
 const (
-	errNone     errKind = iota
-	errRequest          // malformed or invalid request (4xx)
-	errAuth             // missing or wrong API key
-	errNotFound         // unknown path, topic, partition or stream
-	errBackend          // Kafka or Kinesis failed or refused
-	errPanic            // a bug: the recover middleware caught a panic
+	errNone      errKind = iota
+	errRequest           // malformed or invalid request (4xx)
+	errAuth              // missing or wrong API key
+	errNotFound          // unknown path, topic, partition or stream
+	errBackend           // Kafka or Kinesis failed or refused
+	errPanic             // a bug: the recover middleware caught a panic
+	errThrottled         // refused by the bound on requests in flight or a rate limit
 	numErrKinds
 )
 
-var errKindNames = [numErrKinds]string{"", "request", "auth", "not_found", "backend", "panic"}
+var errKindNames = [numErrKinds]string{"", "request", "auth", "not_found", "backend", "panic", "throttled"}
 
 func kindFor(status int) errKind {
 	switch {
