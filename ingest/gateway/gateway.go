@@ -184,6 +184,7 @@ type Server struct {
 	health  *kafkaHealth
 	keys    atomic.Pointer[keySet]
 	certs   *certStore // nil: plain HTTP
+	conns   atomic.Pointer[connLimitListener]
 	// serving counts the requests being served, but /healthz and /metrics.
 	serving atomic.Int64
 	bufs    sync.Pool // request bodies' buffers (*[]byte)
@@ -257,9 +258,12 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // client. It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer s.Close()
-	ln = &connLimitListener{Listener: ln, max: int64(s.cfg.MaxConns), tls: s.certs != nil}
+	ll := &connLimitListener{Listener: ln, max: int64(s.cfg.MaxConns), tls: s.certs != nil}
+	s.conns.Store(ll)
+	ln = ll
 	srv := &http.Server{
 		Handler:           s,
+		ConnState:         ll.connState,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,

@@ -178,16 +178,68 @@ func (s *Server) throttle(w *respWriter, wait time.Duration, msg string) {
 	s.fail(w, http.StatusTooManyRequests, 429, msg, "ThrottlingException")
 }
 
-// connLimitListener bounds the open connections: past max, a new
-// connection gets a 503 (plain HTTP) or is just closed (TLS), so that a
-// flood of connections costs the gateway a file descriptor for a moment,
-// not a goroutine and buffers for as long as the client likes.
+// connLimitListener bounds the open connections. At the bound, a new
+// connection takes the place of an idle keep-alive one (closed for it), so
+// that idle connections never keep other clients out; if none is idle, the
+// new one gets a 503 (plain HTTP) or is just closed (TLS), so that a flood
+// of connections costs the gateway a file descriptor for a moment, not a
+// goroutine and buffers for as long as the client likes.
 type connLimitListener struct {
 	net.Listener
 	max     int64
 	open    atomic.Int64
 	tls     bool
 	refused atomic.Uint64
+
+	mu   sync.Mutex
+	idle map[net.Conn]struct{} // the connections net/http has idle
+}
+
+// connState is the http.Server's ConnState hook: it keeps the set of idle
+// connections.
+func (l *connLimitListener) connState(c net.Conn, st http.ConnState) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if st == http.StateIdle {
+		if l.idle == nil {
+			l.idle = map[net.Conn]struct{}{}
+		}
+		l.idle[c] = struct{}{}
+	} else {
+		delete(l.idle, c)
+	}
+}
+
+// closeIdle closes one idle connection, if there is one.
+func (l *connLimitListener) closeIdle() bool {
+	l.mu.Lock()
+	var victim net.Conn
+	for c := range l.idle {
+		victim = c
+		delete(l.idle, c)
+		break
+	}
+	l.mu.Unlock()
+	if victim == nil {
+		return false
+	}
+	_ = victim.Close()
+	return true
+}
+
+// take reserves a connection's place, closing an idle connection for it if
+// need be.
+func (l *connLimitListener) take() bool {
+	for range 3 {
+		if l.open.Add(1) <= l.max {
+			return true
+		}
+		l.open.Add(-1)
+		if !l.closeIdle() {
+			return false
+		}
+	}
+	return false
 }
 
 var errConnLimit = errors.New("connection limit")
@@ -201,8 +253,7 @@ func (l *connLimitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if l.open.Add(1) > l.max {
-			l.open.Add(-1)
+		if !l.take() {
 			l.refused.Add(1)
 			go func() {
 				if !l.tls {
