@@ -40,6 +40,7 @@ func gatewayCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests a second each API key may send (the whole gateway's without keys); 0: no limit; past it 429 with Retry-After")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "bursts the rate limit allows (default: --rate-limit rounded up)")
 	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", 512, "requests served at once; past it 429 with Retry-After")
+	fs.Int64Var(&cfg.MaxBodyBytesInFlight, "max-body-bytes-in-flight", 128<<20, "bytes of request bodies read and served at once; past it 429 with Retry-After")
 	fs.IntVar(&cfg.MaxConns, "max-conns", 10_000, "open client connections; past it new ones get a 503 and are closed")
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate file: serve HTTPS (with --tls-key); read again on SIGHUP")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key file for --tls-cert")

@@ -73,8 +73,14 @@ type Config struct {
 	// MaxInFlight bounds the requests being served at once (default 512;
 	// /healthz and /metrics do not count). Past it a request gets a 429
 	// with Retry-After at once, instead of queueing until its client times
-	// out or the gateway's memory runs out.
+	// out or the gateway's memory runs out. A request counts once its body
+	// is read, so that slow clients still sending theirs (bounded by
+	// ReadTimeout and MaxBodyBytesInFlight) cannot keep others out.
 	MaxInFlight int
+	// MaxBodyBytesInFlight bounds the bytes of the request bodies being
+	// read and served at once (default 128 MiB). Past it a request gets a
+	// 429 with Retry-After.
+	MaxBodyBytesInFlight int64
 	// MaxConns bounds the open client connections (default 10,000). Past
 	// it a new connection gets a 503 and is closed; idle ones are closed
 	// after IdleTimeout.
@@ -152,6 +158,9 @@ func (c *Config) setDefaults() {
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 512
 	}
+	if c.MaxBodyBytesInFlight <= 0 {
+		c.MaxBodyBytesInFlight = 128 << 20
+	}
 	if c.MaxConns <= 0 {
 		c.MaxConns = 10_000
 	}
@@ -185,10 +194,12 @@ type Server struct {
 	keys    atomic.Pointer[keySet]
 	certs   *certStore // nil: plain HTTP
 	conns   atomic.Pointer[connLimitListener]
-	// serving counts the requests being served, but /healthz and /metrics.
-	serving atomic.Int64
-	bufs    sync.Pool // request bodies' buffers (*[]byte)
-	calls   sync.Pool // produce requests' state (*produceCall)
+	// serving counts the requests being served (bodies read), but
+	// /healthz and /metrics; bodyBytes the bytes of the bodies being read
+	// or served.
+	serving, bodyBytes atomic.Int64
+	bufs               sync.Pool // request bodies' buffers (*[]byte)
+	calls              sync.Pool // produce requests' state (*produceCall)
 	// deadlines are the produce requests' deadline contexts.
 	deadlines deadlines
 	// producing counts the produce requests whose records are on their way.
@@ -441,6 +452,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := &respWriter{ResponseWriter: w, api: a}
 	s.metrics.inFlight.Add(1)
 	defer func() {
+		if rw.admitted {
+			s.serving.Add(-1)
+		}
+		if rw.bodyBytes > 0 {
+			s.bodyBytes.Add(-rw.bodyBytes)
+		}
 		p := recover()
 		abort := false
 		if p != nil && p != http.ErrAbortHandler {
@@ -463,14 +480,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	if rt != routeHealthz && rt != routeMetrics {
-		// The bound on requests in flight comes first, so that a flood
-		// of any kind is refused at the cost of a 429.
-		n := s.serving.Add(1)
-		defer s.serving.Add(-1)
-		if n > int64(s.cfg.MaxInFlight) {
-			s.throttle(rw, time.Second, fmt.Sprintf("Too many requests: the gateway is serving its limit of %d at once; retry later", s.cfg.MaxInFlight))
-			return
-		}
 		idx, deny := s.authorize(r)
 		if deny != 0 {
 			s.denyAuth(rw, deny)
@@ -485,6 +494,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rw.Header().Set("Allow", allowed)
 		s.fail(rw, http.StatusMethodNotAllowed, 405, "HTTP 405 Method Not Allowed", "MethodNotAllowed")
 		return
+	}
+	switch rt {
+	case routeListTopics, routeGetTopic, routeListStreams, routeDescribeStream, routeDeleteStream:
+		// (The routes with a body are admitted once it is read.)
+		if !s.admit(rw) {
+			return
+		}
 	}
 	switch rt {
 	case routeHealthz:
@@ -563,6 +579,8 @@ func (s *Server) logRequest(r *http.Request, rt route, rw *respWriter, d time.Du
 type respWriter struct {
 	http.ResponseWriter
 	api                      api
+	admitted                 bool  // counted in Server.serving
+	bodyBytes                int64 // counted in Server.bodyBytes
 	code                     int
 	wroteHeader              bool
 	written                  int64
@@ -639,6 +657,10 @@ func (s *Server) readBody(w *respWriter, r *http.Request) (body []byte, buf *[]b
 	if n := r.ContentLength; n >= 0 && n <= s.cfg.MaxBodyBytes {
 		// net/http reads no more than the announced length: no limit
 		// reader needed.
+		if !s.reserveBody(w, n) {
+			s.releaseBody(buf)
+			return nil, nil, false
+		}
 		if int64(cap(b)) <= n { // one more byte, to read the EOF into
 			b = make([]byte, 0, n+1)
 		}
@@ -648,6 +670,11 @@ func (s *Server) readBody(w *respWriter, r *http.Request) (body []byte, buf *[]b
 	for {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
+			if !s.reserveBody(w, int64(cap(b))-w.bodyBytes) {
+				*buf = b
+				s.releaseBody(buf)
+				return nil, nil, false
+			}
 		}
 		n, err := rd.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
@@ -668,7 +695,39 @@ func (s *Server) readBody(w *respWriter, r *http.Request) (body []byte, buf *[]b
 		}
 	}
 	*buf = b
+	if !s.admit(w) {
+		s.releaseBody(buf)
+		return nil, nil, false
+	}
 	return b, buf, true
+}
+
+// admit counts a request in flight, or answers 429 if the gateway serves
+// MaxInFlight already.
+func (s *Server) admit(w *respWriter) bool {
+	if s.serving.Add(1) > int64(s.cfg.MaxInFlight) {
+		s.serving.Add(-1)
+		s.throttle(w, time.Second, fmt.Sprintf("Too many requests: the gateway is serving its limit of %d at once; retry later", s.cfg.MaxInFlight))
+		return false
+	}
+	w.admitted = true
+	return true
+}
+
+// reserveBody counts n more bytes of request bodies in flight, or answers
+// 429 if that would pass MaxBodyBytesInFlight.
+func (s *Server) reserveBody(w *respWriter, n int64) bool {
+	if n <= 0 {
+		return true
+	}
+	if s.bodyBytes.Add(n) > s.cfg.MaxBodyBytesInFlight {
+		s.bodyBytes.Add(-n)
+		s.throttle(w, time.Second, fmt.Sprintf("Too many requests: the gateway is reading its limit of %d bytes of request bodies at once; retry later",
+			s.cfg.MaxBodyBytesInFlight))
+		return false
+	}
+	w.bodyBytes += n
+	return true
 }
 
 // releaseBody gives a body's buffer back to the pool, unless it grew large.

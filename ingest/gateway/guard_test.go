@@ -24,6 +24,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pinpipe/pinpipe/internal/testenv"
 )
@@ -137,17 +138,51 @@ func TestAPIKeysRotationAndAnswers(t *testing.T) {
 func TestInFlightBound(t *testing.T) {
 	c := newCluster(t, kfake.SeedTopics(1, "t"))
 	g := startGateway(t, Config{KafkaBrokers: c.ListenAddrs(), MaxInFlight: 2, Kinesis: testKinesisNowhere()})
+	expectProduceOK(t, g, "t")
 
-	// Two requests in flight, their bodies never finished.
+	// Slow clients still sending their bodies do not count: five of them
+	// leave room for others.
 	var pws []*io.PipeWriter
-	done := make(chan int, 2)
-	for range 2 {
+	slow := make(chan int, 5)
+	for range 5 {
 		pr, pw := io.Pipe()
 		pws = append(pws, pw)
 		req, _ := http.NewRequest("POST", g.url+"/topics/t", pr)
 		req.Header.Set("Content-Type", ctJSON)
 		go func() {
 			res, err := client.Do(req)
+			if err != nil {
+				slow <- 0
+				return
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			slow <- res.StatusCode
+		}()
+		if _, err := pw.Write([]byte(`{"records":[{"value":`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); g.srv.metrics.inFlight.Load() < 5; {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow requests never reached the handler")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	expectProduceOK(t, g, "t")
+
+	// Two requests in flight, waiting for a broker that holds their
+	// records.
+	release := make(chan struct{})
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		<-release
+		return nil, nil, false
+	})
+	done := make(chan int, 2)
+	for range 2 {
+		go func() {
+			res, err := client.Post(g.url+"/topics/t", ctJSON, strings.NewReader(`{"records":[{"value":"held"}]}`))
 			if err != nil {
 				done <- 0
 				return
@@ -156,13 +191,10 @@ func TestInFlightBound(t *testing.T) {
 			res.Body.Close()
 			done <- res.StatusCode
 		}()
-		if _, err := pw.Write([]byte(`{"records":[{"value":`)); err != nil {
-			t.Fatal(err)
-		}
 	}
 	for deadline := time.Now().Add(5 * time.Second); g.srv.serving.Load() < 2; {
 		if time.Now().After(deadline) {
-			t.Fatal("the requests never reached the handler")
+			t.Fatal("the requests never reached Kafka")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -177,6 +209,7 @@ func TestInFlightBound(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("the 429 took %v", d)
 	}
+	expectError(t, do(t, "GET", g.url+"/topics", "", nil), 429, 429, "limit of 2 at once")
 	r = do(t, "PUT", g.url+"/streams/s/record", "application/json", []byte(`{"Data":1,"PartitionKey":"k"}`))
 	expectKinesisError(t, r, 429, "ThrottlingException", "limit of 2 at once")
 	if r.header.Get("Retry-After") == "" {
@@ -190,16 +223,64 @@ func TestInFlightBound(t *testing.T) {
 		t.Fatalf("throttled requests counted: %v", v)
 	}
 
-	for _, pw := range pws {
-		pw.Write([]byte(`1}]}`))
-		pw.Close()
-	}
+	close(release)
 	for range 2 {
 		if st := <-done; st != 200 {
 			t.Fatalf("a request in flight: %d", st)
 		}
 	}
+	for _, pw := range pws { // one at a time: five at once would be over the bound
+		pw.Write([]byte(`1}]}`))
+		pw.Close()
+		if st := <-slow; st != 200 {
+			t.Fatalf("a slow request: %d", st)
+		}
+	}
 	expectProduceOK(t, g, "t")
+	if n := g.srv.serving.Load(); n != 0 {
+		t.Fatalf("%d requests still counted in flight", n)
+	}
+}
+
+func TestBodyBytesBound(t *testing.T) {
+	c := newCluster(t, kfake.SeedTopics(1, "t"))
+	g := startGateway(t, Config{KafkaBrokers: c.ListenAddrs(), MaxBodyBytes: 1000, MaxBodyBytesInFlight: 1500})
+	// A slow client announcing 1,000 bytes holds them.
+	addr := strings.TrimPrefix(g.url, "http://")
+	cn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.Close()
+	cn.Write([]byte("POST /topics/t HTTP/1.1\r\nHost: x\r\nContent-Type: " + ctJSON + "\r\nContent-Length: 1000\r\n\r\n{\"records\":"))
+	for deadline := time.Now().Add(5 * time.Second); g.srv.bodyBytes.Load() < 1000; {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow request never reached the handler")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	body := `{"records":[{"value":"` + strings.Repeat("x", 700) + `"}]}`
+	r := do(t, "POST", g.url+"/topics/t", ctJSON, []byte(body))
+	expectError(t, r, 429, 429, "its limit of 1500 bytes of request bodies")
+	if r.header.Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+	// Chunked, without a length: refused as it grows past the limit.
+	r = doReader(t, "POST", g.url+"/topics/t", ctJSON, struct{ io.Reader }{strings.NewReader(body + strings.Repeat(" ", 5000))})
+	if r.status != 429 && r.status != 413 {
+		t.Fatalf("a chunked body past the limits: %d %s", r.status, r.body)
+	}
+	expectProduceOK(t, g, "t") // a small one fits
+	cn.Close()
+	for deadline := time.Now().Add(5 * time.Second); g.srv.bodyBytes.Load() != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d body bytes still counted", g.srv.bodyBytes.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if r := do(t, "POST", g.url+"/topics/t", ctJSON, []byte(body)); r.status != 200 {
+		t.Fatalf("after the slow client left: %d %s", r.status, r.body)
+	}
 }
 
 // testKinesisNowhere is a Kinesis client for a gateway whose test never
