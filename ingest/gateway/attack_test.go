@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -328,4 +330,28 @@ func TestAttackKinesisBodies(t *testing.T) {
 			t.Fatalf("record %q", rec.Data)
 		}
 	}
+}
+
+// TestAttackHugeHeader: a 2 MiB header gets net/http's 431 before any
+// handler runs, and the gateway serves on.
+func TestAttackHugeHeader(t *testing.T) {
+	c := newCluster(t, kfake.SeedTopics(1, "t"))
+	g := startGateway(t, Config{KafkaBrokers: c.ListenAddrs()})
+	cn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.Close()
+	go func() {
+		cn.Write([]byte("POST /topics/t HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 2<<20) + "\r\n\r\n"))
+	}()
+	_ = cn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(cn).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 431 ") {
+		t.Fatalf("answer to a 2 MiB header: %q %v", line, err)
+	}
+	if g.srv.metrics.routes[routeProduce].count.Load() != 0 {
+		t.Fatal("the handler ran")
+	}
+	expectProduceOK(t, g, "t")
 }
