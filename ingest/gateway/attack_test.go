@@ -175,6 +175,10 @@ func TestKafkaBrokerDown(t *testing.T) {
 	if r := do(t, "GET", g.url+"/healthz", "", nil); r.status != 200 {
 		t.Fatalf("healthz: %d", r.status)
 	}
+	if m := scrape(t, g); m["pinpipe_gateway_kafka_available"] != 0 || m[`pinpipe_gateway_errors_total{route="POST /topics/{topic}",kind="backend"}`] != 3 {
+		t.Fatalf("metrics while Kafka is down: available %v, backend errors %v", m["pinpipe_gateway_kafka_available"],
+			m[`pinpipe_gateway_errors_total{route="POST /topics/{topic}",kind="backend"}`])
+	}
 
 	// The broker back on its port: the gateway finds it.
 	p, _ := strconv.Atoi(port)
@@ -200,6 +204,9 @@ func TestKafkaBrokerDown(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	recs := consume(t, c2.ListenAddrs(), "back", 1)
+	if m := scrape(t, g); m["pinpipe_gateway_kafka_available"] != 1 {
+		t.Fatalf("pinpipe_gateway_kafka_available %v after the broker came back", m["pinpipe_gateway_kafka_available"])
+	}
 	if string(recs[0].Value) != `"back"` {
 		t.Fatalf("record %q", recs[0].Value)
 	}

@@ -269,6 +269,9 @@ func TestConnectionBound(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	if m := scrape(t, g); m["pinpipe_gateway_connections_refused_total"] < 1 { // (and the retries above, until the busy ones were gone)
+		t.Errorf("connections refused: %v", m["pinpipe_gateway_connections_refused_total"])
+	}
 }
 
 // openConns is the number of client connections the gateway has open.

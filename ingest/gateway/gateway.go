@@ -509,6 +509,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rw.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		rw.WriteHeader(http.StatusOK)
 		s.metrics.write(rw)
+		s.writeGuardMetrics(rw)
 	case routeListTopics, routeGetTopic, routeProduce:
 		if s.kafka == nil {
 			s.fail(rw, http.StatusNotFound, 404, "Kafka is not configured on this gateway (start it with --kafka-brokers)", "")

@@ -110,7 +110,7 @@ func (m *metrics) write(out io.Writer) {
 		}
 	}
 
-	header("pinpipe_gateway_errors_total", "counter", "Failed requests, by route and kind (request, auth, not_found, backend, panic).")
+	header("pinpipe_gateway_errors_total", "counter", "Failed requests, by route and kind (request, auth, not_found, backend, panic, throttled).")
 	for rt := range m.routes {
 		r := &m.routes[rt]
 		for k := errRequest; k < numErrKinds; k++ {
