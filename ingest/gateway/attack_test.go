@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -361,4 +362,49 @@ func TestAttackHugeHeader(t *testing.T) {
 		t.Fatal("the handler ran")
 	}
 	expectProduceOK(t, g, "t")
+}
+
+// TestKafkaBrokerHung: a "broker" that accepts connections and never
+// answers (a hung process, a black-holed network) gets the request a 503
+// in a few seconds, not at the 30 s backend timeout.
+func TestKafkaBrokerHung(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var mu sync.Mutex
+	var held []net.Conn
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	g := startGateway(t, Config{KafkaBrokers: []string{ln.Addr().String()}})
+	start := time.Now()
+	r := do(t, "POST", g.url+"/topics/t", ctJSON, []byte(`{"records":[{"value":"into the void"}]}`))
+	d := time.Since(start)
+	expectError(t, r, 503, 50003, "Kafka is unavailable")
+	if d > 5*time.Second {
+		t.Fatalf("a hung broker was noticed after %v", d)
+	}
+	t.Logf("a hung broker answered 503 after %v", d)
+	start = time.Now()
+	expectError(t, do(t, "POST", g.url+"/topics/t", ctJSON, []byte(`{"records":[{"value":1}]}`)), 503, 50003, "Kafka is unavailable")
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("the next request took %v", d)
+	}
 }

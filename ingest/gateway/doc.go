@@ -32,7 +32,10 @@
 // authentication and authorisation. When no broker has answered for a
 // second (Config.KafkaUnavailableAfter), produce and metadata requests get
 // a 503 with Retry-After and 50003 at once, instead of waiting out the
-// backend timeout, until a broker answers again.
+// backend timeout, until a broker answers again. A broker that hangs
+// rather than refusing is noticed too: when records have waited that long
+// with no result, the gateway pings the brokers, and if none answers
+// within it either, they count as unavailable.
 //
 // The producer is idempotent, waits for all in-sync replicas (acks=all)
 // and lingers up to half a millisecond (Config.KafkaLinger) so that the

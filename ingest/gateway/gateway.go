@@ -204,6 +204,12 @@ type Server struct {
 	deadlines deadlines
 	// producing counts the produce requests whose records are on their way.
 	producing atomic.Int64
+	// kafkaProgress is when a record last got its result, or when the
+	// first of the requests producing now started (unix nanoseconds): see
+	// watchKafka.
+	kafkaProgress atomic.Int64
+	stopWatch     chan struct{}
+	closeOnce     sync.Once
 }
 
 // New builds a Server from cfg. It does not contact Kafka or Kinesis: the
@@ -243,6 +249,8 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.kafka = cl
 		s.health.client = cl
+		s.stopWatch = make(chan struct{})
+		go s.watchKafka()
 	}
 	return s, nil
 }
@@ -250,6 +258,7 @@ func New(cfg Config) (*Server, error) {
 // Close releases the Kafka client. Serve calls it on the way out.
 func (s *Server) Close() {
 	if s.kafka != nil {
+		s.closeOnce.Do(func() { close(s.stopWatch) })
 		s.health.close()
 		s.kafka.Close()
 	}

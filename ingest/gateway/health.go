@@ -169,3 +169,24 @@ func (s *Server) kafkaCtx(parent context.Context) (context.Context, context.Canc
 	}
 	return ctx, cancel
 }
+
+// watchKafka notices a broker that hangs instead of refusing: while records
+// are waiting and none has had a result for KafkaUnavailableAfter, it has
+// the brokers probed (kafkaHealth), which marks them unavailable if none
+// answers a ping either, so that the waiting requests get their 503 in
+// about twice KafkaUnavailableAfter instead of at the backend timeout. A
+// broker that is slow to acknowledge but answers pings is left alone.
+func (s *Server) watchKafka() {
+	t := time.NewTicker(probeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopWatch:
+			return
+		case <-t.C:
+		}
+		if s.producing.Load() > 0 && time.Since(time.Unix(0, s.kafkaProgress.Load())) >= s.cfg.KafkaUnavailableAfter {
+			s.health.failed()
+		}
+	}
+}

@@ -509,6 +509,8 @@ type produceCall struct {
 	closed bool          // the request stopped waiting: late results are dropped
 	fin    chan struct{} // gets a value when the last result is in
 	out    []byte        // the answer
+	// progress is the server's kafkaProgress, which every result moves.
+	progress *atomic.Int64
 }
 
 // recordCtx is a record's context: the request's deadline, and what the
@@ -532,6 +534,7 @@ func (c *recordCtx) Value(key any) any {
 func producePromise(r *kgo.Record, err error) {
 	rc := r.Context.(*recordCtx)
 	c := rc.call
+	c.progress.Store(time.Now().UnixNano())
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || c.done[rc.i] {
@@ -557,7 +560,7 @@ func (s *Server) produceAll(ctx, reqCtx context.Context, downCh <-chan struct{},
 		c = &produceCall{fin: make(chan struct{}, 1)}
 	}
 	c.errs, c.done = resize(c.errs, n), resize(c.done, n)
-	c.left, c.closed = n, false
+	c.left, c.closed, c.progress = n, false, &s.kafkaProgress
 	// The records' contexts are the request's own, never reused: kgo may
 	// look at a record's context after its promise ran (a goroutine waiting
 	// for a new topic's metadata holds the first record's).
@@ -568,6 +571,10 @@ func (s *Server) produceAll(ctx, reqCtx context.Context, downCh <-chan struct{},
 	}
 	alone := s.producing.Add(1) == 1
 	defer s.producing.Add(-1)
+	if alone {
+		// The watchdog measures from here while nothing else produces.
+		s.kafkaProgress.Store(time.Now().UnixNano())
+	}
 	for _, rec := range recs {
 		s.kafka.Produce(ctx, rec, producePromise)
 	}
