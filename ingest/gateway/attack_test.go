@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -393,7 +394,8 @@ func TestKafkaBrokerHung(t *testing.T) {
 			mu.Unlock()
 		}
 	}()
-	g := startGateway(t, Config{KafkaBrokers: []string{ln.Addr().String()}})
+	var logs syncBuffer
+	g := startGateway(t, Config{KafkaBrokers: []string{ln.Addr().String()}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	start := time.Now()
 	r := do(t, "POST", g.url+"/topics/t", ctJSON, []byte(`{"records":[{"value":"into the void"}]}`))
 	d := time.Since(start)
@@ -406,5 +408,15 @@ func TestKafkaBrokerHung(t *testing.T) {
 	expectError(t, do(t, "POST", g.url+"/topics/t", ctJSON, []byte(`{"records":[{"value":1}]}`)), 503, 50003, "Kafka is unavailable")
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("the next request took %v", d)
+	}
+	// The flood of 503s is logged one line a second, with a count.
+	for range 20 {
+		do(t, "POST", g.url+"/topics/t", ctJSON, []byte(`{"records":[{"value":1}]}`))
+	}
+	time.Sleep(1100 * time.Millisecond)
+	do(t, "POST", g.url+"/topics/t", ctJSON, []byte(`{"records":[{"value":1}]}`))
+	out := logs.String()
+	if n := strings.Count(out, "status=503"); n != 2 || !strings.Contains(out, "similar_not_logged=21") {
+		t.Fatalf("%d lines for 23 503s:\n%s", n, out)
 	}
 }

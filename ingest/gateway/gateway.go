@@ -20,6 +20,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/time/rate"
 )
 
 // DefaultListen is where the gateway listens unless told otherwise: loopback,
@@ -209,7 +210,10 @@ type Server struct {
 	// watchKafka.
 	kafkaProgress atomic.Int64
 	stopWatch     chan struct{}
-	closeOnce     sync.Once
+	// sampleLog and sampledLogs thin the logs of sampled answers.
+	sampleLog   rate.Sometimes
+	sampledLogs atomic.Int64
+	closeOnce   sync.Once
 }
 
 // New builds a Server from cfg. It does not contact Kafka or Kinesis: the
@@ -222,7 +226,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TopicPrefix != "" && !validTopic(cfg.TopicPrefix) {
 		return nil, fmt.Errorf("gateway: topic prefix %q is not a valid Kafka topic name", cfg.TopicPrefix)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, kinesis: cfg.Kinesis, metrics: newMetrics(), health: newKafkaHealth(cfg.KafkaUnavailableAfter)}
+	s := &Server{cfg: cfg, log: cfg.Logger, kinesis: cfg.Kinesis, metrics: newMetrics(), health: newKafkaHealth(cfg.KafkaUnavailableAfter),
+		sampleLog: rate.Sometimes{First: 1, Interval: time.Second}}
 	s.deadlines.timeout = cfg.BackendTimeout
 	keys := s.staticKeys()
 	if cfg.APIKeysFile != "" {
@@ -557,6 +562,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) logRequest(r *http.Request, rt route, rw *respWriter, d time.Duration) {
+	var similar int64
+	if rw.sampled {
+		// A flood of 429s or of 503s while Kafka is down says one thing:
+		// one line a second, with how many were like it.
+		n := s.sampledLogs.Add(1)
+		logged := false
+		s.sampleLog.Do(func() { logged = true })
+		if !logged {
+			return
+		}
+		similar = n - 1
+		s.sampledLogs.Add(-n)
+	}
 	level := slog.LevelDebug
 	switch st := rw.status(); {
 	case st >= 500:
@@ -582,6 +600,9 @@ func (s *Server) logRequest(r *http.Request, rt route, rw *respWriter, d time.Du
 	if rw.errMsg != "" {
 		attrs = append(attrs, slog.String("error", rw.errMsg))
 	}
+	if similar > 0 {
+		attrs = append(attrs, slog.Int64("similar_not_logged", similar))
+	}
 	s.log.LogAttrs(r.Context(), level, "gateway request", attrs...)
 }
 
@@ -590,6 +611,7 @@ type respWriter struct {
 	http.ResponseWriter
 	api                      api
 	admitted                 bool  // counted in Server.serving
+	sampled                  bool  // logged one a second (429s, 503s while Kafka is down)
 	bodyBytes                int64 // counted in Server.bodyBytes
 	code                     int
 	wroteHeader              bool

@@ -173,7 +173,7 @@ func (s *Server) allowRate(idx int) (ok bool, wait time.Duration) {
 // the REST Proxy's rate limiter's {"error_code":429,..}, or Kinesis's
 // ThrottlingException.
 func (s *Server) throttle(w *respWriter, wait time.Duration, msg string) {
-	w.errKind = errThrottled
+	w.errKind, w.sampled = errThrottled, true
 	secs := max(1, int(math.Ceil(wait.Seconds())))
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	s.fail(w, http.StatusTooManyRequests, 429, msg, "ThrottlingException")

@@ -687,7 +687,7 @@ func kafkaErrorCode(err error) int {
 // answers: 503 with Retry-After, and the REST Proxy's code for a retriable
 // Kafka error.
 func (s *Server) kafkaUnavailable(w *respWriter) {
-	w.errKind = errBackend
+	w.errKind, w.sampled = errBackend, true
 	w.Header().Set("Retry-After", "1")
 	s.fail(w, http.StatusServiceUnavailable, codeKafkaRetriable,
 		fmt.Sprintf("Kafka is unavailable: no broker has answered for %v; retry later", s.cfg.KafkaUnavailableAfter), "")
