@@ -54,6 +54,7 @@ func gatewayCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", 0, "time to write an answer (default --backend-timeout plus 10 s)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
 	fs.StringVar(&kinesisOn, "kinesis", "auto", "the /streams routes: on, off, or auto (on when an AWS region is configured); Kinesis settings come from the AWS SDK's (AWS_REGION, AWS_ENDPOINT_URL_KINESIS, credentials chain)")
+	streamAdmin := fs.Bool("stream-admin", true, "serve POST and DELETE /streams/{name} (stream creation and deletion); false leaves clients only the record routes and reads")
 	fs.DurationVar(&cfg.BackendTimeout, "backend-timeout", 30*time.Second, "how long a request waits for Kafka or Kinesis")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a shutdown waits for requests in flight")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 10<<20, "largest request body accepted")
@@ -71,6 +72,7 @@ func gatewayCmd(fs *flag.FlagSet) func(context.Context) error {
 			cfg.APIKeys = append(cfg.APIKeys, key)
 		}
 		cfg.ReloadOnSIGHUP = cfg.TLSCertFile != "" || cfg.APIKeysFile != ""
+		cfg.NoStreamAdmin = !*streamAdmin
 		kinesisNote := ""
 		switch kinesisOn {
 		case "on", "auto":

@@ -328,6 +328,15 @@ func TestAttackKinesisBodies(t *testing.T) {
 		}
 		expectAPIGatewayEnvelope(t, r)
 	}
+	// With stream administration off, clients cannot create or delete
+	// streams, and still put records.
+	gn := startGateway(t, Config{Kinesis: kc, NoStreamAdmin: true})
+	for _, m := range []string{"POST", "DELETE"} {
+		r := do(t, m, gn.url+"/streams/"+name, "application/json", []byte(`{"ShardCount":1}`))
+		expectKinesisError(t, r, 403, "AccessDeniedException", "turned off")
+	}
+	waitStatus(t, gn, name, "ACTIVE")
+
 	// Nothing refused was written; a normal record is, as sent.
 	readStream(t, kc, name, 0)
 	r := do(t, "PUT", g.url+"/streams/"+name+"/record", "application/json", []byte(one(`{"caf\u00e9":"ok \ud83d\ude00"}`)))

@@ -91,6 +91,9 @@
 // gets API Gateway's 415 {"message":"Unsupported Media Type"}. Data and
 // partition keys are held to the same UTF-8 and JSON limits as the REST
 // Proxy's records, and stream names to Kinesis's rules (less . and ..).
+// Config.NoStreamAdmin (--stream-admin=false) turns stream creation and
+// deletion off (403 AccessDeniedException) for a gateway whose clients
+// should only put records.
 //
 // # Both
 //

@@ -49,6 +49,10 @@ type Config struct {
 	KafkaLinger time.Duration
 	// Kinesis serves the Kinesis routes; nil turns them off.
 	Kinesis *kinesis.Client
+	// NoStreamAdmin turns off POST and DELETE /streams/{name}, so that
+	// clients of an exposed gateway can put records but not create or
+	// delete streams (403 AccessDeniedException).
+	NoStreamAdmin bool
 	// TopicPrefix, when set, limits the gateway to the Kafka topics
 	// "<prefix>.*" and the Kinesis streams "streaming-<prefix>-*", so that a
 	// typo in a client cannot create stray topics or streams.
@@ -545,12 +549,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		switch rt {
 		case routeListStreams:
 			s.listStreams(rw, r)
-		case routeCreateStream:
-			s.createStream(rw, r, param)
+		case routeCreateStream, routeDeleteStream:
+			if s.cfg.NoStreamAdmin {
+				s.fail(rw, http.StatusForbidden, 0, "creating and deleting streams is turned off on this gateway", "AccessDeniedException")
+				return
+			}
+			if rt == routeCreateStream {
+				s.createStream(rw, r, param)
+			} else {
+				s.deleteStream(rw, r, param)
+			}
 		case routeDescribeStream:
 			s.describeStream(rw, r, param)
-		case routeDeleteStream:
-			s.deleteStream(rw, r, param)
 		case routePutRecord:
 			s.putRecord(rw, r, param)
 		default:
