@@ -5,7 +5,7 @@ DEMO      := out/demo
 POSTS     ?= 5000
 RUNNER    ?= prism
 
-.PHONY: all build run test test-short fuzz lint bench bench-bin bench-batch bench-gateway bench-streaming clean
+.PHONY: all build run test test-short fuzz fuzz-short lint bench bench-bin bench-batch bench-gateway bench-streaming clean
 
 all: build
 
@@ -22,18 +22,46 @@ run: build
 # Every test, with the real services they talk to: a throwaway PostgreSQL,
 # kinesalite and Chromium, installed from Debian's packages and npm when
 # missing and running as root (scripts/test-deps.sh says what to install
-# otherwise).
+# otherwise); then every fuzz target for 10 s (fuzz-short).
 test:
 	scripts/test-deps.sh
 	PINPIPE_KINESALITE_DIR=$(CURDIR)/.cache/kinesalite scripts/with-postgres.sh $(GO) test -count=1 -timeout=30m ./...
+	$(MAKE) fuzz-short
 
 test-short:
 	$(GO) test -short ./...
 
-# The record parsers' fuzz targets, 30 s each.
+# The fuzz targets of every parser that takes outside bytes (package:target):
+# the batch job's record parsers, the gateway's produce and Kinesis proxy
+# bodies, the whole gateway handler, the S3 sink's line form.
+FUZZ_TARGETS := \
+	./transforms/:FuzzObjectFields \
+	./transforms/:FuzzCleanRecords \
+	./ingest/gateway/:FuzzParseProduce \
+	./ingest/gateway/:FuzzKinesisBodies \
+	./ingest/gateway/:FuzzHandler \
+	./internal/rawline/:FuzzRoundTrip
+FUZZTIME ?= 5m
+
+# Each fuzz target for FUZZTIME (5 minutes), one after the other; each one's
+# output is in out/fuzz/<target>.log, and out/fuzz/summary.txt says how many
+# executions each ran (the figures RELIABILITY.md quotes).
 fuzz:
-	$(GO) test -run=NONE -fuzz=FuzzObjectFields -fuzztime=30s ./transforms/
-	$(GO) test -run=NONE -fuzz=FuzzCleanRecords -fuzztime=30s ./transforms/
+	@mkdir -p out/fuzz; : > out/fuzz/summary.txt; \
+	for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz: $$name ($$pkg) for $(FUZZTIME)"; \
+		PINPIPE_KINESALITE_DIR=$(CURDIR)/.cache/kinesalite $(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg \
+			> out/fuzz/$$name.log 2>&1; rc=$$?; \
+		execs=$$(grep -o 'execs: [0-9]*' out/fuzz/$$name.log | tail -n 1 | cut -d' ' -f2); \
+		result=PASS; [ $$rc -eq 0 ] || result=FAIL; \
+		echo "$$name $$pkg $(FUZZTIME) execs=$${execs:-0} $$result" | tee -a out/fuzz/summary.txt; \
+		[ $$rc -eq 0 ] || { tail -n 40 out/fuzz/$$name.log; exit 1; }; \
+	done
+
+# Every fuzz target for 10 s: make test runs it.
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

@@ -67,6 +67,11 @@ type gwOptions struct {
 	out                            string
 	profileDir                     string
 	kafkaLinger                    time.Duration
+	// The overload measurement (gateway_overload.go).
+	overloadFactor                    float64
+	overloadConns, idleConns          int
+	overloadMaxInFlight               int
+	overloadDuration, overloadTimeout time.Duration
 }
 
 func gatewayMain(args []string) error {
@@ -90,6 +95,13 @@ func gatewayMain(args []string) error {
 	brokers := fs.String("brokers", "", "internal: the gateway's Kafka brokers")
 	fs.DurationVar(&o.kafkaLinger, "kafka-linger", 0, "the gateway's Config.KafkaLinger (0: its default; negative: none), for experiments")
 	cpuProfile := fs.String("cpuprofile", "", "internal: CPU profile file of a server")
+	fs.IntVar(&gwMaxInFlight, "max-in-flight", 0, "internal: the gateway's Config.MaxInFlight (0: its default)")
+	fs.Float64Var(&o.overloadFactor, "overload-factor", 2, "overload run at this multiple of the gateway's peak requests/s (0 skips it)")
+	fs.IntVar(&o.overloadConns, "overload-conns", 1024, "connections (workers) of the overload run: more than the gateway serves at once")
+	fs.IntVar(&o.idleConns, "idle-conns", 2000, "idle keep-alive connections held open to the server during the overload run")
+	fs.IntVar(&o.overloadMaxInFlight, "overload-max-in-flight", 0, "the gateway's --max-in-flight in the overload run (0: its default, 512)")
+	fs.DurationVar(&o.overloadDuration, "overload-duration", 10*time.Second, "length of the overload run")
+	fs.DurationVar(&o.overloadTimeout, "overload-timeout", 5*time.Second, "a request of the overload run that takes longer has timed out")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -111,6 +123,9 @@ func gatewayMain(args []string) error {
 	}
 	if o.rateFraction <= 0 || o.rateConns < 1 || o.duration <= 0 || o.rateDuration <= 0 || o.repeat < 1 {
 		return errors.New("-rate-fraction, -rate-conns, -duration, -rate-duration and -repeat must be positive")
+	}
+	if o.overloadFactor > 0 && (o.overloadConns < 1 || o.idleConns < 0 || o.overloadDuration <= 0 || o.overloadTimeout <= 0) {
+		return errors.New("-overload-conns, -overload-duration and -overload-timeout must be positive, -idle-conns not negative")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -143,6 +158,7 @@ type gwResults struct {
 	sinkFill                 time.Duration
 	sinkRecords              int64
 	sink                     []gwSinkStats
+	overload                 []gwOverloadStats // the gateway's, then the bare handler's
 }
 
 func gwLog(format string, args ...any) {
@@ -263,6 +279,15 @@ func gwBench(ctx context.Context, o gwOptions) (*gwResults, error) {
 	}
 	p99 := func(s gwStats) float64 { return float64(s.P99) }
 	r.rateGW, r.rateBare = gwMedian(r.rateGWRuns, p99), gwMedian(r.rateBareRuns, p99)
+
+	// Overload: a multiple of the gateway's peak, with idle connections
+	// open.
+	if o.overloadFactor > 0 {
+		r.overload, err = gwOverload(ctx, o, r.addr, kafka.addr, bodies, gwPeak(r.gw).RPS())
+		if err != nil {
+			return nil, fmt.Errorf("overload: %w", err)
+		}
+	}
 	r.loadAt = loadAvg()
 
 	// The sink.
@@ -460,6 +485,8 @@ func (r *gwResults) markdown(o gwOptions) string {
 	}
 	p("\n")
 
+	r.overloadMarkdown(p, o)
+
 	r.changes(p)
 
 	if len(r.sink) > 0 {
@@ -487,6 +514,12 @@ func (r *gwResults) markdown(o gwOptions) string {
 		r.rateGW.RPS(), gwMS(r.rateGW.P99), gwVerdict(o.rate == 0 && rateOK && r.rateGW.P99 < 10*time.Millisecond))
 	p("| (informative) gateway vs bare, requests per CPU-second of load generator + server + broker, best of each | %.2f× (%.0f / %.0f) | - | - |\n",
 		gwEff/bareEff, gwEff, bareEff)
+	if len(r.overload) > 0 {
+		g := r.overload[0]
+		p("| gateway at %.0f× its peak (%.0f req/s), %d idle connections open: accepted p99; 429s; timeouts; peak RSS | %s; %d (p99 %s); %d; %d MiB | "+
+			"p99 < 50 ms, the rest 429 quickly, none time out, < 256 MiB | %s |\n", o.overloadFactor, g.Rate, g.Idle, gwMS(g.P99), g.Throttled,
+			gwMS(g.ThrottledP99), g.Timeouts, g.PeakRSS>>20, gwVerdict(g.gwOverloadOK()))
+	}
 	for _, s := range r.sink {
 		name := "S3 sink records/s"
 		if s.Compress {

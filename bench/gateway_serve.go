@@ -37,6 +37,10 @@ import (
 // gwBucket is the S3 bucket the s3 child creates.
 const gwBucket = "bench"
 
+// gwMaxInFlight is the gateway child's Config.MaxInFlight (-max-in-flight;
+// 0: the default).
+var gwMaxInFlight int
+
 // gwServe runs a child server until SIGTERM or the end of stdin, with a CPU
 // profile into cpuProfile when it is set.
 func gwServe(mode, listen, brokers, cpuProfile string, kafkaLinger time.Duration) error {
@@ -90,7 +94,7 @@ func gwServe(mode, listen, brokers, cpuProfile string, kafkaLinger time.Duration
 		}
 		// The defaults of `pinpipe gateway --kinesis=off` (unless
 		// -kafka-linger says otherwise).
-		gw, err := gateway.New(gateway.Config{KafkaBrokers: bs, Logger: log, KafkaLinger: kafkaLinger})
+		gw, err := gateway.New(gateway.Config{KafkaBrokers: bs, Logger: log, KafkaLinger: kafkaLinger, MaxInFlight: gwMaxInFlight})
 		if err != nil {
 			return err
 		}

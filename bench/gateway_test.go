@@ -98,3 +98,58 @@ func TestGWLoadFraming(t *testing.T) {
 		t.Errorf("the server answered %d requests, the load generator counted %d", n.Load(), total)
 	}
 }
+
+// TestGWOverloadLoop: the overload load counts 200s, 429s (and whether they
+// said when to retry), other statuses and timeouts apart, keeps to its
+// schedule, and the idle connections and RSS are read.
+func TestGWOverloadLoop(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.Method == http.MethodGet { // the idle connections' GET /healthz
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		switch n.Add(1) % 4 {
+		case 0:
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			w.Write([]byte(`{"error_code":429,"message":"slow down"}`))
+		case 1:
+			w.WriteHeader(http.StatusTooManyRequests) // without a Retry-After
+		case 2:
+			w.WriteHeader(http.StatusOK)
+			w.Write([]byte(`{"offsets":[]}`))
+		default:
+			w.WriteHeader(http.StatusOK)
+		}
+	}))
+	defer srv.Close()
+	l := &gwLoad{url: srv.URL + "/topics/" + gwTopic, bodies: gwBodies(3)}
+	st := l.overloadLoop(context.Background(), 1000, 8, 400*time.Millisecond, 2*time.Second)
+	if st.Sent != 400 || st.OK+st.Throttled+st.Errors+st.Timeouts != st.Sent || st.Throttled < 150 || st.ThrottledNoRetry < 75 ||
+		st.OK < 150 || st.Errors != 0 || st.Timeouts != 0 || st.P99 <= 0 || st.ThrottledP99 <= 0 {
+		t.Errorf("overload loop: %+v", st)
+	}
+	if st.gwOverloadOK() {
+		t.Error("429s without Retry-After passed the targets")
+	}
+
+	addr := srv.Listener.Addr().String()
+	idle, err := gwIdleConns(addr, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gwStillOpen(idle); got != 20 {
+		t.Errorf("%d of 20 idle connections open", got)
+	}
+	idle[0].Close()
+	srv.CloseClientConnections()
+	time.Sleep(50 * time.Millisecond)
+	if got := gwStillOpen(idle[1:]); got != 0 {
+		t.Errorf("%d idle connections open after the server closed them", got)
+	}
+	if rss := gwProcMem(os.Getpid(), "VmRSS"); rss < 1<<20 {
+		t.Errorf("VmRSS %d", rss)
+	}
+}

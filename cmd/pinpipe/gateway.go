@@ -20,16 +20,41 @@ func init() {
 
 func gatewayCmd(fs *flag.FlagSet) func(context.Context) error {
 	var (
-		cfg       gateway.Config
-		brokers   string
-		apiKeyEnv string
-		kinesisOn string
+		cfg        gateway.Config
+		brokers    string
+		apiKeyEnvs []string
+		kinesisOn  string
 	)
-	fs.StringVar(&cfg.Listen, "listen", gateway.DefaultListen, "address to listen on (loopback by default: put a TLS proxy in front to expose it)")
+	fs.StringVar(&cfg.Listen, "listen", gateway.DefaultListen, "address to listen on (loopback by default: to expose it, use --tls-cert/--tls-key or a TLS proxy in front)")
 	fs.StringVar(&brokers, "kafka-brokers", "", "comma-separated Kafka seed brokers (host:port); empty turns the /topics routes off")
 	fs.StringVar(&cfg.TopicPrefix, "topic-prefix", "", "if set, serve only the topics <prefix>.* and the streams streaming-<prefix>-*")
-	fs.StringVar(&apiKeyEnv, "api-key-env", "", "name of an environment variable holding the API key that clients must send as x-api-key")
+	fs.Func("api-key-env", "name of an environment variable holding an API key that clients must send as x-api-key; repeat it (or separate names with commas) for several keys, to rotate them", func(v string) error {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				apiKeyEnvs = append(apiKeyEnvs, name)
+			}
+		}
+		return nil
+	})
+	fs.StringVar(&cfg.APIKeysFile, "api-keys-file", "", "file of API keys, one a line (# comments allowed), read again on SIGHUP")
+	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests a second each API key may send (the whole gateway's without keys); 0: no limit; past it 429 with Retry-After")
+	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "bursts the rate limit allows (default: --rate-limit rounded up)")
+	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", 512, "requests served at once; past it 429 with Retry-After")
+	fs.Int64Var(&cfg.MaxBodyBytesInFlight, "max-body-bytes-in-flight", 128<<20, "bytes of request bodies read and served at once; past it 429 with Retry-After")
+	fs.IntVar(&cfg.MaxConns, "max-conns", 10_000, "open client connections; past it new ones get a 503 and are closed")
+	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate file: serve HTTPS (with --tls-key); read again on SIGHUP")
+	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key file for --tls-cert")
+	fs.IntVar(&cfg.MaxRecordsPerRequest, "max-records", 10_000, "records in one REST Proxy produce request")
+	fs.IntVar(&cfg.MaxKafkaRecordBytes, "max-record-bytes", 1_000_000, "bytes of one Kafka record (key plus value): keep it under the brokers' max.message.bytes")
+	fs.IntVar(&cfg.MaxJSONDepth, "max-json-depth", gateway.DefaultMaxJSONDepth, "nesting of a record's JSON")
+	fs.IntVar(&cfg.MaxNumberChars, "max-number-chars", gateway.DefaultMaxNumberChars, "characters of a number in a record's JSON")
+	fs.DurationVar(&cfg.KafkaUnavailableAfter, "kafka-unavailable-after", time.Second, "once no Kafka broker has answered for this long, produce requests get 503 at once instead of waiting out --backend-timeout")
+	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send a request's headers")
+	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", 60*time.Second, "time a client has to send a whole request")
+	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", 0, "time to write an answer (default --backend-timeout plus 10 s)")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
 	fs.StringVar(&kinesisOn, "kinesis", "auto", "the /streams routes: on, off, or auto (on when an AWS region is configured); Kinesis settings come from the AWS SDK's (AWS_REGION, AWS_ENDPOINT_URL_KINESIS, credentials chain)")
+	streamAdmin := fs.Bool("stream-admin", true, "serve POST and DELETE /streams/{name} (stream creation and deletion); false leaves clients only the record routes and reads")
 	fs.DurationVar(&cfg.BackendTimeout, "backend-timeout", 30*time.Second, "how long a request waits for Kafka or Kinesis")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a shutdown waits for requests in flight")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 10<<20, "largest request body accepted")
@@ -39,12 +64,15 @@ func gatewayCmd(fs *flag.FlagSet) func(context.Context) error {
 				cfg.KafkaBrokers = append(cfg.KafkaBrokers, b)
 			}
 		}
-		if apiKeyEnv != "" {
-			cfg.APIKey = os.Getenv(apiKeyEnv)
-			if cfg.APIKey == "" {
-				return fmt.Errorf("--api-key-env=%s: that environment variable is empty or unset", apiKeyEnv)
+		for _, name := range apiKeyEnvs {
+			key := os.Getenv(name)
+			if key == "" {
+				return fmt.Errorf("--api-key-env=%s: that environment variable is empty or unset", name)
 			}
+			cfg.APIKeys = append(cfg.APIKeys, key)
 		}
+		cfg.ReloadOnSIGHUP = cfg.TLSCertFile != "" || cfg.APIKeysFile != ""
+		cfg.NoStreamAdmin = !*streamAdmin
 		kinesisNote := ""
 		switch kinesisOn {
 		case "on", "auto":
@@ -77,8 +105,15 @@ func gatewayCmd(fs *flag.FlagSet) func(context.Context) error {
 		} else if kinesisNote != "" {
 			backends = append(backends, kinesisNote)
 		}
-		fmt.Fprintf(os.Stderr, "pinpipe gateway: listening on http://%s (%s); Ctrl-C stops it after the requests in flight\n",
-			cfg.Listen, strings.Join(backends, ", "))
+		scheme := "http"
+		if cfg.TLSCertFile != "" {
+			scheme = "https"
+		}
+		if cfg.APIKeysFile != "" || len(cfg.APIKeys) > 0 {
+			backends = append(backends, "API keys required")
+		}
+		fmt.Fprintf(os.Stderr, "pinpipe gateway: listening on %s://%s (%s); Ctrl-C stops it after the requests in flight\n",
+			scheme, cfg.Listen, strings.Join(backends, ", "))
 		return srv.ListenAndServe(ctx)
 	}
 }

@@ -40,8 +40,8 @@ func s3sinkCmd(fs *flag.FlagSet) func(context.Context) error {
 			return err // it did not start
 		}
 		fmt.Printf("s3sink: read %d records; wrote %d objects (%d records, %d bytes; %d rewritten where an earlier run had written them); "+
-			"%d values re-encoded to one line, %d tombstones skipped; %d records left to the next run; %d commits (%d failed) in %s\n",
-			st.Records, st.Objects, st.ObjectRecords, st.Bytes, st.Rewrites, st.Compacted+st.Quoted, st.Tombstones,
+			"%d values wrapped to one line (rawline), %d tombstones skipped; %d records left to the next run; %d commits (%d failed) in %s\n",
+			st.Records, st.Objects, st.ObjectRecords, st.Bytes, st.Rewrites, st.Wrapped, st.Tombstones,
 			st.Unwritten, st.Commits, st.CommitFailures, time.Since(start).Round(time.Millisecond))
 		return err
 	}

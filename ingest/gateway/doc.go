@@ -20,11 +20,22 @@
 // them (murmur2 of the key; sticky without one).
 //
 // Errors use the REST Proxy's envelope {"error_code","message"} and codes:
-// 40401 unknown topic, 40402 unknown partition, 415 media type, 400 JSON
-// that does not parse or has the wrong types, 422 a request that breaks a
-// rule (no records, a negative partition, bad base64, a record over the
-// size limit), 413 a body over the limit, 50002 and 50003 (retriable)
-// Kafka errors, 40101/40301 Kafka authentication and authorisation.
+// 40401 unknown topic (or a name outside Kafka's rules), 40402 unknown
+// partition, 415 media type, 400 JSON that does not parse (100,000 levels
+// of nesting among it) or has the wrong types, 422 a request that breaks a
+// rule (no records or more than 10,000, a negative partition, bad base64,
+// a record over the size limit, a json-format key or value that is not
+// UTF-8, holds a lone surrogate escape, nests deeper than 128 levels or has
+// a number over 1,000 characters: what Kafka would pass to consumers that
+// choke on it; the message names the record), 413 a body over the limit,
+// 50002 and 50003 (retriable) Kafka errors, 40101/40301 Kafka
+// authentication and authorisation. When no broker has answered for a
+// second (Config.KafkaUnavailableAfter), produce and metadata requests get
+// a 503 with Retry-After and 50003 at once, instead of waiting out the
+// backend timeout, until a broker answers again. A broker that hangs
+// rather than refusing is noticed too: when records have waited that long
+// with no result, the gateway pings the brokers, and if none answers
+// within it either, they count as unavailable.
 //
 // The producer is idempotent, waits for all in-sync replicas (acks=all)
 // and lingers up to half a millisecond (Config.KafkaLinger) so that the
@@ -75,13 +86,41 @@
 // checks answer in the same shape (SerializationException for a body
 // that does not parse, ValidationException for a broken rule).
 //
+// A Kinesis route's body must be JSON (application/json, assumed when the
+// Content-Type is absent, or application/x-amz-json-1.x): anything else
+// gets API Gateway's 415 {"message":"Unsupported Media Type"}. Data and
+// partition keys are held to the same UTF-8 and JSON limits as the REST
+// Proxy's records, and stream names to Kinesis's rules (less . and ..).
+// Config.NoStreamAdmin (--stream-admin=false) turns stream creation and
+// deletion off (403 AccessDeniedException) for a gateway whose clients
+// should only put records.
+//
 // # Both
 //
-// An optional API key is checked like an API Gateway usage plan (x-api-key,
-// 403 {"message":"Forbidden"}); /healthz and /metrics (Prometheus text
-// format) need none. Request bodies are bounded (10 MiB by default, API
-// Gateway's limit), connections have read, write and idle timeouts, and a
-// shutdown lets the requests in flight finish. A malformed request gets a
-// 4xx that says what is wrong; a panic below a handler is caught, logged
-// and answered with a 500 as a last resort.
+// API keys (x-api-key), when configured, are checked in constant time
+// against every accepted key, several at once so that they can be rotated
+// (Config.APIKeys, a keys file that Reload reads again); no key is ever
+// logged. A request without a valid key gets API Gateway's 403
+// {"message":"Forbidden"} on the Kinesis routes, and the REST Proxy's
+// envelope on its own: 401 without a key, 403 with a wrong one. /healthz
+// and /metrics (Prometheus text format) need none.
+//
+// Overload is answered, not queued: past MaxInFlight requests being served
+// (a request counts once its body is read), past MaxBodyBytesInFlight
+// bytes of bodies, or past a key's rate limit (Config.RateLimit, like a
+// usage plan's throttle), a request gets a 429 with Retry-After at once:
+// {"error_code":429,..} on the REST Proxy's routes, ThrottlingException on
+// the Kinesis ones. Past MaxConns connections a new one takes an idle
+// keep-alive connection's place, or gets a 503 if none is idle.
+//
+// Request bodies are bounded (10 MiB by default, API Gateway's limit),
+// connections have read-header, read, write and idle timeouts (slow
+// senders are cut off; idle connections closed), headers over 64 KiB get
+// net/http's 431, and a shutdown lets the requests in flight finish. With
+// a certificate and key (Config.TLSCertFile, TLSKeyFile) the gateway
+// serves HTTPS itself, and Reload (the command calls it on SIGHUP) picks up
+// a renewed certificate. A malformed request gets a 4xx that says what is
+// wrong; a panic below a handler is caught, logged and answered with a 500
+// as a last resort. RELIABILITY.md at the repository's root lists the
+// attacks tried and the answers.
 package gateway

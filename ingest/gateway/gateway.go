@@ -2,22 +2,25 @@ package gateway
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/time/rate"
 )
 
 // DefaultListen is where the gateway listens unless told otherwise: loopback,
@@ -46,6 +49,10 @@ type Config struct {
 	KafkaLinger time.Duration
 	// Kinesis serves the Kinesis routes; nil turns them off.
 	Kinesis *kinesis.Client
+	// NoStreamAdmin turns off POST and DELETE /streams/{name}, so that
+	// clients of an exposed gateway can put records but not create or
+	// delete streams (403 AccessDeniedException).
+	NoStreamAdmin bool
 	// TopicPrefix, when set, limits the gateway to the Kafka topics
 	// "<prefix>.*" and the Kinesis streams "streaming-<prefix>-*", so that a
 	// typo in a client cannot create stray topics or streams.
@@ -54,6 +61,41 @@ type Config struct {
 	// but /healthz and /metrics, as with an API Gateway usage plan. Read it
 	// from the environment or a secret store, never from code.
 	APIKey string
+	// APIKeys are more keys accepted beside APIKey, so that keys can be
+	// rotated: add the new one, move the clients, drop the old one. Keys are
+	// compared in constant time and never logged. SetAPIKeys replaces them
+	// while the gateway runs.
+	APIKeys []string
+	// APIKeysFile, when set, names a file of more keys, one a line (blank
+	// lines and # comments left out), read at the start and by Reload.
+	APIKeysFile string
+	// RateLimit, when positive, bounds each API key's requests a second (the
+	// whole gateway's, without keys), with bursts of RateBurst (default:
+	// RateLimit rounded up), as an API Gateway usage plan's throttle does.
+	// Past it a request gets a 429 with Retry-After.
+	RateLimit float64
+	RateBurst int
+	// MaxInFlight bounds the requests being served at once (default 512;
+	// /healthz and /metrics do not count). Past it a request gets a 429
+	// with Retry-After at once, instead of queueing until its client times
+	// out or the gateway's memory runs out. A request counts once its body
+	// is read, so that slow clients still sending theirs (bounded by
+	// ReadTimeout and MaxBodyBytesInFlight) cannot keep others out.
+	MaxInFlight int
+	// MaxBodyBytesInFlight bounds the bytes of the request bodies being
+	// read and served at once (default 128 MiB). Past it a request gets a
+	// 429 with Retry-After.
+	MaxBodyBytesInFlight int64
+	// MaxConns bounds the open client connections (default 10,000). Past
+	// it a new connection gets a 503 and is closed; idle ones are closed
+	// after IdleTimeout.
+	MaxConns int
+	// TLSCertFile and TLSKeyFile, when set, make the gateway serve HTTPS
+	// with that certificate and key (PEM). Reload reads them again (the
+	// command does on SIGHUP), so a renewed certificate needs no restart.
+	TLSCertFile, TLSKeyFile string
+	// ReloadOnSIGHUP makes Serve call Reload when the process gets SIGHUP.
+	ReloadOnSIGHUP bool
 
 	// MaxBodyBytes bounds a request body (default 10 MiB, API Gateway's limit).
 	MaxBodyBytes int64
@@ -61,6 +103,19 @@ type Config struct {
 	// 1,000,000: with the batch's overhead, under the brokers' default
 	// message.max.bytes of 1,048,588).
 	MaxKafkaRecordBytes int
+	// MaxRecordsPerRequest bounds the records of one produce request
+	// (default 10,000; Kinesis's PutRecords has its own 500).
+	MaxRecordsPerRequest int
+	// MaxJSONDepth bounds the nesting of a record's JSON (default
+	// DefaultMaxJSONDepth) and MaxNumberChars the length of a number in it
+	// (default DefaultMaxNumberChars).
+	MaxJSONDepth, MaxNumberChars int
+	// KafkaUnavailableAfter: once no broker has answered for this long
+	// (default 1 s) while records wait, the gateway stops waiting and
+	// answers 503, and until a broker answers again it answers new produce
+	// requests 503 at once, instead of letting them wait out
+	// BackendTimeout.
+	KafkaUnavailableAfter time.Duration
 	// DefaultShardCount is the shard count of a stream created without one
 	// (default 5, as in the AWS tutorial's mapping template).
 	DefaultShardCount int32
@@ -96,6 +151,28 @@ func (c *Config) setDefaults() {
 	if c.KafkaLinger == 0 {
 		c.KafkaLinger = DefaultKafkaLinger
 	}
+	if c.MaxRecordsPerRequest <= 0 {
+		c.MaxRecordsPerRequest = 10_000
+	}
+	if c.MaxJSONDepth <= 0 {
+		c.MaxJSONDepth = DefaultMaxJSONDepth
+	}
+	if c.MaxNumberChars <= 0 {
+		c.MaxNumberChars = DefaultMaxNumberChars
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 512
+	}
+	if c.MaxBodyBytesInFlight <= 0 {
+		c.MaxBodyBytesInFlight = 128 << 20
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 10_000
+	}
+	if c.RateLimit > 0 && c.RateBurst <= 0 {
+		c.RateBurst = int(math.Ceil(c.RateLimit))
+	}
+	def(&c.KafkaUnavailableAfter, time.Second)
 	if c.DefaultShardCount <= 0 {
 		c.DefaultShardCount = 5
 	}
@@ -117,14 +194,30 @@ type Server struct {
 	log     *slog.Logger
 	kafka   *kgo.Client
 	kinesis *kinesis.Client
-	apiKey  [sha256.Size]byte
 	metrics *metrics
-	bufs    sync.Pool // request bodies' buffers (*[]byte)
-	calls   sync.Pool // produce requests' state (*produceCall)
+	health  *kafkaHealth
+	keys    atomic.Pointer[keySet]
+	certs   *certStore // nil: plain HTTP
+	conns   atomic.Pointer[connLimitListener]
+	// serving counts the requests being served (bodies read), but
+	// /healthz and /metrics; bodyBytes the bytes of the bodies being read
+	// or served.
+	serving, bodyBytes atomic.Int64
+	bufs               sync.Pool // request bodies' buffers (*[]byte)
+	calls              sync.Pool // produce requests' state (*produceCall)
 	// deadlines are the produce requests' deadline contexts.
 	deadlines deadlines
 	// producing counts the produce requests whose records are on their way.
 	producing atomic.Int64
+	// kafkaProgress is when a record last got its result, or when the
+	// first of the requests producing now started (unix nanoseconds): see
+	// watchKafka.
+	kafkaProgress atomic.Int64
+	stopWatch     chan struct{}
+	// sampleLog and sampledLogs thin the logs of sampled answers.
+	sampleLog   rate.Sometimes
+	sampledLogs atomic.Int64
+	closeOnce   sync.Once
 }
 
 // New builds a Server from cfg. It does not contact Kafka or Kinesis: the
@@ -137,17 +230,36 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TopicPrefix != "" && !validTopic(cfg.TopicPrefix) {
 		return nil, fmt.Errorf("gateway: topic prefix %q is not a valid Kafka topic name", cfg.TopicPrefix)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, kinesis: cfg.Kinesis, metrics: newMetrics()}
+	s := &Server{cfg: cfg, log: cfg.Logger, kinesis: cfg.Kinesis, metrics: newMetrics(), health: newKafkaHealth(cfg.KafkaUnavailableAfter),
+		sampleLog: rate.Sometimes{First: 1, Interval: time.Second}}
 	s.deadlines.timeout = cfg.BackendTimeout
-	if cfg.APIKey != "" {
-		s.apiKey = sha256.Sum256([]byte(cfg.APIKey))
+	keys := s.staticKeys()
+	if cfg.APIKeysFile != "" {
+		fileKeys, err := ReadAPIKeysFile(cfg.APIKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: API keys: %w", err)
+		}
+		keys = append(keys, fileKeys...)
+	}
+	s.SetAPIKeys(keys)
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		return nil, errors.New("gateway: TLS needs both a certificate and a key file")
+	}
+	if cfg.TLSCertFile != "" {
+		s.certs = &certStore{certFile: cfg.TLSCertFile, keyFile: cfg.TLSKeyFile}
+		if err := s.certs.load(); err != nil {
+			return nil, err
+		}
 	}
 	if len(cfg.KafkaBrokers) > 0 {
-		cl, err := newKafkaClient(cfg)
+		cl, err := newKafkaClient(cfg, s.health)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: kafka client: %w", err)
 		}
 		s.kafka = cl
+		s.health.client = cl
+		s.stopWatch = make(chan struct{})
+		go s.watchKafka()
 	}
 	return s, nil
 }
@@ -155,6 +267,8 @@ func New(cfg Config) (*Server, error) {
 // Close releases the Kafka client. Serve calls it on the way out.
 func (s *Server) Close() {
 	if s.kafka != nil {
+		s.closeOnce.Do(func() { close(s.stopWatch) })
+		s.health.close()
 		s.kafka.Close()
 	}
 }
@@ -173,8 +287,12 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // client. It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer s.Close()
+	ll := &connLimitListener{Listener: ln, max: int64(s.cfg.MaxConns), tls: s.certs != nil}
+	s.conns.Store(ll)
+	ln = ll
 	srv := &http.Server{
 		Handler:           s,
+		ConnState:         ll.connState,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
@@ -184,8 +302,32 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// Requests outlive a cancelled ctx on purpose: shutdown drains them.
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	if s.certs != nil {
+		srv.TLSConfig = s.certs.tlsConfig()
+	}
+	if s.cfg.ReloadOnSIGHUP {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-hup:
+					_ = s.Reload()
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if s.certs != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("gateway: %w", err)
@@ -328,6 +470,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := &respWriter{ResponseWriter: w, api: a}
 	s.metrics.inFlight.Add(1)
 	defer func() {
+		if rw.admitted {
+			s.serving.Add(-1)
+		}
+		if rw.bodyBytes > 0 {
+			s.bodyBytes.Add(-rw.bodyBytes)
+		}
 		p := recover()
 		abort := false
 		if p != nil && p != http.ErrAbortHandler {
@@ -349,16 +497,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	if rt != routeHealthz && rt != routeMetrics && !s.authorized(r) {
-		rw.errKind = errAuth
-		// API Gateway's answer to a missing or wrong key.
-		writeJSON(rw, http.StatusForbidden, map[string]string{"message": "Forbidden"})
-		return
+	if rt != routeHealthz && rt != routeMetrics {
+		idx, deny := s.authorize(r)
+		if deny != 0 {
+			s.denyAuth(rw, deny)
+			return
+		}
+		if ok, wait := s.allowRate(idx); !ok {
+			s.throttle(rw, wait, fmt.Sprintf("Request rate limit exceeded: %g requests a second (bursts of %d) for this API key", s.cfg.RateLimit, s.cfg.RateBurst))
+			return
+		}
 	}
 	if allowed != "" {
 		rw.Header().Set("Allow", allowed)
 		s.fail(rw, http.StatusMethodNotAllowed, 405, "HTTP 405 Method Not Allowed", "MethodNotAllowed")
 		return
+	}
+	switch rt {
+	case routeListTopics, routeGetTopic, routeListStreams, routeDescribeStream, routeDeleteStream:
+		// (The routes with a body are admitted once it is read.)
+		if !s.admit(rw) {
+			return
+		}
 	}
 	switch rt {
 	case routeHealthz:
@@ -367,6 +527,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rw.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		rw.WriteHeader(http.StatusOK)
 		s.metrics.write(rw)
+		s.writeGuardMetrics(rw)
 	case routeListTopics, routeGetTopic, routeProduce:
 		if s.kafka == nil {
 			s.fail(rw, http.StatusNotFound, 404, "Kafka is not configured on this gateway (start it with --kafka-brokers)", "")
@@ -388,12 +549,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		switch rt {
 		case routeListStreams:
 			s.listStreams(rw, r)
-		case routeCreateStream:
-			s.createStream(rw, r, param)
+		case routeCreateStream, routeDeleteStream:
+			if s.cfg.NoStreamAdmin {
+				s.fail(rw, http.StatusForbidden, 0, "creating and deleting streams is turned off on this gateway", "AccessDeniedException")
+				return
+			}
+			if rt == routeCreateStream {
+				s.createStream(rw, r, param)
+			} else {
+				s.deleteStream(rw, r, param)
+			}
 		case routeDescribeStream:
 			s.describeStream(rw, r, param)
-		case routeDeleteStream:
-			s.deleteStream(rw, r, param)
 		case routePutRecord:
 			s.putRecord(rw, r, param)
 		default:
@@ -404,17 +571,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// authorized compares the x-api-key header with the configured key in
-// constant time (over their hashes, so the length does not leak either).
-func (s *Server) authorized(r *http.Request) bool {
-	if s.cfg.APIKey == "" {
-		return true
-	}
-	got := sha256.Sum256([]byte(r.Header.Get("x-api-key")))
-	return subtle.ConstantTimeCompare(got[:], s.apiKey[:]) == 1
-}
-
 func (s *Server) logRequest(r *http.Request, rt route, rw *respWriter, d time.Duration) {
+	var similar int64
+	if rw.sampled {
+		// A flood of 429s or of 503s while Kafka is down says one thing:
+		// one line a second, with how many were like it.
+		n := s.sampledLogs.Add(1)
+		logged := false
+		s.sampleLog.Do(func() { logged = true })
+		if !logged {
+			return
+		}
+		similar = n - 1
+		s.sampledLogs.Add(-n)
+	}
 	level := slog.LevelDebug
 	switch st := rw.status(); {
 	case st >= 500:
@@ -440,6 +610,9 @@ func (s *Server) logRequest(r *http.Request, rt route, rw *respWriter, d time.Du
 	if rw.errMsg != "" {
 		attrs = append(attrs, slog.String("error", rw.errMsg))
 	}
+	if similar > 0 {
+		attrs = append(attrs, slog.Int64("similar_not_logged", similar))
+	}
 	s.log.LogAttrs(r.Context(), level, "gateway request", attrs...)
 }
 
@@ -447,6 +620,9 @@ func (s *Server) logRequest(r *http.Request, rt route, rw *respWriter, d time.Du
 type respWriter struct {
 	http.ResponseWriter
 	api                      api
+	admitted                 bool  // counted in Server.serving
+	sampled                  bool  // logged one a second (429s, 503s while Kafka is down)
+	bodyBytes                int64 // counted in Server.bodyBytes
 	code                     int
 	wroteHeader              bool
 	written                  int64
@@ -523,6 +699,10 @@ func (s *Server) readBody(w *respWriter, r *http.Request) (body []byte, buf *[]b
 	if n := r.ContentLength; n >= 0 && n <= s.cfg.MaxBodyBytes {
 		// net/http reads no more than the announced length: no limit
 		// reader needed.
+		if !s.reserveBody(w, n) {
+			s.releaseBody(buf)
+			return nil, nil, false
+		}
 		if int64(cap(b)) <= n { // one more byte, to read the EOF into
 			b = make([]byte, 0, n+1)
 		}
@@ -532,6 +712,11 @@ func (s *Server) readBody(w *respWriter, r *http.Request) (body []byte, buf *[]b
 	for {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
+			if !s.reserveBody(w, int64(cap(b))-w.bodyBytes) {
+				*buf = b
+				s.releaseBody(buf)
+				return nil, nil, false
+			}
 		}
 		n, err := rd.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
@@ -552,7 +737,39 @@ func (s *Server) readBody(w *respWriter, r *http.Request) (body []byte, buf *[]b
 		}
 	}
 	*buf = b
+	if !s.admit(w) {
+		s.releaseBody(buf)
+		return nil, nil, false
+	}
 	return b, buf, true
+}
+
+// admit counts a request in flight, or answers 429 if the gateway serves
+// MaxInFlight already.
+func (s *Server) admit(w *respWriter) bool {
+	if s.serving.Add(1) > int64(s.cfg.MaxInFlight) {
+		s.serving.Add(-1)
+		s.throttle(w, time.Second, fmt.Sprintf("Too many requests: the gateway is serving its limit of %d at once; retry later", s.cfg.MaxInFlight))
+		return false
+	}
+	w.admitted = true
+	return true
+}
+
+// reserveBody counts n more bytes of request bodies in flight, or answers
+// 429 if that would pass MaxBodyBytesInFlight.
+func (s *Server) reserveBody(w *respWriter, n int64) bool {
+	if n <= 0 {
+		return true
+	}
+	if s.bodyBytes.Add(n) > s.cfg.MaxBodyBytesInFlight {
+		s.bodyBytes.Add(-n)
+		s.throttle(w, time.Second, fmt.Sprintf("Too many requests: the gateway is reading its limit of %d bytes of request bodies at once; retry later",
+			s.cfg.MaxBodyBytesInFlight))
+		return false
+	}
+	w.bodyBytes += n
+	return true
 }
 
 // releaseBody gives a body's buffer back to the pool, unless it grew large.

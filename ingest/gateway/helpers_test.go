@@ -97,7 +97,15 @@ var client = &http.Client{Timeout: 30 * time.Second}
 
 func do(t testing.TB, method, url, contentType string, body []byte, hdr ...string) resp {
 	t.Helper()
-	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	return doReader(t, method, url, contentType, bytes.NewReader(body), hdr...)
+}
+
+// doReader is do with a body from a reader: one that is not a
+// *bytes.Reader, *bytes.Buffer or *strings.Reader goes without a
+// Content-Length (chunked).
+func doReader(t testing.TB, method, url, contentType string, body io.Reader, hdr ...string) resp {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
 	}

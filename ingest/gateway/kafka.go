@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -81,8 +82,9 @@ func kafkaFormat(contentType string) (embedded, string, bool) {
 // not wait for it, see produceAll; the Java producer's default linger is
 // 5 ms since Kafka 4.0), and topics created on first use if the brokers
 // allow it, as the Java producer behind a stock REST Proxy does.
-func newKafkaClient(cfg Config) (*kgo.Client, error) {
+func newKafkaClient(cfg Config, health *kafkaHealth) (*kgo.Client, error) {
 	opts := []kgo.Opt{
+		kgo.WithHooks(health),
 		kgo.SeedBrokers(cfg.KafkaBrokers...),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.AllowAutoTopicCreation(),
@@ -232,14 +234,18 @@ func (s *Server) parseProduceStd(body []byte, format embedded, mt string) (recs 
 	if len(req.Records) == 0 {
 		return nil, nil, unprocessable(`records may not be empty: send {"records":[{"value":...}, ...]}`)
 	}
+	if n := len(req.Records); n > s.cfg.MaxRecordsPerRequest {
+		return nil, nil, tooManyRecords(n, s.cfg.MaxRecordsPerRequest)
+	}
+	lim := s.jsonLimits()
 	recs = make([]*kgo.Record, len(req.Records))
 	for i, in := range req.Records {
 		rec := &kgo.Record{}
 		var err *requestError
-		if rec.Key, err = embeddedBytes(in.Key, format, mt, i, "key"); err != nil {
+		if rec.Key, err = embeddedBytes(in.Key, format, mt, lim, i, "key"); err != nil {
 			return nil, nil, err
 		}
-		if rec.Value, err = embeddedBytes(in.Value, format, mt, i, "value"); err != nil {
+		if rec.Value, err = embeddedBytes(in.Value, format, mt, lim, i, "value"); err != nil {
 			return nil, nil, err
 		}
 		if n := len(rec.Key) + len(rec.Value); n > s.cfg.MaxKafkaRecordBytes {
@@ -261,16 +267,33 @@ func (s *Server) parseProduceStd(body []byte, format embedded, mt string) (recs 
 		}
 		recs[i] = rec
 	}
+	if !utf8.Valid(body) {
+		return nil, nil, unprocessable("the request body is not valid UTF-8 (outside the records' keys and values)")
+	}
 	return recs, manual, nil
 }
 
+// tooManyRecords is the answer to a request with more than max records.
+func tooManyRecords(n, max int) *requestError {
+	return unprocessable("the request has %d records, over the gateway's limit of %d a request: split it", n, max)
+}
+
+// jsonLimits are the limits on a record's JSON text.
+func (s *Server) jsonLimits() jsonLimits {
+	return jsonLimits{depth: s.cfg.MaxJSONDepth, number: s.cfg.MaxNumberChars}
+}
+
 // embeddedBytes decodes one key or value: base64 for the binary format, the
-// compacted JSON text for the json format; null or absent is no bytes.
-func embeddedBytes(raw json.RawMessage, format embedded, mt string, i int, field string) ([]byte, *requestError) {
+// compacted JSON text for the json format (which must be UTF-8 and within
+// lim); null or absent is no bytes.
+func embeddedBytes(raw json.RawMessage, format embedded, mt string, lim jsonLimits, i int, field string) ([]byte, *requestError) {
 	if isNull(raw) {
 		return nil, nil
 	}
 	if format == embeddedJSON {
+		if p := checkJSON(raw, lim); p != "" {
+			return nil, unprocessable("records[%d].%s %s", i, field, p)
+		}
 		var b bytes.Buffer
 		b.Grow(len(raw))
 		if err := json.Compact(&b, raw); err != nil { // cannot happen: raw was validated
@@ -350,13 +373,24 @@ func (s *Server) produce(w *respWriter, r *http.Request, topic string) {
 		s.fail(w, rerr.status, rerr.code, rerr.msg, "")
 		return
 	}
+	down, downCh := s.health.unavailable()
+	if down {
+		s.kafkaUnavailable(w)
+		return
+	}
 	// The request's deadline, BackendTimeout from now: for the records in
 	// kgo (those not yet sent by then fail) and for the wait below.
 	ctx := s.deadlines.get()
 	if manual != nil {
 		// Check the partitions first, so that a bad one fails the request
 		// before any of its records is written.
-		n, status, code, msg := s.partitionCount(ctx, topic)
+		pctx, cancel := s.kafkaCtx(ctx)
+		n, status, code, msg := s.partitionCount(pctx, topic)
+		cancel()
+		if status != 0 && s.health.isDown() {
+			s.kafkaUnavailable(w)
+			return
+		}
 		if status != 0 {
 			s.fail(w, status, code, msg, "")
 			return
@@ -368,7 +402,7 @@ func (s *Server) produce(w *respWriter, r *http.Request, topic string) {
 			}
 		}
 	}
-	c, all := s.produceAll(ctx, r.Context(), topic, recs, manual)
+	c, all := s.produceAll(ctx, r.Context(), downCh, topic, recs, manual)
 	if all && len(recs) <= 1024 {
 		// Every promise has run: kgo is done with the records and their
 		// contexts, so the call can serve another request (unless it grew
@@ -378,12 +412,15 @@ func (s *Server) produce(w *respWriter, r *http.Request, topic string) {
 
 	errs := c.errs
 	var firstErr error
-	failed, notFound, retriable := 0, 0, 0
+	failed, notFound, retriable, unavailable := 0, 0, 0, 0
 	for _, err := range errs {
 		if err == nil {
 			continue
 		}
 		failed++
+		if _, ok := err.(errUnavailable); ok {
+			unavailable++
+		}
 		switch kafkaErrorCode(err) {
 		case codeTopicNotFound:
 			notFound++
@@ -398,6 +435,11 @@ func (s *Server) produce(w *respWriter, r *http.Request, topic string) {
 	if failed == 0 {
 		c.out = appendProduceOK(c.out[:0], recs)
 		writeRaw(w, http.StatusOK, hdrKafkaV2JSON, c.out)
+		return
+	}
+	if unavailable == failed && failed == len(recs) {
+		// No broker answers: nothing was acknowledged.
+		s.kafkaUnavailable(w)
 		return
 	}
 	if notFound == failed && failed == len(recs) {
@@ -467,6 +509,8 @@ type produceCall struct {
 	closed bool          // the request stopped waiting: late results are dropped
 	fin    chan struct{} // gets a value when the last result is in
 	out    []byte        // the answer
+	// progress is the server's kafkaProgress, which every result moves.
+	progress *atomic.Int64
 }
 
 // recordCtx is a record's context: the request's deadline, and what the
@@ -490,6 +534,7 @@ func (c *recordCtx) Value(key any) any {
 func producePromise(r *kgo.Record, err error) {
 	rc := r.Context.(*recordCtx)
 	c := rc.call
+	c.progress.Store(time.Now().UnixNano())
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || c.done[rc.i] {
@@ -508,14 +553,14 @@ func producePromise(r *kgo.Record, err error) {
 // request must not wait for it forever. all reports that every record's
 // promise has run; if not, the call's records may still be written, and
 // the call must not be reused.
-func (s *Server) produceAll(ctx, reqCtx context.Context, topic string, recs []*kgo.Record, manual []bool) (c *produceCall, all bool) {
+func (s *Server) produceAll(ctx, reqCtx context.Context, downCh <-chan struct{}, topic string, recs []*kgo.Record, manual []bool) (c *produceCall, all bool) {
 	n := len(recs)
 	c, _ = s.calls.Get().(*produceCall)
 	if c == nil {
 		c = &produceCall{fin: make(chan struct{}, 1)}
 	}
 	c.errs, c.done = resize(c.errs, n), resize(c.done, n)
-	c.left, c.closed = n, false
+	c.left, c.closed, c.progress = n, false, &s.kafkaProgress
 	// The records' contexts are the request's own, never reused: kgo may
 	// look at a record's context after its promise ran (a goroutine waiting
 	// for a new topic's metadata holds the first record's).
@@ -526,6 +571,10 @@ func (s *Server) produceAll(ctx, reqCtx context.Context, topic string, recs []*k
 	}
 	alone := s.producing.Add(1) == 1
 	defer s.producing.Add(-1)
+	if alone {
+		// The watchdog measures from here while nothing else produces.
+		s.kafkaProgress.Store(time.Now().UnixNano())
+	}
 	for _, rec := range recs {
 		s.kafka.Produce(ctx, rec, producePromise)
 	}
@@ -536,11 +585,14 @@ func (s *Server) produceAll(ctx, reqCtx context.Context, topic string, recs []*k
 		// and with a done context it does not wait.)
 		_ = s.kafka.Flush(doneCtx)
 	}
+	var noAck error = errNoAck{s.cfg.BackendTimeout}
 	select {
 	case <-c.fin:
 		return c, true
 	case <-ctx.Done():
 	case <-reqCtx.Done():
+	case <-downCh:
+		noAck = errUnavailable{s.cfg.KafkaUnavailableAfter}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -551,7 +603,7 @@ func (s *Server) produceAll(ctx, reqCtx context.Context, topic string, recs []*k
 	c.closed = true
 	for i := range c.errs {
 		if !c.done[i] {
-			c.errs[i] = errNoAck{s.cfg.BackendTimeout}
+			c.errs[i] = noAck
 		}
 	}
 	return c, false
@@ -631,8 +683,22 @@ func kafkaErrorCode(err error) int {
 	return codeKafkaError
 }
 
+// kafkaUnavailable answers a request that needs Kafka while no broker
+// answers: 503 with Retry-After, and the REST Proxy's code for a retriable
+// Kafka error.
+func (s *Server) kafkaUnavailable(w *respWriter) {
+	w.errKind, w.sampled = errBackend, true
+	w.Header().Set("Retry-After", "1")
+	s.fail(w, http.StatusServiceUnavailable, codeKafkaRetriable,
+		fmt.Sprintf("Kafka is unavailable: no broker has answered for %v; retry later", s.cfg.KafkaUnavailableAfter), "")
+}
+
 // kafkaFailure answers a failed metadata call.
 func (s *Server) kafkaFailure(w *respWriter, err error) {
+	if s.health.isDown() {
+		s.kafkaUnavailable(w)
+		return
+	}
 	code := kafkaErrorCode(err)
 	status := code / 100
 	if code == codeKafkaRetriable || code == codeKafkaError {
@@ -681,7 +747,11 @@ func (s *Server) partitionCount(ctx context.Context, topic string) (n int32, sta
 // listTopics handles GET /topics: the topic names, internal ones left out,
 // as the REST Proxy lists them.
 func (s *Server) listTopics(w *respWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.BackendTimeout)
+	if s.health.isDown() {
+		s.kafkaUnavailable(w)
+		return
+	}
+	ctx, cancel := s.kafkaCtx(r.Context())
 	defer cancel()
 	resp, err := s.topicMetadata(ctx, "", false)
 	if err != nil {
@@ -724,7 +794,11 @@ func (s *Server) getTopic(w *respWriter, r *http.Request, topic string) {
 		s.fail(w, http.StatusNotFound, codeTopicNotFound, msgTopicNotFound, "")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.BackendTimeout)
+	if s.health.isDown() {
+		s.kafkaUnavailable(w)
+		return
+	}
+	ctx, cancel := s.kafkaCtx(r.Context())
 	defer cancel()
 	resp, err := s.topicMetadata(ctx, topic, false)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"strings"
 	"unicode/utf8"
@@ -28,7 +29,9 @@ const (
 
 // validStream reports whether name is a legal Kinesis stream name.
 func validStream(name string) bool {
-	if name == "" || len(name) > kinesisMaxStreamNameLen {
+	if name == "" || len(name) > kinesisMaxStreamNameLen || name == "." || name == ".." {
+		// (Kinesis's pattern allows "." and "..", but no one means them
+		// for a stream, and they are path tricks in a URL.)
 		return false
 	}
 	for i := 0; i < len(name); i++ {
@@ -44,7 +47,7 @@ func validStream(name string) bool {
 // does not serve.
 func (s *Server) checkStream(w *respWriter, name string) bool {
 	if !validStream(name) {
-		s.fail(w, http.StatusBadRequest, 0, fmt.Sprintf("stream name %q is not valid: it must be 1 to %d characters of a-z, A-Z, 0-9, '_', '-' and '.'",
+		s.fail(w, http.StatusBadRequest, 0, fmt.Sprintf("stream name %q is not valid: it must be 1 to %d characters of a-z, A-Z, 0-9, '_', '-' and '.' (not . or ..)",
 			name, kinesisMaxStreamNameLen), "ValidationException")
 		return false
 	}
@@ -153,6 +156,9 @@ func (s *Server) createStream(w *respWriter, r *http.Request, name string) {
 		ShardCount *int32
 	}
 	if len(bytes.TrimSpace(body)) > 0 {
+		if !s.checkKinesisContentType(w, r) {
+			return
+		}
 		if err := decodeJSON(body, &in); err != nil {
 			e := jsonError(err, `an object like {"ShardCount": 1}`)
 			s.fail(w, http.StatusBadRequest, 0, e.msg, "SerializationException")
@@ -312,45 +318,93 @@ func compactJSON(raw json.RawMessage) []byte {
 	return b.Bytes()
 }
 
+// kinesisRequestError is a refusal found while reading a Kinesis proxy
+// body: a 400 with Kinesis's error type.
+type kinesisRequestError struct {
+	typ, msg string
+}
+
+func validationError(format string, args ...any) *kinesisRequestError {
+	return &kinesisRequestError{"ValidationException", fmt.Sprintf(format, args...)}
+}
+
+// kinesisContentType reports whether a Kinesis route takes a body of this
+// Content-Type: JSON (API Gateway's mapping templates are for
+// application/json, which it assumes when the header is absent) or
+// Kinesis's own application/x-amz-json-1.x.
+func kinesisContentType(ct string) bool {
+	if ct == "" || ct == "application/json" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	switch mt {
+	case "application/json", "application/x-amz-json-1.1", "application/x-amz-json-1.0":
+		return true
+	}
+	return false
+}
+
+// checkKinesisContentType answers API Gateway's 415 for a body in another
+// media type and returns false.
+func (s *Server) checkKinesisContentType(w *respWriter, r *http.Request) bool {
+	if kinesisContentType(r.Header.Get("Content-Type")) {
+		return true
+	}
+	s.fail(w, http.StatusUnsupportedMediaType, 0, "Unsupported Media Type", "")
+	return false
+}
+
+// parsePutRecord reads a PutRecord body: the record's data (the JSON text
+// of Data, compacted) and partition key.
+func parsePutRecord(body []byte, lim jsonLimits) (data []byte, pk string, rerr *kinesisRequestError) {
+	var in struct {
+		Data         json.RawMessage
+		PartitionKey json.RawMessage
+	}
+	if err := decodeJSON(body, &in); err != nil {
+		e := jsonError(err, `an object like {"StreamName":..,"Data":{..},"PartitionKey":".."}`)
+		return nil, "", &kinesisRequestError{"SerializationException", e.msg}
+	}
+	if isNull(in.Data) {
+		return nil, "", validationError("Data is required")
+	}
+	if p := checkJSON(in.Data, lim); p != "" {
+		return nil, "", validationError("Data %s", p)
+	}
+	pk, msg := partitionKey(in.PartitionKey, "PartitionKey")
+	if msg != "" {
+		return nil, "", validationError("%s", msg)
+	}
+	if !utf8.Valid(body) {
+		return nil, "", validationError("the request body is not valid UTF-8")
+	}
+	data = compactJSON(in.Data)
+	if n := len(data) + len(pk); n > kinesisMaxRecordBytes {
+		return nil, "", validationError("the record is %d bytes (Data as JSON plus PartitionKey), over Kinesis's limit of %d", n, kinesisMaxRecordBytes)
+	}
+	return data, pk, nil
+}
+
 // putRecord handles PUT /streams/{name}/record with
 // {"StreamName":..,"Data":..,"PartitionKey":..}: as in the AWS tutorial's
 // mapping template ($input.json('$.Data')), the record holds the JSON text
 // of Data, so an object arrives as that object and a string with its
 // quotes. The stream is the path's; a StreamName in the body is ignored.
 func (s *Server) putRecord(w *respWriter, r *http.Request, name string) {
-	if !s.checkStream(w, name) {
+	if !s.checkStream(w, name) || !s.checkKinesisContentType(w, r) {
 		return
 	}
 	body, buf, ok := s.readBody(w, r)
 	if !ok {
 		return
 	}
-	var in struct {
-		Data         json.RawMessage
-		PartitionKey json.RawMessage
-	}
-	err := decodeJSON(body, &in)
-	if err != nil {
-		s.releaseBody(buf)
-		e := jsonError(err, `an object like {"StreamName":..,"Data":{..},"PartitionKey":".."}`)
-		s.fail(w, http.StatusBadRequest, 0, e.msg, "SerializationException")
-		return
-	}
-	if isNull(in.Data) {
-		s.releaseBody(buf)
-		s.fail(w, http.StatusBadRequest, 0, "Data is required", "ValidationException")
-		return
-	}
-	data := compactJSON(in.Data)
+	data, pk, rerr := parsePutRecord(body, s.jsonLimits())
 	s.releaseBody(buf)
-	pk, msg := partitionKey(in.PartitionKey, "PartitionKey")
-	if msg != "" {
-		s.fail(w, http.StatusBadRequest, 0, msg, "ValidationException")
-		return
-	}
-	if n := len(data) + len(pk); n > kinesisMaxRecordBytes {
-		s.fail(w, http.StatusBadRequest, 0, fmt.Sprintf("the record is %d bytes (Data as JSON plus PartitionKey), over Kinesis's limit of %d", n, kinesisMaxRecordBytes),
-			"ValidationException")
+	if rerr != nil {
+		s.fail(w, http.StatusBadRequest, 0, rerr.msg, rerr.typ)
 		return
 	}
 	ctx, cancel := s.kinesisCtx(r)
@@ -382,73 +436,17 @@ type putRecordsResult struct {
 // value as its JSON text. The answer is Kinesis's: records can fail one by
 // one, counted in FailedRecordCount.
 func (s *Server) putRecords(w *respWriter, r *http.Request, name string) {
-	if !s.checkStream(w, name) {
+	if !s.checkStream(w, name) || !s.checkKinesisContentType(w, r) {
 		return
 	}
 	body, buf, ok := s.readBody(w, r)
 	if !ok {
 		return
 	}
-	var in struct {
-		Records []struct {
-			Data         json.RawMessage `json:"data"`
-			PartitionKey json.RawMessage `json:"partition-key"`
-		} `json:"records"`
-	}
-	err := decodeJSON(body, &in)
-	if err != nil {
-		s.releaseBody(buf)
-		e := jsonError(err, `an object like {"records":[{"data":..,"partition-key":".."}]}`)
-		s.fail(w, http.StatusBadRequest, 0, e.msg, "SerializationException")
-		return
-	}
-	bad := func(format string, args ...any) {
-		s.releaseBody(buf)
-		s.fail(w, http.StatusBadRequest, 0, fmt.Sprintf(format, args...), "ValidationException")
-	}
-	switch n := len(in.Records); {
-	case n == 0:
-		bad(`records may not be empty: send {"records":[{"data":..,"partition-key":".."}, ...]}`)
-		return
-	case n > kinesisMaxBatchRecords:
-		bad("%d records, over Kinesis's limit of %d a request", n, kinesisMaxBatchRecords)
-		return
-	}
-	entries := make([]types.PutRecordsRequestEntry, len(in.Records))
-	total := 0
-	for i, rec := range in.Records {
-		if isNull(rec.Data) {
-			bad("records[%d].data is required", i)
-			return
-		}
-		var data []byte
-		if rec.Data[0] == '"' {
-			var str string
-			if err := json.Unmarshal(rec.Data, &str); err != nil {
-				bad("records[%d].data: %v", i, err)
-				return
-			}
-			data = []byte(str)
-		} else {
-			data = compactJSON(rec.Data)
-		}
-		pk, msg := partitionKey(rec.PartitionKey, fmt.Sprintf("records[%d].partition-key", i))
-		if msg != "" {
-			bad("%s", msg)
-			return
-		}
-		n := len(data) + len(pk)
-		if n > kinesisMaxRecordBytes {
-			bad("records[%d] is %d bytes (data plus partition key), over Kinesis's limit of %d", i, n, kinesisMaxRecordBytes)
-			return
-		}
-		total += n
-		entries[i] = types.PutRecordsRequestEntry{Data: data, PartitionKey: &pk}
-	}
+	entries, rerr := parsePutRecords(body, s.jsonLimits())
 	s.releaseBody(buf)
-	if total > kinesisMaxBatchBytes {
-		s.fail(w, http.StatusBadRequest, 0, fmt.Sprintf("the records are %d bytes in all (data plus partition keys), over Kinesis's limit of %d a request", total, kinesisMaxBatchBytes),
-			"ValidationException")
+	if rerr != nil {
+		s.fail(w, http.StatusBadRequest, 0, rerr.msg, rerr.typ)
 		return
 	}
 	ctx, cancel := s.kinesisCtx(r)
@@ -473,4 +471,63 @@ func (s *Server) putRecords(w *respWriter, r *http.Request, name string) {
 		Records           []putRecordsResult
 		EncryptionType    string `json:",omitempty"`
 	}{int(deref(out.FailedRecordCount)), res, string(out.EncryptionType)})
+}
+
+// parsePutRecords reads a PutRecords body into Kinesis's entries, checking
+// Kinesis's limits: a string data is the string's text, any other JSON
+// value its JSON text (compacted).
+func parsePutRecords(body []byte, lim jsonLimits) ([]types.PutRecordsRequestEntry, *kinesisRequestError) {
+	var in struct {
+		Records []struct {
+			Data         json.RawMessage `json:"data"`
+			PartitionKey json.RawMessage `json:"partition-key"`
+		} `json:"records"`
+	}
+	if err := decodeJSON(body, &in); err != nil {
+		e := jsonError(err, `an object like {"records":[{"data":..,"partition-key":".."}]}`)
+		return nil, &kinesisRequestError{"SerializationException", e.msg}
+	}
+	switch n := len(in.Records); {
+	case n == 0:
+		return nil, validationError(`records may not be empty: send {"records":[{"data":..,"partition-key":".."}, ...]}`)
+	case n > kinesisMaxBatchRecords:
+		return nil, validationError("%d records, over Kinesis's limit of %d a request", n, kinesisMaxBatchRecords)
+	}
+	entries := make([]types.PutRecordsRequestEntry, len(in.Records))
+	total := 0
+	for i, rec := range in.Records {
+		if isNull(rec.Data) {
+			return nil, validationError("records[%d].data is required", i)
+		}
+		if p := checkJSON(rec.Data, lim); p != "" {
+			return nil, validationError("records[%d].data %s", i, p)
+		}
+		var data []byte
+		if rec.Data[0] == '"' {
+			var str string
+			if err := json.Unmarshal(rec.Data, &str); err != nil {
+				return nil, validationError("records[%d].data: %v", i, err)
+			}
+			data = []byte(str)
+		} else {
+			data = compactJSON(rec.Data)
+		}
+		pk, msg := partitionKey(rec.PartitionKey, fmt.Sprintf("records[%d].partition-key", i))
+		if msg != "" {
+			return nil, validationError("%s", msg)
+		}
+		n := len(data) + len(pk)
+		if n > kinesisMaxRecordBytes {
+			return nil, validationError("records[%d] is %d bytes (data plus partition key), over Kinesis's limit of %d", i, n, kinesisMaxRecordBytes)
+		}
+		total += n
+		entries[i] = types.PutRecordsRequestEntry{Data: data, PartitionKey: &pk}
+	}
+	if !utf8.Valid(body) {
+		return nil, validationError("the request body is not valid UTF-8")
+	}
+	if total > kinesisMaxBatchBytes {
+		return nil, validationError("the records are %d bytes in all (data plus partition keys), over Kinesis's limit of %d a request", total, kinesisMaxBatchBytes)
+	}
+	return entries, nil
 }

@@ -16,16 +16,17 @@ import (
 type errKind int
 
 const (
-	errNone     errKind = iota
-	errRequest          // malformed or invalid request (4xx)
-	errAuth             // missing or wrong API key
-	errNotFound         // unknown path, topic, partition or stream
-	errBackend          // Kafka or Kinesis failed or refused
-	errPanic            // a bug: the recover middleware caught a panic
+	errNone      errKind = iota
+	errRequest           // malformed or invalid request (4xx)
+	errAuth              // missing or wrong API key
+	errNotFound          // unknown path, topic, partition or stream
+	errBackend           // Kafka or Kinesis failed or refused
+	errPanic             // a bug: the recover middleware caught a panic
+	errThrottled         // refused by the bound on requests in flight or a rate limit
 	numErrKinds
 )
 
-var errKindNames = [numErrKinds]string{"", "request", "auth", "not_found", "backend", "panic"}
+var errKindNames = [numErrKinds]string{"", "request", "auth", "not_found", "backend", "panic", "throttled"}
 
 func kindFor(status int) errKind {
 	switch {
@@ -109,7 +110,7 @@ func (m *metrics) write(out io.Writer) {
 		}
 	}
 
-	header("pinpipe_gateway_errors_total", "counter", "Failed requests, by route and kind (request, auth, not_found, backend, panic).")
+	header("pinpipe_gateway_errors_total", "counter", "Failed requests, by route and kind (request, auth, not_found, backend, panic, throttled).")
 	for rt := range m.routes {
 		r := &m.routes[rt]
 		for k := errRequest; k < numErrKinds; k++ {

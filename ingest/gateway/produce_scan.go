@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -38,13 +39,26 @@ type produceScanner struct {
 	i    int
 	// spaced records that whitespace was skipped since it was last reset.
 	spaced bool
+	// maxDepth and maxNumber are the deepest nesting and the longest
+	// number the fast path takes: past them, the reference path decides
+	// (and refuses a record's key or value).
+	maxDepth, maxNumber int
+	// maxRecords is the most records kept; count counts them all.
+	maxRecords, count int
 }
 
-// scanProduce reads a produce body's records, appending them to recs. ok is
-// false when the fast path cannot decide: the caller must then use
-// parseProduceStd.
-func scanProduce(body []byte, recs []rawRecord) (_ []rawRecord, ok bool) {
-	s := produceScanner{data: body}
+// scanProduce reads a produce body's records, appending them to recs, up
+// to maxRecords of them; count is how many it holds. ok is false when the
+// fast path cannot decide: the caller must then use parseProduceStd. A body
+// the fast path decides is valid UTF-8 and holds no lone surrogate escape,
+// no nesting deeper than lim.depth and no number longer than lim.number.
+func scanProduce(body []byte, recs []rawRecord, lim jsonLimits, maxRecords int) (_ []rawRecord, count int, ok bool) {
+	s := produceScanner{data: body, maxDepth: min(lim.depth, scanMaxDepth) + 1, maxNumber: lim.number, maxRecords: maxRecords}
+	recs, ok = s.body(recs)
+	return recs, s.count, ok
+}
+
+func (s *produceScanner) body(recs []rawRecord) (_ []rawRecord, ok bool) {
 	s.space()
 	if !s.eat('{') {
 		return recs, false
@@ -105,7 +119,9 @@ func (s *produceScanner) records(recs []rawRecord) ([]rawRecord, bool) {
 		if !ok {
 			return recs, false
 		}
-		recs = append(recs, rec)
+		if s.count++; s.count <= s.maxRecords {
+			recs = append(recs, rec)
+		}
 		s.space()
 		if s.eat(',') {
 			continue
@@ -269,7 +285,7 @@ func (s *produceScanner) value(depth int) bool {
 	case c == '-' || (c >= '0' && c <= '9'):
 		n := jsonscan.Number(s.data[s.i:])
 		s.i += n
-		return n > 0
+		return n > 0 && n <= s.maxNumber
 	case c == 't':
 		return s.literal("true")
 	case c == 'f':
@@ -281,7 +297,7 @@ func (s *produceScanner) value(depth int) bool {
 }
 
 func (s *produceScanner) container(depth int) bool {
-	if depth > scanMaxDepth {
+	if depth > s.maxDepth {
 		return false
 	}
 	closing := byte(']')
@@ -317,8 +333,8 @@ func (s *produceScanner) container(depth int) bool {
 	}
 }
 
-// str skips a JSON string. Like encoding/json it accepts invalid UTF-8
-// (which stays as sent in a JSON value).
+// str skips a JSON string. Unlike encoding/json, it refuses invalid UTF-8
+// and lone surrogate escapes (the reference path then says where they are).
 func (s *produceScanner) str() bool {
 	if !s.eat('"') {
 		return false
@@ -338,15 +354,25 @@ func (s *produceScanner) str() bool {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
-				if i+6 > len(d) || !jsonscan.IsHex(d[i+2]) || !jsonscan.IsHex(d[i+3]) || !jsonscan.IsHex(d[i+4]) || !jsonscan.IsHex(d[i+5]) {
+				if i+6 > len(d) || !isHex4(d[i+2:i+6]) {
 					return false
 				}
-				i += 6
+				n, ok := surrogateEscape(d, i)
+				if !ok {
+					return false
+				}
+				i += n
 			default:
 				return false
 			}
 		case c < 0x20:
 			return false
+		case c >= utf8.RuneSelf:
+			r, n := utf8.DecodeRune(d[i:])
+			if r == utf8.RuneError && n == 1 {
+				return false
+			}
+			i += n
 		default:
 			i++
 		}
@@ -386,12 +412,15 @@ func appendCompact(dst, src []byte) []byte {
 // values. Bodies scanProduce cannot decide go to parseProduceStd.
 func (s *Server) parseProduce(body []byte, format embedded, mt string) (recs []*kgo.Record, manual []bool, rerr *requestError) {
 	var scratch [4]rawRecord
-	raws, ok := scanProduce(body, scratch[:0])
+	raws, count, ok := scanProduce(body, scratch[:0], s.jsonLimits(), s.cfg.MaxRecordsPerRequest)
 	if !ok {
 		return s.parseProduceStd(body, format, mt)
 	}
-	if len(raws) == 0 {
+	if count == 0 {
 		return nil, nil, unprocessable(`records may not be empty: send {"records":[{"value":...}, ...]}`)
+	}
+	if count > s.cfg.MaxRecordsPerRequest {
+		return nil, nil, tooManyRecords(count, s.cfg.MaxRecordsPerRequest)
 	}
 	size := 0
 	for i := range raws {

@@ -59,6 +59,26 @@ var produceSeeds = []string{
 	`{"records":[{"value":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}]}`,
 	`{"records":[{}]}`,
 	`{"records":[{"key":null,"value":null}]}`,
+	// The limits of testServer: 5 records, 20 levels, numbers of 30 characters.
+	`{"records":[{"value":1},{"value":2},{"value":3},{"value":4},{"value":5}]}`,
+	`{"records":[{"value":1},{"value":2},{"value":3},{"value":4},{"value":5},{"value":6}]}`,
+	`{"records":[{"value":1},{"value":2},{"value":3},{"value":4},{"value":5},{"value":6}],"x":[}`,
+	`{"records":[{"value":` + strings.Repeat("[", 20) + strings.Repeat("]", 20) + `}]}`,
+	`{"records":[{"value":` + strings.Repeat("[", 21) + strings.Repeat("]", 21) + `}]}`,
+	`{"records":[{"value":1}],"other":` + strings.Repeat("[", 25) + strings.Repeat("]", 25) + `}`,
+	`{"records":[{"value":` + strings.Repeat("9", 30) + `}]}`,
+	`{"records":[{"value":` + strings.Repeat("9", 31) + `}]}`,
+	`{"records":[{"value":-1.` + strings.Repeat("5", 40) + `e7}]}`,
+	`{"records":[{"value":1}],"n":` + strings.Repeat("9", 31) + `}`,
+	"{\"records\":[{\"key\":\"\xc3\x28\",\"value\":1}]}",
+	"{\"records\":[{\"value\":1}],\"x\":\"\xed\xa0\x80\"}",
+	"{\"records\":[{\"value\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}]}",
+	`{"records":[{"value":"\ud83d\ude00 pair"}]}`,
+	`{"records":[{"value":"\ud83d lone high"}]}`,
+	`{"records":[{"value":"\ude00 lone low"}]}`,
+	`{"records":[{"value":"\ud83d\u0041 high then not low"}]}`,
+	`{"records":[{"value":{"\udfff":1}}]}`,
+	`{"records":[{"value":"\ud83d"}]}`,
 }
 
 // parseBoth reads body on the fast path and with the reference and fails
@@ -93,8 +113,10 @@ func parseBoth(t *testing.T, s *Server, body []byte, format embedded, mt string)
 
 func sameBytes(a, b []byte) bool { return bytes.Equal(a, b) && (a == nil) == (b == nil) }
 
+var testLimits = jsonLimits{depth: DefaultMaxJSONDepth, number: DefaultMaxNumberChars}
+
 func testServer() *Server {
-	cfg := Config{KafkaBrokers: []string{"unused:9092"}, MaxKafkaRecordBytes: 1000}
+	cfg := Config{KafkaBrokers: []string{"unused:9092"}, MaxKafkaRecordBytes: 1000, MaxRecordsPerRequest: 5, MaxJSONDepth: 20, MaxNumberChars: 30}
 	cfg.setDefaults()
 	return &Server{cfg: cfg}
 }
@@ -112,11 +134,11 @@ func TestParseProduceMatchesStd(t *testing.T) {
 func TestScanProduceTakesTheUsualBodies(t *testing.T) {
 	for _, body := range []string{produceSeeds[0], produceSeeds[1], produceSeeds[2], produceSeeds[3], produceSeeds[4],
 		`{"Records":[{"VALUE":1,"Key":2,"PARTITION":0}]}`, `{"records":[]}`} {
-		if _, ok := scanProduce([]byte(body), nil); !ok {
+		if _, _, ok := scanProduce([]byte(body), nil, testLimits, 10); !ok {
 			t.Errorf("fast path gave up on %s", body)
 		}
 	}
-	recs, ok := scanProduce([]byte(produceSeeds[3]), nil)
+	recs, _, ok := scanProduce([]byte(produceSeeds[3]), nil, testLimits, 10)
 	if !ok || len(recs) != 1 || !recs[0].valueSpaced || recs[0].keySpaced {
 		t.Fatalf("whitespace flags: %+v", recs)
 	}
@@ -322,7 +344,7 @@ func TestParseProduceRandomBodies(t *testing.T) {
 		}
 		parseBoth(t, s, body, embeddedJSON, ctJSON)
 		parseBoth(t, s, body, embeddedBinary, ctBinary)
-		if _, ok := scanProduce(body, nil); ok {
+		if _, _, ok := scanProduce(body, nil, testLimits, 10_000); ok {
 			fast++
 		}
 	}

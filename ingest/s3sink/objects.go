@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/pinpipe/pinpipe/internal/rawline"
 )
 
 // Metadata the sink stores on each object (x-amz-meta-*), so that a later
@@ -114,41 +115,29 @@ func parseObjectName(name, topic string, partition int32) (int64, bool) {
 type lineKind int
 
 const (
+	// lineAsIs: a line of UTF-8 text, written as it is.
 	lineAsIs lineKind = iota
-	// lineCompacted: valid JSON with line breaks, written without its
-	// insignificant whitespace.
-	lineCompacted
-	// lineQuoted: not JSON and with line breaks, written as a JSON string.
-	lineQuoted
-	// lineSkipped: a null or empty value (a tombstone): no line.
+	// lineWrapped: any other value (line breaks, invalid UTF-8, control
+	// characters, empty), written in rawline's wrapped form, which the
+	// batch job unwraps to the value's bytes.
+	lineWrapped
+	// lineSkipped: a null value (a tombstone): no line.
 	lineSkipped
 )
 
-// encodeValue returns a record value as one line (without the newline).
-// A value is written as it is unless it holds a line break, which would
-// split it into several records for every line-oriented reader: valid JSON
-// is then compacted (a JSON string cannot hold a raw line break, so only
-// whitespace goes), and anything else is written as a JSON string of its
-// bytes, which readers reject as not an object instead of misreading its
-// pieces (invalid UTF-8 becomes U+FFFD there).
+// encodeValue returns a record value as one line (without the newline),
+// in rawline's lossless form: the value itself when it is a line of UTF-8
+// text, else {"__pinpipe_raw_base64":"..."}, so that no value splits into
+// several lines or loses a byte, and the batch job (rawline.Decode) gets
+// every value back as it was in Kafka. Only a null value gets no line.
 func encodeValue(v []byte) ([]byte, lineKind) {
-	if len(v) == 0 {
+	if v == nil {
 		return nil, lineSkipped
 	}
-	if bytes.IndexAny(v, "\r\n") < 0 {
+	if rawline.Plain(v) {
 		return v, lineAsIs
 	}
-	if json.Valid(v) {
-		var b bytes.Buffer
-		if err := json.Compact(&b, v); err == nil {
-			return b.Bytes(), lineCompacted
-		}
-	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	enc.Encode(string(v)) // a string always encodes
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), lineQuoted
+	return rawline.AppendWrapped(nil, v), lineWrapped
 }
 
 // gzipBytes compresses b; the output depends only on b (no name or time in

@@ -15,8 +15,10 @@
 // the same record. While it reproduces an object it writes nothing short of
 // that object's end, neither by time nor at shutdown.
 //
-// A value with a line break would become several lines: valid JSON is
-// compacted, anything else written as a JSON string (see encodeValue). Null
+// A value that is not a line of UTF-8 text (a line break, invalid UTF-8, a
+// control character, no bytes) is written in internal/rawline's lossless
+// wrapped form, {"__pinpipe_raw_base64":"..."}, which the batch job
+// unwraps, so every value reaches it byte for byte (see encodeValue). Null
 // values (tombstones) get no line.
 //
 // What this cannot cover: records Kafka itself lost or rewrote after an
@@ -87,10 +89,10 @@ type Stats struct {
 	// Rewrites are objects written where an earlier run had written one,
 	// with the same records.
 	Rewrites int64
-	// Compacted values were JSON with line breaks, written compacted;
-	// Quoted values were not JSON and had line breaks, written as JSON
-	// strings; Tombstones were null or empty values, given no line.
-	Compacted, Quoted, Tombstones int64
+	// Wrapped values were not a line of UTF-8 text (line breaks, invalid
+	// UTF-8, control characters, empty), written in rawline's wrapped
+	// form; Tombstones were null values, given no line.
+	Wrapped, Tombstones int64
 	// Unwritten records were buffered, at shutdown or when their partition
 	// was revoked, towards an object that must end where an earlier run's
 	// did; they were left for the next run to read again.
@@ -387,10 +389,8 @@ func (s *sink) add(r *kgo.Record) error {
 	s.stats.Records++
 	line, kind := encodeValue(r.Value)
 	switch kind {
-	case lineCompacted:
-		s.stats.Compacted++
-	case lineQuoted:
-		s.stats.Quoted++
+	case lineWrapped:
+		s.stats.Wrapped++
 	case lineSkipped:
 		s.stats.Tombstones++
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/pinpipe/pinpipe/internal/rawline"
 	"github.com/pinpipe/pinpipe/internal/testenv"
 )
 
@@ -26,19 +27,26 @@ func TestEncodeValue(t *testing.T) {
 		{`{"a":1}`, `{"a":1}`, lineAsIs},
 		{`{"s":"x\ny"}`, `{"s":"x\ny"}`, lineAsIs}, // an escaped newline is no line break
 		{"not json", "not json", lineAsIs},
-		{"{\n  \"a\": 2,\r\n  \"b\": [1, 2]\n}\n", `{"a":2,"b":[1,2]}`, lineCompacted},
-		{"not json\nsecond <line>", `"not json\nsecond <line>"`, lineQuoted},
-		{"{\"a\":\n", `"{\"a\":\n"`, lineQuoted},
-		{"bad \xff\rbytes", `"bad \ufffd\rbytes"`, lineQuoted},
-		{"", "", lineSkipped},
+		{"{\n  \"a\": 2,\r\n  \"b\": [1, 2]\n}\n", `{"__pinpipe_raw_base64":"ewogICJhIjogMiwNCiAgImIiOiBbMSwgMl0KfQo="}`, lineWrapped},
+		{"not json\nsecond <line>", `{"__pinpipe_raw_base64":"bm90IGpzb24Kc2Vjb25kIDxsaW5lPg=="}`, lineWrapped},
+		{"bad \xff bytes", `{"__pinpipe_raw_base64":"YmFkIP8gYnl0ZXM="}`, lineWrapped},
+		{`{"__pinpipe_raw_base64":"aGk="}`, `{"__pinpipe_raw_base64":"eyJfX3BpbnBpcGVfcmF3X2Jhc2U2NCI6ImFHaz0ifQ=="}`, lineWrapped},
+		{"", `{"__pinpipe_raw_base64":""}`, lineWrapped}, // empty, not null: a record all the same
 	} {
-		got, kind := encodeValue([]byte(c.in))
+		in := []byte(c.in)
+		got, kind := encodeValue(in)
 		if string(got) != c.want || kind != c.kind {
 			t.Errorf("encodeValue(%q) = %q, %d; want %q, %d", c.in, got, kind, c.want, c.kind)
 		}
 		if bytes.ContainsAny(got, "\r\n") {
 			t.Errorf("encodeValue(%q) has a line break", c.in)
 		}
+		if back := rawline.Decode(got); !bytes.Equal(back, in) {
+			t.Errorf("rawline.Decode(encodeValue(%q)) = %q", c.in, back)
+		}
+	}
+	if got, kind := encodeValue(nil); got != nil || kind != lineSkipped {
+		t.Errorf("encodeValue(nil) = %q, %d: a tombstone gets no line", got, kind)
 	}
 }
 
@@ -183,19 +191,30 @@ func TestLineEncoding(t *testing.T) {
 		nil, // a tombstone
 		[]byte("half a record\n{\"ind\": 3}"),
 		[]byte(`{"ind":4,"bio":"two\nlines"}`),
+		[]byte("{\"ind\":5,\"bio\":\"caf\xe9\"}"), // Latin-1, not UTF-8
+		[]byte{}, // empty, not null
 	)
-	sink := e.startSink(t, Options{Topics: "pinpipe.user", FlushSize: 5})
+	sink := e.startSink(t, Options{Topics: "pinpipe.user", FlushSize: 7})
 	testenv.WaitFor(t, 10*time.Second, "the object", func() bool { return len(e.objects(t, "land/")) == 1 })
 	st := sink.stop(t)
 	o := e.objects(t, "land/")[0]
-	want := []string{`{"ind":1}`, `{"ind":2}`, `"half a record\n{\"ind\": 3}"`, `{"ind":4,"bio":"two\nlines"}`}
-	if diff := cmp.Diff(want, o.lines); diff != "" {
-		t.Errorf("lines (-want +got):\n%s", diff)
+	// Every value but the tombstone, byte for byte through rawline.Decode.
+	want := []string{`{"ind":1}`, "{\n  \"ind\": 2\n}\n", "half a record\n{\"ind\": 3}", `{"ind":4,"bio":"two\nlines"}`,
+		"{\"ind\":5,\"bio\":\"caf\xe9\"}", ""}
+	var got []string
+	for _, l := range o.lines {
+		got = append(got, string(rawline.Decode([]byte(l))))
 	}
-	if o.meta[metaRecords] != "5" || o.meta[metaLastOffset] != "4" {
-		t.Errorf("metadata %v, want 5 records ending at 4", o.meta)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("decoded lines (-want +got):\n%s", diff)
 	}
-	if st.Compacted != 1 || st.Quoted != 1 || st.Tombstones != 1 {
+	if o.lines[0] != `{"ind":1}` || o.lines[3] != `{"ind":4,"bio":"two\nlines"}` || !strings.HasPrefix(o.lines[1], `{"__pinpipe_raw_base64":"`) {
+		t.Errorf("lines %q: a line of UTF-8 text is written as it is, anything else wrapped", o.lines)
+	}
+	if o.meta[metaRecords] != "7" || o.meta[metaLastOffset] != "6" {
+		t.Errorf("metadata %v, want 7 records ending at 6", o.meta)
+	}
+	if st.Wrapped != 4 || st.Tombstones != 1 {
 		t.Errorf("stats %+v", st)
 	}
 }
