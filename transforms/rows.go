@@ -27,6 +27,13 @@ func (c *LineCleaner) Clean(line []byte) (ind int64, row []byte, dead *DeadLette
 	if isBlank(line) {
 		return 0, nil, nil
 	}
+	return c.CleanValue(line)
+}
+
+// CleanValue is Clean for a record's value known to be one (a line the S3
+// sink wrapped, see internal/rawline): even empty or blank, it is a record,
+// and rejected rather than skipped.
+func (c *LineCleaner) CleanValue(line []byte) (ind int64, row []byte, dead *DeadLetter) {
 	c.enc.b = c.enc.b[:0]
 	vals := c.vals[:len(c.fields)]
 	var bad Unparsable

@@ -3,6 +3,7 @@ package batch
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pinpipe/pinpipe/ingest/generate"
+	"github.com/pinpipe/pinpipe/internal/rawline"
 	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/io/files"
 	"github.com/pinpipe/pinpipe/transforms"
@@ -327,5 +329,53 @@ func TestIncremental(t *testing.T) {
 	bad.Shards = 5
 	if _, err := Run(ctx, bad); err == nil || !strings.Contains(err.Error(), "--shards=4") {
 		t.Errorf("changing the shard count of an incremental output: %v", err)
+	}
+}
+
+// TestWrappedLines: values the S3 sink wrapped (internal/rawline) reach the
+// job as their original bytes: a multi-line record cleans like its one-line
+// form, and an invalid one is dead-lettered byte for byte.
+func TestWrappedLines(t *testing.T) {
+	testenv.SetFlags(t, "runner", "direct")
+	in := t.TempDir()
+	dir := filepath.Join(in, "topics", "pinpipe.pin", "partition=0")
+	os.MkdirAll(dir, 0o755)
+	multi := "{\"index\": 7,\n \"category\": \"art\",\n \"follower_count\": \"2k\"}"
+	bad := "{\"index\": 8, \"title\": \"\xff\xfe\"\n"
+	lines := []string{
+		string(rawline.Encode([]byte(multi))),
+		`{"index": 9, "category": "art", "follower_count": "2k"}`,
+		string(rawline.Encode([]byte(bad))),
+		string(rawline.Encode(nil)),
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pinpipe.pin+0+0.json"), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	sum := runBatch(t, Options{Input: in, TopicPrefix: "pinpipe", Output: out, Format: FormatJSONL})
+	snap := committedSnapshot(t, out)
+	want := `{"ind":7,"unique_id":null,"title":null,"description":null,"follower_count":2000,"poster_name":null,"tag_list":null,"is_image_or_video":null,"image_src":null,"save_location":null,"category":"art"}` + "\n" +
+		`{"ind":9,"unique_id":null,"title":null,"description":null,"follower_count":2000,"poster_name":null,"tag_list":null,"is_image_or_video":null,"image_src":null,"save_location":null,"category":"art"}` + "\n"
+	if diff := cmp.Diff(want, snap["tables/pin.jsonl"]); diff != "" {
+		t.Errorf("pin rows (-want +got):\n%s", diff)
+	}
+	if st := sum[transforms.TablePin]; st.Read != 4 || st.Rejected != 2 {
+		t.Errorf("pin stats %+v: want 4 read (the empty value is a record), 2 rejected", st)
+	}
+	var payloads []string
+	for _, l := range strings.Split(strings.TrimSpace(snap["deadletter.jsonl"]), "\n") {
+		var d transforms.DeadLetter
+		if err := json.Unmarshal([]byte(l), &d); err != nil {
+			t.Fatal(err)
+		}
+		raw := []byte(d.Payload)
+		if d.PayloadBase64 != "" {
+			raw, _ = base64.StdEncoding.DecodeString(d.PayloadBase64)
+		}
+		payloads = append(payloads, string(raw))
+	}
+	slices.Sort(payloads)
+	if diff := cmp.Diff([]string{"", bad}, payloads); diff != "" {
+		t.Errorf("dead-letter payloads are not the original bytes (-want +got):\n%q", diff)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/segmentio/encoding/json"
 
 	"github.com/pinpipe/pinpipe/internal/parallel"
+	"github.com/pinpipe/pinpipe/internal/rawline"
 	"github.com/pinpipe/pinpipe/io/files"
 	"github.com/pinpipe/pinpipe/io/smb"
 	"github.com/pinpipe/pinpipe/transforms"
@@ -174,7 +175,16 @@ func (f *writeRunsFn) clean(ctx context.Context, st *runState, name string) runs
 	var r runsResult
 	limit := spillBytes() / cap(f.states)
 	err := files.ReadFileLines(ctx, name, func(line []byte) {
-		ind, row, d := st.cleaner.Clean(line)
+		var ind int64
+		var row []byte
+		var d *transforms.DeadLetter
+		// A value the S3 sink could not write as a line of text comes
+		// wrapped; it is cleaned, or dead-lettered, as its original bytes.
+		if v, wrapped := rawline.Unwrap(line); wrapped {
+			ind, row, d = st.cleaner.CleanValue(v)
+		} else {
+			ind, row, d = st.cleaner.Clean(line)
+		}
 		switch {
 		case d != nil:
 			r.dead = append(r.dead, *d)
