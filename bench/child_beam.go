@@ -22,7 +22,7 @@ func init() {
 	register.DoFn2x0[transforms.Pin, func(int64)](&countPinFn{})
 	register.DoFn2x0[transforms.Geo, func(int64)](&countGeoFn{})
 	register.DoFn2x0[transforms.User, func(int64)](&countUserFn{})
-	register.DoFn3x0[int, transforms.Batch, func(int64)](&countBatchFn{})
+	register.DoFn3x0[int, batch.RunFile, func(int64)](&countRunsFn{})
 	register.DoFn2x1[context.Context, int64, error](&writeCountFn{})
 	register.Emitter1[int64]()
 }
@@ -47,14 +47,14 @@ func (f *countUserFn) StartBundle(_ func(int64))                       { f.n = 0
 func (f *countUserFn) ProcessElement(_ transforms.User, _ func(int64)) { f.n++ }
 func (f *countUserFn) FinishBundle(emit func(int64))                   { emitCount(&f.n, emit) }
 
-// countBatchFn counts the rows of the per-shard Batches CleanFiles emits.
-type countBatchFn struct{ n int64 }
+// countRunsFn counts the rows of the sorted runs the clean stage wrote.
+type countRunsFn struct{ n int64 }
 
-func (f *countBatchFn) StartBundle(_ func(int64)) { f.n = 0 }
-func (f *countBatchFn) ProcessElement(_ int, b transforms.Batch, _ func(int64)) {
-	f.n += int64(b.Len())
+func (f *countRunsFn) StartBundle(_ func(int64)) { f.n = 0 }
+func (f *countRunsFn) ProcessElement(_ int, r batch.RunFile, _ func(int64)) {
+	f.n += r.Rows
 }
-func (f *countBatchFn) FinishBundle(emit func(int64)) { emitCount(&f.n, emit) }
+func (f *countRunsFn) FinishBundle(emit func(int64)) { emitCount(&f.n, emit) }
 
 func emitCount(n *int64, emit func(int64)) {
 	if *n > 0 {
@@ -72,8 +72,8 @@ func (f *writeCountFn) ProcessElement(_ context.Context, n int64) error {
 
 // beamClean runs a clean-only Beam pipeline on the runner chosen by
 // --runner: files.ReadLines, the per-record clean composites and a counting
-// sink per table; or, byFiles, files.MatchFiles, transforms.CleanFiles (the
-// batch job's clean step) and a counting sink.
+// sink per table; or, byFiles, files.MatchFiles, batch.CleanToRuns (the
+// batch job's clean stage: rows sorted into runs on disk) and a counting sink.
 func beamClean(ctx context.Context, in, out string, byFiles bool) (childResult, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return childResult{}, err
@@ -84,10 +84,10 @@ func beamClean(ctx context.Context, in, out string, byFiles bool) (childResult, 
 		globs := beam.CreateList(ts, batch.InputGlobs(in, "pinpipe", t))
 		var counts beam.PCollection
 		if byFiles {
-			// As the batch job cleans: whole files as elements, rows packed
-			// into per-shard Batches.
-			rows := transforms.CleanFiles(ts, t, *shards, files.MatchFiles(ts, globs)).Rows
-			counts = beam.ParDo(ts, &countBatchFn{}, rows)
+			// As the batch job cleans: whole files as elements, rows
+			// written as sorted runs per bucket.
+			runs, _, _ := batch.CleanToRuns(ts, t, max(*shards, batch.MinBuckets), filepath.Join(out, "runs"), files.MatchFiles(ts, globs))
+			counts = beam.ParDo(ts, &countRunsFn{}, runs)
 		} else {
 			rows := transforms.Clean(ts, t, files.ReadLines(ts, globs)).Rows
 			var counter any

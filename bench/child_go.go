@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -12,9 +13,11 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/parquet-go/parquet-go"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
 	"github.com/segmentio/encoding/json"
 
+	"github.com/pinpipe/pinpipe/io/smb"
+	"github.com/pinpipe/pinpipe/pipelines/batch"
 	"github.com/pinpipe/pinpipe/transforms"
 )
 
@@ -88,22 +91,15 @@ func eachLine(name string, fn func([]byte)) error {
 	return nil
 }
 
-// cleaner is one worker's output: counts, and, when keeping rows, the clean
-// rows by shard and the dead letters.
+// cleaner is one worker's counts of the clean-only step.
 type cleaner struct {
-	keep   bool
 	counts map[string]*tableCounts
-	shards []transforms.Batch
-	dead   []transforms.DeadLetter
 }
 
-func newCleaner(keep bool, nShards int) *cleaner {
-	c := &cleaner{keep: keep, counts: map[string]*tableCounts{}}
+func newCleaner() *cleaner {
+	c := &cleaner{counts: map[string]*tableCounts{}}
 	for _, t := range transforms.Tables {
 		c.counts[t] = &tableCounts{Rows: unknown}
-	}
-	if keep {
-		c.shards = make([]transforms.Batch, nShards)
 	}
 	return c
 }
@@ -114,36 +110,19 @@ func (c *cleaner) line(table string, line []byte) {
 	var err error
 	switch table {
 	case transforms.TablePin:
-		var r transforms.Pin
-		if r, _, err = transforms.CleanPinRecord(line); err == nil && c.keep {
-			b := &c.shards[transforms.ShardOf(r.Ind, len(c.shards))]
-			b.Pins = append(b.Pins, r)
-		}
+		_, _, err = transforms.CleanPinRecord(line)
 	case transforms.TableGeo:
-		var r transforms.Geo
-		if r, _, err = transforms.CleanGeoRecord(line); err == nil && c.keep {
-			b := &c.shards[transforms.ShardOf(r.Ind, len(c.shards))]
-			b.Geos = append(b.Geos, r)
-		}
+		_, _, err = transforms.CleanGeoRecord(line)
 	case transforms.TableUser:
-		var r transforms.User
-		if r, _, err = transforms.CleanUserRecord(line); err == nil && c.keep {
-			b := &c.shards[transforms.ShardOf(r.Ind, len(c.shards))]
-			b.Users = append(b.Users, r)
-		}
+		_, _, err = transforms.CleanUserRecord(line)
 	}
-	if err != nil {
-		if c.keep {
-			reason := err.(*transforms.RejectError).Reason
-			c.dead = append(c.dead, transforms.NewDeadLetter(table, reason, line))
-		}
-		return
+	if err == nil {
+		tc.Clean++
 	}
-	tc.Clean++
 }
 
 // cleanAll cleans every input file on GOMAXPROCS goroutines.
-func cleanAll(in string, keep bool, nShards int) ([]*cleaner, error) {
+func cleanAll(in string) ([]*cleaner, error) {
 	jobs, err := allFileJobs(in)
 	if err != nil {
 		return nil, err
@@ -157,7 +136,7 @@ func cleanAll(in string, keep bool, nShards int) ([]*cleaner, error) {
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
-		cs[w] = newCleaner(keep, nShards)
+		cs[w] = newCleaner()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -199,7 +178,7 @@ func sumCounts(cs []*cleaner) map[string]tableCounts {
 // dropped.
 func goClean(in string) (childResult, error) {
 	tm := newPhaseTimer()
-	cs, err := cleanAll(in, false, 0)
+	cs, err := cleanAll(in)
 	if err != nil {
 		return childResult{}, err
 	}
@@ -207,117 +186,172 @@ func goClean(in string) (childResult, error) {
 	return childResult{Tables: sumCounts(cs), Phases: tm.phases}, nil
 }
 
-// goFull is the whole job: clean, dedup and join by shard with
-// transforms.DedupJoinBatch, merge the Partials into the insights, and write
-// the tables, the insights and the dead letters as the batch job does.
+// goFull is the whole job with the batch job's sort-merge-bucket
+// algorithm and code, without Beam: batch.RunCleaner cleans each file into
+// sorted runs per bucket on a goroutine per core, batch.MergeBucket merges
+// each bucket into its table files and fact runs, batch.MergeFacts counts
+// the distinct facts, and the partials are finished into the insights. The
+// honest "no runner" baseline: the same work, minus the runner.
 func goFull(in, out string) (childResult, error) {
+	ctx := context.Background()
 	tm := newPhaseTimer()
-	cs, err := cleanAll(in, true, *shards)
+	jobs, err := allFileJobs(in)
 	if err != nil {
 		return childResult{}, err
 	}
-	tm.done("clean")
-	res := childResult{Tables: sumCounts(cs)}
+	if len(jobs) == 0 {
+		return childResult{}, fmt.Errorf("no input files under %s", in)
+	}
+	buckets := *shards
+	if buckets <= 0 {
+		var size int64
+		for _, j := range jobs {
+			if fi, err := os.Stat(j.name); err == nil {
+				size += fi.Size()
+			}
+		}
+		buckets = smb.BucketsFor(size, batch.BytesPerBucket, batch.MinBuckets)
+	}
+	runDir := filepath.Join(out, "_temp")
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return childResult{}, err
+	}
+	fs, err := filesystem.New(ctx, runDir)
+	if err != nil {
+		return childResult{}, err
+	}
+	defer fs.Close()
+	workers := runtime.GOMAXPROCS(0)
 
-	type shardOut struct {
-		batch    transforms.Batch
+	// Clean: each worker a RunCleaner per table.
+	type cleanOut struct {
+		runs  []batch.RunFile
+		dead  []transforms.DeadLetter
+		stats []transforms.TableStats
+		err   error
+	}
+	outs := make([]cleanOut, workers)
+	ch := make(chan fileJob)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o := &outs[w]
+			rc := map[string]*batch.RunCleaner{}
+			for _, t := range transforms.Tables {
+				rc[t] = batch.NewRunCleaner(fs, t, buckets, runDir, (96<<20)/workers/len(transforms.Tables))
+			}
+			for j := range ch {
+				if o.err != nil {
+					continue
+				}
+				runs, dead, st, err := rc[j.table].CleanFile(ctx, j.name)
+				o.runs, o.dead, o.err = append(o.runs, runs...), append(o.dead, dead...), err
+				o.stats = append(o.stats, st)
+			}
+			for _, c := range rc {
+				runs, err := c.Flush(ctx)
+				o.runs = append(o.runs, runs...)
+				if o.err == nil {
+					o.err = err
+				}
+			}
+		}()
+	}
+	for _, j := range jobs {
+		ch <- j
+	}
+	close(ch)
+	wg.Wait()
+	res := childResult{Tables: map[string]tableCounts{}}
+	sources := make([]map[string][]string, buckets)
+	for b := range sources {
+		sources[b] = map[string][]string{}
+	}
+	var dead []transforms.DeadLetter
+	for _, o := range outs {
+		if o.err != nil {
+			return res, o.err
+		}
+		for _, r := range o.runs {
+			sources[r.Bucket][r.Table] = append(sources[r.Bucket][r.Table], r.Path)
+		}
+		for _, st := range o.stats {
+			tc := res.Tables[st.Table]
+			tc.Read += st.Read
+			tc.Clean += st.Clean
+			res.Tables[st.Table] = tc
+		}
+		dead = append(dead, o.dead...)
+	}
+	tm.done("clean to runs")
+
+	// Merge each bucket, up to one per core.
+	cfg := batch.MergeConfig{Format: *format, TablesDir: filepath.Join(out, "tables"), RunID: "go", RunDir: runDir, Buckets: buckets}
+	type mergeOut struct {
 		partials *transforms.Partials
 		stats    []transforms.TableStats
+		facts    []batch.RunFile
 		err      error
 	}
-	outs := make([]shardOut, *shards)
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
-	for s := range *shards {
+	merged := make([]mergeOut, buckets)
+	sem := make(chan struct{}, workers)
+	for b := range buckets {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			var b transforms.Batch
-			for _, c := range cs {
-				b.Pins = append(b.Pins, c.shards[s].Pins...)
-				b.Geos = append(b.Geos, c.shards[s].Geos...)
-				b.Users = append(b.Users, c.shards[s].Users...)
-				c.shards[s] = transforms.Batch{}
-			}
-			o := &outs[s]
-			o.batch, o.partials, o.stats = transforms.DedupJoinBatch(s, b)
-			o.err = writeShard(filepath.Join(out, "tables"), *format, o.batch)
+			m := &merged[b]
+			m.partials, m.stats, _, m.facts, m.err = batch.MergeBucket(ctx, fs, cfg, b, sources[b])
 		}()
 	}
 	wg.Wait()
-	tm.done("dedup+join+write tables")
-
 	all := transforms.NewPartials()
-	for s := range outs {
-		if outs[s].err != nil {
-			return res, outs[s].err
+	factRuns := make([][]string, buckets)
+	for _, m := range merged {
+		if m.err != nil {
+			return res, m.err
 		}
-		all.Merge(outs[s].partials)
-		for _, st := range outs[s].stats {
+		all.Merge(m.partials)
+		for _, st := range m.stats {
 			tc := res.Tables[st.Table]
-			if tc.Rows == unknown {
-				tc.Rows = 0
-			}
 			tc.Rows += st.Rows
 			res.Tables[st.Table] = tc
 		}
+		for _, r := range m.facts {
+			factRuns[r.Bucket] = append(factRuns[r.Bucket], r.Path)
+		}
 	}
-	insights := all.Finish()
-	if err := writeInsights(filepath.Join(out, "insights"), insights); err != nil {
+	tm.done("merge buckets, write tables")
+
+	factPartials := make([]*transforms.Partials, buckets)
+	errs := make([]error, buckets)
+	for b := range buckets {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			factPartials[b], errs[b] = batch.MergeFacts(ctx, fs, factRuns[b])
+		}()
+	}
+	wg.Wait()
+	for b := range buckets {
+		if errs[b] != nil {
+			return res, errs[b]
+		}
+		all.Merge(factPartials[b])
+	}
+	if err := writeInsights(filepath.Join(out, "insights"), all.Finish()); err != nil {
 		return res, err
-	}
-	var dead []transforms.DeadLetter
-	for _, c := range cs {
-		dead = append(dead, c.dead...)
 	}
 	if err := writeJSONLines(filepath.Join(out, "deadletter", "deadletter.jsonl"), dead); err != nil {
 		return res, err
 	}
-	tm.done("insights")
+	os.RemoveAll(runDir)
+	tm.done("distinct facts, insights")
 	res.Phases = tm.phases
 	return res, nil
-}
-
-func writeShard(dir, format string, b transforms.Batch) error {
-	name := func(table string) string {
-		return filepath.Join(dir, table, fmt.Sprintf("part-%05d.%s", b.Shard, format))
-	}
-	if err := writeRows(name(transforms.TablePin), format, b.Pins); err != nil {
-		return err
-	}
-	if err := writeRows(name(transforms.TableGeo), format, b.Geos); err != nil {
-		return err
-	}
-	return writeRows(name(transforms.TableUser), format, b.Users)
-}
-
-// writeRows writes one file of rows the way the batch job's table writer
-// does: parquet-go with Snappy, or JSON lines.
-func writeRows[R any](name, format string, rows []R) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	if format == "jsonl" {
-		return writeJSONLines(name, rows)
-	}
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		return err
-	}
-	f, err := os.Create(name)
-	if err != nil {
-		return err
-	}
-	pw := parquet.NewGenericWriter[R](f, parquet.Compression(&parquet.Snappy))
-	if _, err := pw.Write(rows); err != nil {
-		f.Close()
-		return err
-	}
-	if err := pw.Close(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 func writeJSONLines[R any](name string, rows []R) error {

@@ -136,8 +136,7 @@ func build(s beam.Scope, o Options, p plan) {
 		} else {
 			names = files.MatchFiles(ts, beam.CreateList(ts, InputGlobs(o.Input, o.TopicPrefix, t)))
 		}
-		ts = ts.Scope("batch.CleanToRuns")
-		r, d, st := beam.ParDo3(ts, &writeRunsFn{Table: t, Buckets: p.Buckets, RunDir: p.RunDir}, names)
+		r, d, st := CleanToRuns(ts, t, p.Buckets, p.RunDir, names)
 		runs, dead, stats = append(runs, r), append(dead, d), append(stats, st)
 	}
 	ms := s.Scope("batch.MergeBuckets")
@@ -147,7 +146,7 @@ func build(s beam.Scope, o Options, p plan) {
 	}
 	runs = append(runs, beam.ParDo(ms, bucketMarker, beam.CreateList(ms, buckets)))
 	grouped := beam.GroupByKey(ms, beam.Flatten(ms, runs...))
-	mf := &mergeBucketFn{Format: o.Format, TablesDir: files.Join(o.Output, TablesDir), RunID: p.RunID, RunDir: p.RunDir, Buckets: p.Buckets}
+	mf := &mergeBucketFn{Config: MergeConfig{Format: o.Format, TablesDir: files.Join(o.Output, TablesDir), RunID: p.RunID, RunDir: p.RunDir, Buckets: p.Buckets}}
 	if p.Previous != nil {
 		mf.Previous = p.Previous.Tables
 	}
@@ -166,6 +165,15 @@ func build(s beam.Scope, o Options, p plan) {
 
 	summary := transforms.Summarize(s, beam.Flatten(s, append(stats, mergeStats)...))
 	beam.ParDo(s, &writeJSONFn{Path: files.Join(p.RunDir, runSummaryFile)}, summary)
+}
+
+// CleanToRuns is the batch job's clean stage: it cleans whole input files
+// of one table (a PCollection of names) with the shared cleaning rules and
+// writes the clean rows as runs sorted by ind into runDir. It returns the
+// runs (KV<bucket, RunFile>), the dead letters and per-bundle TableStats.
+func CleanToRuns(s beam.Scope, table string, buckets int, runDir string, names beam.PCollection) (runs, dead, stats beam.PCollection) {
+	s = s.Scope("batch.CleanToRuns")
+	return beam.ParDo3(s, &writeRunsFn{Table: table, Buckets: buckets, RunDir: runDir}, names)
 }
 
 func bucketMarker(b int, emit func(int, RunFile)) { emit(b, RunFile{Bucket: b}) }

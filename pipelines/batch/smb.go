@@ -85,15 +85,31 @@ type writeRunsFn struct {
 
 	fs     filesystem.Interface
 	pool   parallel.Ordered[runsResult]
-	states chan *runState
+	states chan *RunCleaner
 	stats  transforms.TableStats
 	err    error
 }
 
-type runState struct {
+// RunCleaner cleans input files of one table into runs sorted by ind, one
+// per bucket each time its buffers hold SpillAt bytes: the clean stage's
+// work for one goroutine, without Beam (the bench's plain Go program runs
+// it too).
+type RunCleaner struct {
+	Table   string
+	Buckets int
+	RunDir  string
+	SpillAt int
+	FS      filesystem.Interface
+
 	cleaner *transforms.LineCleaner
 	bufs    []smb.Buffer
 	size    int
+}
+
+// NewRunCleaner returns a RunCleaner writing runs into runDir on fs.
+func NewRunCleaner(fs filesystem.Interface, table string, buckets int, runDir string, spillAt int) *RunCleaner {
+	return &RunCleaner{Table: table, Buckets: buckets, RunDir: runDir, SpillAt: spillAt, FS: fs,
+		cleaner: transforms.NewLineCleaner(table), bufs: make([]smb.Buffer, buckets)}
 }
 
 type runsResult struct {
@@ -117,9 +133,9 @@ func (f *writeRunsFn) Teardown() {
 
 func (f *writeRunsFn) StartBundle(context.Context, func(int, RunFile), func(transforms.DeadLetter), func(transforms.TableStats)) {
 	n := runtime.GOMAXPROCS(0)
-	f.states = make(chan *runState, n)
+	f.states = make(chan *RunCleaner, n)
 	for range n {
-		f.states <- &runState{cleaner: transforms.NewLineCleaner(f.Table), bufs: make([]smb.Buffer, f.Buckets)}
+		f.states <- NewRunCleaner(f.fs, f.Table, f.Buckets, f.RunDir, spillBytes()/n)
 	}
 	f.pool = parallel.Ordered[runsResult]{Workers: n}
 	f.stats = transforms.TableStats{Table: f.Table}
@@ -130,7 +146,9 @@ func (f *writeRunsFn) ProcessElement(ctx context.Context, name string, emit func
 	f.pool.Submit(func() runsResult {
 		st := <-f.states
 		defer func() { f.states <- st }()
-		return f.clean(ctx, st, name)
+		var r runsResult
+		r.runs, r.dead, r.stats, r.err = st.CleanFile(ctx, name)
+		return r
 	}, f.emitter(emit, dead))
 	return f.err
 }
@@ -142,7 +160,7 @@ func (f *writeRunsFn) FinishBundle(ctx context.Context, emit func(int, RunFile),
 		st := <-f.states
 		f.pool.Submit(func() runsResult {
 			var r runsResult
-			r.runs, r.err = f.spill(ctx, st)
+			r.runs, r.err = st.Flush(ctx)
 			return r
 		}, em)
 	}
@@ -169,59 +187,57 @@ func (f *writeRunsFn) emitter(emit func(int, RunFile), dead func(transforms.Dead
 	}
 }
 
-// clean reads one input file into the worker's buffers, spilling runs
-// whenever they hold the worker's share of spillBytes.
-func (f *writeRunsFn) clean(ctx context.Context, st *runState, name string) runsResult {
-	var r runsResult
-	limit := spillBytes() / cap(f.states)
-	err := files.ReadFileLines(ctx, name, func(line []byte) {
+// CleanFile reads one input file into the buffers, writing runs whenever
+// they hold SpillAt bytes; it returns the runs written, the file's dead
+// letters and what the cleaner counted.
+func (c *RunCleaner) CleanFile(ctx context.Context, name string) (runs []RunFile, dead []transforms.DeadLetter, stats transforms.TableStats, err error) {
+	err = files.ReadFileLines(ctx, name, func(line []byte) {
 		var ind int64
 		var row []byte
 		var d *transforms.DeadLetter
 		// A value the S3 sink could not write as a line of text comes
 		// wrapped; it is cleaned, or dead-lettered, as its original bytes.
 		if v, wrapped := rawline.Unwrap(line); wrapped {
-			ind, row, d = st.cleaner.CleanValue(v)
+			ind, row, d = c.cleaner.CleanValue(v)
 		} else {
-			ind, row, d = st.cleaner.Clean(line)
+			ind, row, d = c.cleaner.Clean(line)
 		}
 		switch {
 		case d != nil:
-			r.dead = append(r.dead, *d)
+			dead = append(dead, *d)
 		case row != nil:
-			b := &st.bufs[smb.Bucket(ind, f.Buckets)]
+			b := &c.bufs[smb.Bucket(ind, c.Buckets)]
 			before := b.Size()
 			b.Add(ind, row)
-			st.size += b.Size() - before
+			c.size += b.Size() - before
 		}
 	})
 	if err != nil {
-		r.err = fmt.Errorf("reading %s: %w", name, err)
-		return r
+		return nil, nil, stats, fmt.Errorf("reading %s: %w", name, err)
 	}
-	r.stats = st.cleaner.Stats()
-	if st.size >= limit {
-		r.runs, r.err = f.spill(ctx, st)
+	stats = c.cleaner.Stats()
+	if c.size >= c.SpillAt {
+		runs, err = c.Flush(ctx)
 	}
-	return r
+	return runs, dead, stats, err
 }
 
-// spill writes each non-empty bucket buffer as a run and empties it.
-func (f *writeRunsFn) spill(ctx context.Context, st *runState) ([]RunFile, error) {
+// Flush writes each non-empty bucket buffer as a run and empties it.
+func (c *RunCleaner) Flush(ctx context.Context) ([]RunFile, error) {
 	var runs []RunFile
-	for bucket := range st.bufs {
-		b := &st.bufs[bucket]
+	for bucket := range c.bufs {
+		b := &c.bufs[bucket]
 		if b.Len() == 0 {
 			continue
 		}
-		name := files.Join(f.RunDir, fmt.Sprintf("run-%s-%05d-%s.s2", f.Table, bucket, randomID()))
-		if err := b.WriteRun(ctx, f.fs, name); err != nil {
+		name := files.Join(c.RunDir, fmt.Sprintf("run-%s-%05d-%s.s2", c.Table, bucket, randomID()))
+		if err := b.WriteRun(ctx, c.FS, name); err != nil {
 			return nil, err
 		}
-		runs = append(runs, RunFile{Table: f.Table, Bucket: bucket, Path: name, Rows: int64(b.Len())})
+		runs = append(runs, RunFile{Table: c.Table, Bucket: bucket, Path: name, Rows: int64(b.Len())})
 		b.Reset()
 	}
-	st.size = 0
+	c.size = 0
 	return runs, nil
 }
 
@@ -238,18 +254,23 @@ func randomID() string {
 // partials. Its memory is the merge buffers, not the bucket. Up to one
 // bucket per core is merged at once.
 type mergeBucketFn struct {
-	Format    string
-	TablesDir string
-	RunID     string
-	// RunDir and Buckets place the distinct-fact runs the merge writes.
-	RunDir  string
-	Buckets int
+	Config MergeConfig
 	// Previous are the committed table files to merge into.
 	Previous []OutputFile
 
 	fs   filesystem.Interface
 	pool parallel.Ordered[mergeResult]
 	err  error
+}
+
+// MergeConfig says where a bucket merge writes.
+type MergeConfig struct {
+	Format    string
+	TablesDir string
+	RunID     string
+	// RunDir and Buckets place the distinct-fact runs the merge writes.
+	RunDir  string
+	Buckets int
 }
 
 type mergeResult struct {
@@ -261,7 +282,7 @@ type mergeResult struct {
 }
 
 func (f *mergeBucketFn) Setup(ctx context.Context) error {
-	fs, err := filesystem.New(ctx, f.TablesDir)
+	fs, err := filesystem.New(ctx, f.Config.TablesDir)
 	f.fs = fs
 	return err
 }
@@ -290,7 +311,11 @@ func (f *mergeBucketFn) ProcessElement(ctx context.Context, bucket int, iter fun
 			runs[p.Table] = append(runs[p.Table], p.Path)
 		}
 	}
-	f.pool.Submit(func() mergeResult { return f.merge(ctx, bucket, runs) }, f.emitter(partials, stats, out, facts))
+	f.pool.Submit(func() mergeResult {
+		var r mergeResult
+		r.partials, r.stats, r.files, r.facts, r.err = MergeBucket(ctx, f.fs, f.Config, bucket, runs)
+		return r
+	}, f.emitter(partials, stats, out, facts))
 	return f.err
 }
 
@@ -318,9 +343,12 @@ func (f *mergeBucketFn) emitter(partials func(transforms.Partials), stats func(t
 	}
 }
 
-// merge merges one bucket. sources are, per table, its run files and
-// committed bucket file (told apart by their names' ends).
-func (f *mergeBucketFn) merge(ctx context.Context, bucket int, sources map[string][]string) (res mergeResult) {
+// MergeBucket merges one bucket: sources are, per table, its run files and
+// committed bucket file (told apart by their names' ends). It writes the
+// bucket's table files and its facts' runs, and returns the bucket's
+// partials (counts), stats, table files and fact runs.
+func MergeBucket(ctx context.Context, fs filesystem.Interface, cfg MergeConfig, bucket int, sources map[string][]string) (
+	_ *transforms.Partials, _ []transforms.TableStats, tables []OutputFile, factRuns []RunFile, err error) {
 	var closers []io.Closer
 	defer func() {
 		for _, c := range closers {
@@ -332,17 +360,17 @@ func (f *mergeBucketFn) merge(ctx context.Context, bucket int, sources map[strin
 		var its []smb.Iterator
 		for _, name := range sources[t] {
 			if isRunFile(name) {
-				rr, err := smb.OpenRun(ctx, f.fs, name)
+				rr, err := smb.OpenRun(ctx, fs, name)
 				if err != nil {
-					return mergeResult{err: err}
+					return nil, nil, nil, nil, err
 				}
 				closers = append(closers, rr)
 				its = append(its, rr)
 				continue
 			}
-			it, err := openTableFile(ctx, name, t, f.Format)
+			it, err := openTableFile(ctx, name, t, cfg.Format)
 			if err != nil {
-				return mergeResult{err: fmt.Errorf("reading the committed table file %s: %w", name, err)}
+				return nil, nil, nil, nil, fmt.Errorf("reading the committed table file %s: %w", name, err)
 			}
 			its = append(its, it)
 		}
@@ -350,12 +378,12 @@ func (f *mergeBucketFn) merge(ctx context.Context, bucket int, sources map[strin
 	}
 	ws := make([]*tableWriter, len(transforms.Tables))
 	for i, t := range transforms.Tables {
-		ws[i] = &tableWriter{fs: f.fs, format: f.Format,
-			name: files.Join(f.TablesDir, t, fmt.Sprintf("part-%05d-%s.%s", bucket, f.RunID, f.Format)),
+		ws[i] = &tableWriter{fs: fs, format: cfg.Format,
+			name: files.Join(cfg.TablesDir, t, fmt.Sprintf("part-%05d-%s.%s", bucket, cfg.RunID, cfg.Format)),
 			out:  OutputFile{Table: t, Bucket: bucket}}
 		closers = append(closers, ws[i])
 	}
-	fw := factWriter{fs: f.fs, dir: f.RunDir, bufs: make([]smb.Buffer, f.Buckets), limit: spillBytes() / (2 * runtime.GOMAXPROCS(0))}
+	fw := factWriter{fs: fs, dir: cfg.RunDir, bufs: make([]smb.Buffer, cfg.Buckets), limit: spillBytes() / (2 * runtime.GOMAXPROCS(0))}
 	partials, stats, err := transforms.DedupJoinSorted(streams[0], streams[1], streams[2], func(p transforms.Post) error {
 		if err := fw.add(ctx, p); err != nil {
 			return err
@@ -373,22 +401,21 @@ func (f *mergeBucketFn) merge(ctx context.Context, bucket int, sources map[strin
 		return err
 	})
 	if err != nil {
-		return mergeResult{err: fmt.Errorf("merging bucket %d: %w", bucket, err)}
+		return nil, nil, nil, nil, fmt.Errorf("merging bucket %d: %w", bucket, err)
 	}
 	facts, err := fw.spill(ctx)
 	if err != nil {
-		return mergeResult{err: err}
+		return nil, nil, nil, nil, err
 	}
-	res = mergeResult{partials: partials, stats: stats, facts: append(fw.runs, facts...)}
 	for _, w := range ws {
 		if err := w.finish(); err != nil {
-			return mergeResult{err: err}
+			return nil, nil, nil, nil, err
 		}
 		if w.out.Rows > 0 {
-			res.files = append(res.files, w.out)
+			tables = append(tables, w.out)
 		}
 	}
-	return res
+	return partials, stats, tables, append(fw.runs, facts...), nil
 }
 
 // factWriter buckets the facts a merge's posts state (transforms.PostFacts)
@@ -477,7 +504,10 @@ func (f *mergeFactsFn) ProcessElement(ctx context.Context, bucket int, iter func
 	for iter(&r) {
 		names = append(names, r.Path)
 	}
-	f.pool.Submit(func() mergeResult { return f.merge(ctx, names) }, f.emitter(partials))
+	f.pool.Submit(func() mergeResult {
+		p, err := MergeFacts(ctx, f.fs, names)
+		return mergeResult{partials: p, err: err}
+	}, f.emitter(partials))
 	return f.err
 }
 
@@ -496,12 +526,14 @@ func (f *mergeFactsFn) emitter(partials func(transforms.Partials)) func(mergeRes
 	}
 }
 
-func (f *mergeFactsFn) merge(ctx context.Context, names []string) mergeResult {
+// MergeFacts merges one bucket of fact runs and counts each distinct fact
+// once into partials (their histograms).
+func MergeFacts(ctx context.Context, fs filesystem.Interface, names []string) (*transforms.Partials, error) {
 	var its []smb.Iterator
 	for _, n := range names {
-		rr, err := smb.OpenRun(ctx, f.fs, n)
+		rr, err := smb.OpenRun(ctx, fs, n)
 		if err != nil {
-			return mergeResult{err: err}
+			return nil, err
 		}
 		defer rr.Close()
 		its = append(its, rr)
@@ -529,19 +561,19 @@ func (f *mergeFactsFn) merge(ctx context.Context, names []string) mergeResult {
 	for m.Next() {
 		if len(group) > 0 && m.Key() != key {
 			if err := flush(); err != nil {
-				return mergeResult{err: err}
+				return nil, err
 			}
 		}
 		key = m.Key()
 		group = append(group, bytes.Clone(m.Row()))
 	}
 	if err := m.Err(); err != nil {
-		return mergeResult{err: err}
+		return nil, err
 	}
 	if err := flush(); err != nil {
-		return mergeResult{err: err}
+		return nil, err
 	}
-	return mergeResult{partials: p}
+	return p, nil
 }
 
 func isRunFile(name string) bool { return bytes.HasSuffix([]byte(name), []byte(".s2")) }
