@@ -354,7 +354,7 @@ func (r *run) readSummary() error {
 	}
 	r.Counts = map[string]tableCounts{}
 	for t, st := range sum {
-		r.Counts[t] = tableCounts{Read: st.Read, Clean: st.Clean, Rows: st.Rows}
+		r.Counts[t] = tableCounts{Read: st.Read, Clean: st.Clean, Rows: st.Rows, Rejected: st.Rejected, RejectedBy: nonNil(st.RejectedBy)}
 	}
 	return nil
 }

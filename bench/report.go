@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -122,7 +123,7 @@ func (b *bench) otherRatios() []string {
 // checks compares what the engines produced: the clean rows and the rows
 // after deduplication per table, and the eight insights of the full jobs.
 func (b *bench) checks() (notes, warnings []string) {
-	for _, field := range []string{"read", "clean", "rows"} {
+	for _, field := range []string{"read", "clean", "rejected", "rows"} {
 		for _, t := range transforms.Tables {
 			vals := map[int64][]string{}
 			for _, r := range b.runs {
@@ -133,7 +134,7 @@ func (b *bench) checks() (notes, warnings []string) {
 				if !ok {
 					continue
 				}
-				v := map[string]int64{"read": c.Read, "clean": c.Clean, "rows": c.Rows}[field]
+				v := map[string]int64{"read": c.Read, "clean": c.Clean, "rejected": c.rejected(), "rows": c.Rows}[field]
 				if v == unknown {
 					continue
 				}
@@ -155,6 +156,7 @@ func (b *bench) checks() (notes, warnings []string) {
 			}
 		}
 	}
+	notes, warnings = b.checkReasons(notes, warnings)
 	if r := b.find("go-full"); r != nil && r.Counts["pin"].Read >= 0 {
 		var read int64
 		for _, t := range transforms.Tables {
@@ -493,7 +495,49 @@ func (b *bench) report() report {
 	return report{txt.String(), md.String()}
 }
 
-var countLabel = map[string]string{"read": "records read", "clean": "clean rows", "rows": "rows after dedup"}
+var countLabel = map[string]string{"read": "records read", "clean": "clean rows", "rejected": "rejected lines", "rows": "rows after dedup"}
+
+// checkReasons compares the rejects by reason per table between the engines
+// that count them by reason (DuckDB and the pinpipe batch job).
+func (b *bench) checkReasons(notes, warnings []string) ([]string, []string) {
+	for _, t := range transforms.Tables {
+		var ref *run
+		same := 0
+		for _, r := range b.runs {
+			if r.Err != nil || r.Counts[t].RejectedBy == nil {
+				continue
+			}
+			if ref == nil {
+				ref = r
+				same = 1
+				continue
+			}
+			if a, c := reasonsText(ref.Counts[t].RejectedBy), reasonsText(r.Counts[t].RejectedBy); a != c {
+				warnings = append(warnings, fmt.Sprintf("WARNING: %s: rejects by reason differ: %s in %s, %s in %s", t, a, ref.name, c, r.name))
+				continue
+			}
+			same++
+		}
+		if ref != nil {
+			notes = append(notes, fmt.Sprintf("%s: rejects by reason %s, the same in %d engines", t, reasonsText(ref.Counts[t].RejectedBy), same))
+		}
+	}
+	return notes, warnings
+}
+
+// reasonsText is rejects by reason as "none" or "invalid JSON 3, null key 1".
+func reasonsText(m map[string]int64) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if m[k] != 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
 
 func runsText() string {
 	if *repeat <= 1 {
