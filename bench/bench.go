@@ -52,12 +52,12 @@ func pinpipeCmd(runner string) func(b *bench, out, res string) []string {
 
 var allEngines = []engine{
 	{name: "go-clean", step: "clean", desc: "plain Go, transforms.Clean*Record on a goroutine per core, rows counted", cmd: selfCmd("go-clean")},
-	{name: "duckdb-clean", step: "clean", desc: "DuckDB, read_json + cleaning SQL into in-memory tables", cmd: selfCmd("duckdb-clean")},
+	{name: "duckdb-clean", step: "clean", desc: "DuckDB: read_csv lines + json_transform, the contract's rejects counted by reason, cleaning SQL into in-memory tables", cmd: selfCmd("duckdb-clean")},
 	{name: "beam-clean-prism", step: "clean", desc: "Beam on prism: files.ReadLines + transforms.Clean* + counting sink", cmd: selfCmd("beam-clean", "--runner=prism")},
 	{name: "beam-cleanfiles-prism", step: "clean", desc: "Beam on prism: files.MatchFiles + transforms.CleanFiles (the batch job's clean step) + counting sink", cmd: selfCmd("beam-cleanfiles", "--runner=prism")},
 	{name: "beam-clean-direct", step: "clean", desc: "Beam on direct: files.ReadLines + transforms.Clean* + counting sink", cmd: selfCmd("beam-clean", "--runner=direct"), optional: true},
 	{name: "go-full", step: "full", desc: "plain Go: clean, transforms.DedupJoinBatch per shard, Partials, write tables + insights", cmd: selfCmd("go-full")},
-	{name: "duckdb-full", step: "full", desc: "DuckDB: clean, DISTINCT ON (ind), COPY tables, eight insight queries", cmd: selfCmd("duckdb-full")},
+	{name: "duckdb-full", step: "full", desc: "DuckDB: clean (rejects counted), dead letters, the smallest row per ind, COPY tables, eight insight queries", cmd: selfCmd("duckdb-full")},
 	{name: "beam-prism", step: "full", desc: "pinpipe batch --runner=prism (the built binary)", cmd: pinpipeCmd("prism"), pinpipe: true},
 	{name: "beam-direct", step: "full", desc: "pinpipe batch --runner=direct (the built binary)", cmd: pinpipeCmd("direct"), pinpipe: true},
 }

@@ -108,7 +108,7 @@ func duckSource(in, table string, fields []string) (string, error) {
 		strings.Join(globs, ", "), table, table)
 	// A blank line is not a record; a line that is only \x02 (nullstr) reads
 	// as null and is rejected below.
-	lines := `SELECT line, rest FROM ` + read + ` WHERE rest IS NOT NULL OR line IS NULL OR trim(line, ' ' || chr(9) || chr(13)) <> ''`
+	lines := `SELECT line, rest FROM ` + read + ` WHERE rest IS NOT NULL OR line IS NULL OR trim(line, ' ' || chr(9) || chr(11) || chr(12) || chr(13)) <> ''`
 	parsed := fmt.Sprintf(`SELECT line, rest, CASE WHEN rest IS NULL AND line IS NOT NULL THEN try(json_transform(line, '{%s}')) END AS r FROM (%s)`,
 		strings.Join(types, ", "), lines)
 	keyed := fmt.Sprintf(`SELECT *, r[%s] AS k, key_int(k) AS rkey FROM (%s)`, sqlString(key), parsed)

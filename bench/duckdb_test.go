@@ -54,6 +54,7 @@ var edgeLines = []string{
 	`  `,                       // blank lines: not records
 	"",                         //
 	"\t\r",                     //
+	"\v\f ",                    //
 	"{\"KEY\": 7540}\r",        // a CRLF line ending
 	`  {"KEY": 7541, "title": "é \u00e9 \"q\""}  `,
 }
@@ -74,6 +75,14 @@ func writeTinyInput(t *testing.T, dir string) {
 	}
 	if st.Malformed["pin"] == 0 || st.Duplicates == 0 {
 		t.Fatalf("the generator wrote no malformed lines or duplicates: %+v", st)
+	}
+	// And gzipped objects in other partitions.
+	o.Posts, o.FirstInd, o.FirstPartition, o.Gzip = 150, 5000, 5, true
+	if _, err := generate.Write(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if gz, _ := filepath.Glob(filepath.Join(dir, "topics", "pinpipe.geo", "partition=*", "*.json.gz")); len(gz) == 0 {
+		t.Fatal("no gzipped input")
 	}
 	for _, table := range transforms.Tables {
 		key := "ind"

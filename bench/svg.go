@@ -140,12 +140,14 @@ func drawChart(b *strings.Builder, c chart, x0 int, color func(string) string) {
 
 	fmt.Fprintf(b, `<text x="%.1f" y="22" font-size="15" font-weight="bold" text-anchor="middle">%s</text>`+"\n", left+pw/2, esc(c.title))
 	// Grid and ticks.
-	for v := 0.0; v <= ytop+ystep/2; v += ystep {
+	for i := 0; float64(i)*ystep <= ytop+ystep/2; i++ {
+		v := float64(i) * ystep
 		y := py(v)
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", left, y, left+pw, y)
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="end">%s</text>`+"\n", left-6, y+4, esc(axisLabel(v, false)))
 	}
-	for v := 0.0; v <= xtop+xstep/2; v += xstep {
+	for i := 0; float64(i)*xstep <= xtop+xstep/2; i++ {
+		v := float64(i) * xstep
 		x := px(v)
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#333"/>`+"\n", x, top+ph, x, top+ph+5)
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", x, top+ph+19, esc(axisLabel(v, true)))
