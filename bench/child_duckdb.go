@@ -41,16 +41,13 @@ var duckSetup = []string{
 	// An integer from a JSON number or a numeric string; "12.5" is not one
 	// (a bare cast would round it).
 	`CREATE MACRO to_int(x) AS CASE WHEN TRY_CAST(x AS DOUBLE) = TRY_CAST(x AS BIGINT) THEN TRY_CAST(x AS BIGINT) END`,
-	// A record's key as the contract reads it, from its raw JSON value k: a
-	// JSON number or a string holding one (JSON's number syntax, surrounding
-	// spaces allowed) whose value is a whole number in BIGINT's range
-	// ("7528", 7528.0, 7.528e3); null for anything else (7528.5, "abc",
-	// "007", true, objects, arrays).
-	`CREATE MACRO key_int(k) AS CASE
-		WHEN left(k::VARCHAR, 1) = '"' THEN to_int(regexp_extract(k->>'$',
-			'^\s*(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*$', 1))
-		WHEN left(k::VARCHAR, 1) IN ('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9') THEN to_int(k::VARCHAR)
-		END`,
+	// A record's key as the contract reads it, from its value as text k (a
+	// JSON number's literal, a string's contents, true, an object's JSON):
+	// JSON's number syntax, surrounding spaces allowed, whose value is a
+	// whole number in BIGINT's range ("7528", 7528.0, 7.528e3); null for
+	// anything else (7528.5, "abc", "007", true, objects, arrays). A JSON
+	// number always has the syntax, so the one check serves both.
+	`CREATE MACRO key_int(k) AS to_int(regexp_extract(k, '^\s*(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*$', 1))`,
 	// "YYYY-MM-DD HH:MM:SS" (UTC) or RFC 3339, as a UTC timestamp.
 	`CREATE MACRO to_ts(x) AS TRY_CAST(x AS TIMESTAMPTZ)::TIMESTAMP`,
 	// follower_count: digits as is; a number with a k, M or B suffix times
@@ -94,9 +91,9 @@ func duckSource(in, table string, fields []string) (string, error) {
 		return "", fmt.Errorf("no %s input files under %s", table, in)
 	}
 	key := fields[0]
-	// The struct json_transform reads each line into: the key as raw JSON,
-	// the other fields as text (a number becomes its digits).
-	types := []string{sqlQuoteJSON(key) + `: "JSON"`}
+	// The struct json_transform reads each line into: every field as text
+	// (a string's contents, a number's digits, other values their JSON).
+	types := []string{sqlQuoteJSON(key) + `: "VARCHAR"`}
 	cols := []string{}
 	for _, f := range fields[1:] {
 		types = append(types, sqlQuoteJSON(f)+`: "VARCHAR"`)
@@ -106,26 +103,35 @@ func duckSource(in, table string, fields []string) (string, error) {
 		delim = chr(1), quote = '', escape = '', nullstr = chr(2), strict_mode = false, null_padding = true,
 		hive_partitioning = false, store_rejects = true, rejects_table = '%s_csv_rejects', rejects_scan = '%s_csv_scans')`,
 		strings.Join(globs, ", "), table, table)
+	// Each step is its own SELECT (DuckDB copies an expression where a
+	// lateral alias names it), and the common line, that starts with "{",
+	// takes no copy of its text (trim would make one).
+	//
 	// A blank line is not a record; a line that is only \x02 (nullstr) reads
 	// as null and is rejected below.
-	lines := `SELECT line, rest FROM ` + read + ` WHERE rest IS NOT NULL OR line IS NULL OR trim(line, ' ' || chr(9) || chr(11) || chr(12) || chr(13)) <> ''`
+	lines := `SELECT line, rest FROM ` + read + ` WHERE rest IS NOT NULL OR line IS NULL OR starts_with(line, '{')
+		OR trim(line, ' ' || chr(9) || chr(11) || chr(12) || chr(13)) <> ''`
 	parsed := fmt.Sprintf(`SELECT line, rest, CASE WHEN rest IS NULL AND line IS NOT NULL THEN try(json_transform(line, '{%s}')) END AS r FROM (%s)`,
 		strings.Join(types, ", "), lines)
-	keyed := fmt.Sprintf(`SELECT *, r[%s] AS k, key_int(k) AS rkey FROM (%s)`, sqlString(key), parsed)
+	// The key: a plain integer literal (the common case) cast once, anything
+	// else by key_int.
+	keyed := fmt.Sprintf(`SELECT line, rest, r, k, CASE WHEN kb::VARCHAR = k THEN kb ELSE key_int(k) END AS ikey
+		FROM (SELECT line, rest, r, k, TRY_CAST(k AS BIGINT) AS kb FROM (SELECT line, rest, r, r[%s] AS k FROM (%s)))`, sqlString(key), parsed)
 	// A valid JSON document is an object when it starts with "{"; json
 	// null transforms to a null struct like invalid JSON does.
 	reject := fmt.Sprintf(`CASE
 		WHEN r IS NULL AND trim(line, ' ' || chr(9) || chr(13)) = 'null' THEN '%s'
 		WHEN r IS NULL THEN '%s'
-		WHEN NOT starts_with(ltrim(line, ' ' || chr(9) || chr(13)), '{') THEN '%s'
+		WHEN NOT (starts_with(line, '{') OR starts_with(ltrim(line, ' ' || chr(9) || chr(13)), '{')) THEN '%s'
 		WHEN k IS NULL THEN CASE WHEN json_exists(line, '$.%s') THEN '%s' ELSE '%s' END
-		WHEN rkey IS NULL THEN '%s' END`,
+		WHEN ikey IS NULL THEN '%s' END`,
 		transforms.ReasonNotObject, transforms.ReasonInvalidJSON, transforms.ReasonNotObject, key, transforms.ReasonNullKey, transforms.ReasonMissingKey,
 		transforms.ReasonKeyNotInteger)
-	return fmt.Sprintf(`(SELECT %s AS reject,
+	classified := fmt.Sprintf(`SELECT %s AS reject, line, rest, r, ikey FROM (%s)`, reject, keyed)
+	return fmt.Sprintf(`(SELECT reject,
 		CASE WHEN reject IS NOT NULL THEN coalesce(line, chr(2)) || coalesce(chr(1) || rest, '') END AS payload,
-		CASE WHEN reject IS NULL THEN rkey END AS rkey,
-		%s FROM (%s))`, reject, strings.Join(cols, ", "), keyed), nil
+		CASE WHEN reject IS NULL THEN ikey END AS rkey,
+		%s FROM (%s))`, strings.Join(cols, ", "), classified), nil
 }
 
 func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
