@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestParsePosts(t *testing.T) {
@@ -54,5 +58,34 @@ func TestPostsFlag(t *testing.T) {
 		if got := thousands(n); got != want {
 			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// TestBestRun: of an engine's tries the report takes a successful one, then
+// a quiet one (other processes under busyCores), then the fastest; busy()
+// warns about a disturbed or loaded run.
+func TestBestRun(t *testing.T) {
+	e := engine{name: "x"}
+	fastBusy := &run{engine: e, Wall: 10 * time.Second, OtherCPU: 5 * time.Second, LoadBefore: "0.10"}
+	slowQuiet := &run{engine: e, Wall: 12 * time.Second, OtherCPU: time.Second, LoadBefore: "0.10"}
+	slowerQuiet := &run{engine: e, Wall: 13 * time.Second, LoadBefore: "0.10"}
+	failed := &run{engine: e, Wall: time.Second, Err: errors.New("boom")}
+	if got := bestRun([]*run{fastBusy, slowerQuiet, slowQuiet, failed}); got != slowQuiet {
+		t.Errorf("bestRun picked %+v, want the fastest quiet run", got)
+	}
+	if got := bestRun([]*run{failed, fastBusy}); got != fastBusy {
+		t.Errorf("bestRun picked %+v, want the successful run", got)
+	}
+	if !fastBusy.busy() || slowQuiet.busy() {
+		t.Errorf("busy: %.2f cores %v, %.2f cores %v", fastBusy.otherCores(), fastBusy.busy(), slowQuiet.otherCores(), slowQuiet.busy())
+	}
+	b := &bench{runs: []*run{slowQuiet}}
+	if w := b.busy(); w != "" {
+		t.Errorf("a quiet run warned: %s", w)
+	}
+	loaded := &run{engine: engine{name: "y"}, Wall: time.Second, LoadBefore: fmt.Sprintf("%.2f", quietLoad()+1)}
+	b.runs = append(b.runs, fastBusy, loaded)
+	if w := b.busy(); !strings.Contains(w, "x (0.50 cores)") || !strings.Contains(w, "at the start of y") {
+		t.Errorf("busy() = %q", w)
 	}
 }
