@@ -15,7 +15,7 @@ import (
 )
 
 // DuckDB doing the contract in SQL over the same S3-sink objects: every
-// line read as text (read_csv with one column and no quoting, so that DuckDB
+// line read as text (read_csv with \x01 as delimiter and no quoting, so that DuckDB
 // splits the files and reads them on every core), each line parsed once with
 // try(json_transform(...)), rejected by the contract's rules with the
 // contract's reasons (counted per table and reason, and written as dead
@@ -28,7 +28,9 @@ import (
 // as invalid JSON; a line that is not UTF-8, or longer than read_csv's
 // max_line_size (2 MB), is rejected by the CSV reader (as invalid JSON, with
 // the line as DuckDB shows it as payload), where transforms accepts invalid
-// UTF-8 inside strings; a repeated key keeps its first value, not the last;
+// UTF-8 inside strings; read_csv also ends a line at a lone \r, so a
+// malformed line with a raw \r inside becomes two lines; a repeated key
+// keeps its first value, not the last;
 // a non-key field that is a boolean, object or array becomes text, not null.
 // The generator writes none of these.
 
