@@ -22,10 +22,13 @@ run: build
 # Every test, with the real services they talk to: a throwaway PostgreSQL,
 # kinesalite and Chromium, installed from Debian's packages and npm when
 # missing and running as root (scripts/test-deps.sh says what to install
-# otherwise); then every fuzz target for 10 s (fuzz-short).
+# otherwise); then bench/'s own tests (a separate module, which ./... skips;
+# seconds, on tiny generated inputs, no services); then every fuzz target
+# for 10 s (fuzz-short).
 test:
 	scripts/test-deps.sh
 	PINPIPE_KINESALITE_DIR=$(CURDIR)/.cache/kinesalite scripts/with-postgres.sh $(GO) test -count=1 -timeout=30m ./...
+	cd bench && $(GO) test -mod=mod -count=1 -timeout=10m ./...
 	$(MAKE) fuzz-short
 
 test-short:
@@ -75,8 +78,12 @@ bench: bench-batch bench-gateway bench-streaming
 bench-bin:
 	cd bench && $(GO) build -mod=mod -o work/bench .
 
+# The batch job against DuckDB and plain Go at three sizes, into
+# bench/RESULTS.md and bench/RESULTS.svg. Needs about 20 GB free under
+# bench/work: the inputs (0.7 + 2 + 6.6 GB, generated once and reused) and
+# about as much again of the full jobs' outputs.
 bench-batch: bench-bin
-	cd bench && ./work/bench -posts=1000000
+	cd bench && ./work/bench -posts=1000000,3000000,10000000
 
 bench-gateway: bench-bin
 	cd bench && ./work/bench gateway -repeat=3 -out=GATEWAY.md

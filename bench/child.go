@@ -21,6 +21,25 @@ type tableCounts struct {
 	Read  int64 `json:"read"`
 	Clean int64 `json:"clean"`
 	Rows  int64 `json:"rows"`
+	// Rejected are the lines rejected (dead letters), RejectedBy the same
+	// by reason (transforms.Reason*), for an engine that counts them by
+	// reason; with RejectedBy nil the engine did not count them itself (see
+	// rejected).
+	Rejected   int64            `json:"rejected"`
+	RejectedBy map[string]int64 `json:"rejected_by"`
+}
+
+// rejected is the table's rejected lines: as the engine counted them, else
+// read minus clean (every line read becomes a row or a reject), else
+// unknown.
+func (c tableCounts) rejected() int64 {
+	switch {
+	case c.RejectedBy != nil:
+		return c.Rejected
+	case c.Read != unknown && c.Clean != unknown:
+		return c.Read - c.Clean
+	}
+	return unknown
 }
 
 // childResult is what a child reports to the parent.
@@ -150,4 +169,13 @@ func writeHeapProfile(name string) error {
 	defer f.Close()
 	runtime.GC()
 	return pprof.Lookup("allocs").WriteTo(f, 0)
+}
+
+// nonNil returns m, or an empty map when m is nil: a summary without rejects
+// still counted them.
+func nonNil(m map[string]int64) map[string]int64 {
+	if m == nil {
+		return map[string]int64{}
+	}
+	return m
 }

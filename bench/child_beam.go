@@ -135,7 +135,7 @@ func beamFull(ctx context.Context, in, out string) (childResult, error) {
 	tm.done("pipeline")
 	res := childResult{Tables: map[string]tableCounts{}, Phases: tm.phases}
 	for t, st := range sum {
-		res.Tables[t] = tableCounts{Read: st.Read, Clean: st.Clean, Rows: st.Rows}
+		res.Tables[t] = tableCounts{Read: st.Read, Clean: st.Clean, Rows: st.Rows, Rejected: st.Rejected, RejectedBy: nonNil(st.RejectedBy)}
 	}
 	return res, nil
 }
