@@ -56,7 +56,7 @@ func (b *bench) targets() []target {
 	var ts []target
 	cleans := []struct{ engine, what string }{
 		{"beam-clean-prism", "Beam clean-only (prism; ReadLines + Clean*)"},
-		{"beam-cleanfiles-prism", "Beam clean-only (prism; CleanFiles, the batch job's clean)"},
+		{"beam-cleanfiles-prism", "Beam clean-only (prism; CleanToRuns, the batch job's clean)"},
 	}
 	for _, base := range []struct {
 		engine, what string
@@ -115,7 +115,7 @@ func (b *bench) otherRatios() []string {
 			label, x.CPU.Seconds()/y.CPU.Seconds(), num, den))
 	}
 	cpu("Beam clean-only (prism; ReadLines + Clean*) vs DuckDB clean, CPU", "beam-clean-prism", "duckdb-clean")
-	cpu("Beam clean-only (prism; CleanFiles) vs DuckDB clean, CPU", "beam-cleanfiles-prism", "duckdb-clean")
+	cpu("Beam clean-only (prism; CleanToRuns) vs DuckDB clean, CPU", "beam-cleanfiles-prism", "duckdb-clean")
 	cpu("Beam full (prism) vs DuckDB full, CPU", "beam-prism", "duckdb-full")
 	pair("plain Go clean vs DuckDB clean", "go-clean", "duckdb-clean", false)
 	pair("Beam full (direct) vs DuckDB full", "beam-direct", "duckdb-full", true)
