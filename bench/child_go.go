@@ -303,7 +303,7 @@ func goFull(in, out string) (childResult, error) {
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			m := &merged[b]
-			m.partials, m.stats, _, m.facts, m.err = batch.MergeBucket(ctx, fs, cfg, b, sources[b])
+			m.partials, m.stats, _, m.facts, m.err = batch.MergeBucket(ctx, fs, fs, cfg, b, sources[b])
 		}()
 	}
 	wg.Wait()

@@ -59,3 +59,25 @@ func PrismJobServer(t testing.TB) string {
 	})
 	return endpoint
 }
+
+// ProcessEnvironment builds Beam's Go boot program (sdks/go/container) and
+// a wrapper for it, and returns the --environment_config that makes a
+// portable runner start SDK workers with it (--environment_type=PROCESS):
+// the boot program fetches the staged job binary and runs it in its own
+// process, as Flink's and Dataflow's workers do. The wrapper strips the
+// single quotes prism puts around the worker id, which the boot program
+// otherwise rejects.
+func ProcessEnvironment(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	boot := filepath.Join(dir, "boot")
+	if out, err := exec.Command("go", "build", "-o", boot, "github.com/apache/beam/sdks/v2/go/container").CombinedOutput(); err != nil {
+		t.Fatalf("building Beam's boot program: %v\n%s", err, out)
+	}
+	wrapper := filepath.Join(dir, "boot-wrapper")
+	script := "#!/bin/sh\nid=$(printf '%s' \"$1\" | tr -d \"'\")\nshift\nexec " + boot + " \"$id\" \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf(`{"command":%q}`, wrapper)
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/pinpipe/pinpipe/internal/testenv"
+	"github.com/pinpipe/pinpipe/io/files"
 )
 
 // TestS3 runs the batch job from and to S3 through Beam's S3 filesystem,
@@ -89,6 +90,47 @@ func TestUniversalRunnerOnPrismJobServer(t *testing.T) {
 		t.Fatalf("batch on the prism job server: %v", err)
 	}
 	compareGolden(t, snapshot(t, out))
+}
+
+// TestProcessWorkersOnJobServer submits the job to a standalone prism job
+// server whose SDK workers are started as Flink and Dataflow start them
+// (--environment_type=PROCESS, Beam's Go boot program fetching the staged
+// pinpipe binary and running it in its own process), with the run files
+// under an S3 --temp_location (gofakes3): nothing may rely on the
+// launcher's memory or disk.
+func TestProcessWorkersOnJobServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds prism, Beam's boot program and pinpipe")
+	}
+	srv := httptest.NewServer(gofakes3.New(s3mem.New(), gofakes3.WithAutoBucket(true)).Server())
+	defer srv.Close()
+	// Set before the job server starts: its worker processes inherit them.
+	t.Setenv("AWS_ENDPOINT_URL_S3", srv.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_REGION", "us-east-1")
+	endpoint := testenv.PrismJobServer(t)
+	env := testenv.ProcessEnvironment(t)
+	input, err := filepath.Abs(sampleDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.SetFlags(t, "runner", "universal", "endpoint", endpoint, "environment_type", "PROCESS",
+		"environment_config", env, "worker_binary", testenv.Pinpipe(t), "temp_location", "s3://lake/tmp")
+	out := t.TempDir()
+	ctx, stop := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer stop()
+	if _, err := Run(ctx, Options{Input: input, TopicPrefix: "pinpipe", Output: out, Format: FormatParquet}); err != nil {
+		t.Fatalf("batch with PROCESS workers: %v", err)
+	}
+	compareGolden(t, snapshot(t, out))
+	left, err := files.Expand(ctx, "s3://lake/tmp/*/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("the run left %d temp files in s3://lake/tmp, e.g. %s", len(left), left[0])
+	}
 }
 
 // TestDataflowDryRun translates the job for Dataflow offline, over the

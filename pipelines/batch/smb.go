@@ -258,9 +258,9 @@ type mergeBucketFn struct {
 	// Previous are the committed table files to merge into.
 	Previous []OutputFile
 
-	fs   filesystem.Interface
-	pool parallel.Ordered[mergeResult]
-	err  error
+	fs, runsFS filesystem.Interface
+	pool       parallel.Ordered[mergeResult]
+	err        error
 }
 
 // MergeConfig says where a bucket merge writes.
@@ -282,14 +282,22 @@ type mergeResult struct {
 }
 
 func (f *mergeBucketFn) Setup(ctx context.Context) error {
+	// The tables and the runs may be on different filesystems (a local
+	// output, runs under an s3:// temp location).
 	fs, err := filesystem.New(ctx, f.Config.TablesDir)
+	if err != nil {
+		return err
+	}
 	f.fs = fs
+	f.runsFS, err = filesystem.New(ctx, f.Config.RunDir)
 	return err
 }
 
 func (f *mergeBucketFn) Teardown() {
-	if f.fs != nil {
-		f.fs.Close()
+	for _, fs := range []filesystem.Interface{f.fs, f.runsFS} {
+		if fs != nil {
+			fs.Close()
+		}
 	}
 }
 
@@ -313,7 +321,7 @@ func (f *mergeBucketFn) ProcessElement(ctx context.Context, bucket int, iter fun
 	}
 	f.pool.Submit(func() mergeResult {
 		var r mergeResult
-		r.partials, r.stats, r.files, r.facts, r.err = MergeBucket(ctx, f.fs, f.Config, bucket, runs)
+		r.partials, r.stats, r.files, r.facts, r.err = MergeBucket(ctx, f.fs, f.runsFS, f.Config, bucket, runs)
 		return r
 	}, f.emitter(partials, stats, out, facts))
 	return f.err
@@ -345,9 +353,10 @@ func (f *mergeBucketFn) emitter(partials func(transforms.Partials), stats func(t
 
 // MergeBucket merges one bucket: sources are, per table, its run files and
 // committed bucket file (told apart by their names' ends). It writes the
-// bucket's table files and its facts' runs, and returns the bucket's
+// bucket's table files (on tablesFS) and its facts' runs (on runsFS, where
+// the input runs are too), and returns the bucket's
 // partials (counts), stats, table files and fact runs.
-func MergeBucket(ctx context.Context, fs filesystem.Interface, cfg MergeConfig, bucket int, sources map[string][]string) (
+func MergeBucket(ctx context.Context, tablesFS, runsFS filesystem.Interface, cfg MergeConfig, bucket int, sources map[string][]string) (
 	_ *transforms.Partials, _ []transforms.TableStats, tables []OutputFile, factRuns []RunFile, err error) {
 	var closers []io.Closer
 	defer func() {
@@ -360,7 +369,7 @@ func MergeBucket(ctx context.Context, fs filesystem.Interface, cfg MergeConfig, 
 		var its []smb.Iterator
 		for _, name := range sources[t] {
 			if isRunFile(name) {
-				rr, err := smb.OpenRun(ctx, fs, name)
+				rr, err := smb.OpenRun(ctx, runsFS, name)
 				if err != nil {
 					return nil, nil, nil, nil, err
 				}
@@ -378,12 +387,12 @@ func MergeBucket(ctx context.Context, fs filesystem.Interface, cfg MergeConfig, 
 	}
 	ws := make([]*tableWriter, len(transforms.Tables))
 	for i, t := range transforms.Tables {
-		ws[i] = &tableWriter{fs: fs, format: cfg.Format,
+		ws[i] = &tableWriter{fs: tablesFS, format: cfg.Format,
 			name: files.Join(cfg.TablesDir, t, fmt.Sprintf("part-%05d-%s.%s", bucket, cfg.RunID, cfg.Format)),
 			out:  OutputFile{Table: t, Bucket: bucket}}
 		closers = append(closers, ws[i])
 	}
-	fw := factWriter{fs: fs, dir: cfg.RunDir, bufs: make([]smb.Buffer, cfg.Buckets), limit: spillBytes() / (2 * runtime.GOMAXPROCS(0))}
+	fw := factWriter{fs: runsFS, dir: cfg.RunDir, bufs: make([]smb.Buffer, cfg.Buckets), limit: spillBytes() / (2 * runtime.GOMAXPROCS(0))}
 	partials, stats, err := transforms.DedupJoinSorted(streams[0], streams[1], streams[2], func(p transforms.Post) error {
 		if err := fw.add(ctx, p); err != nil {
 			return err
