@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -18,11 +20,39 @@ import (
 // the test failed.
 func PrismJobServer(t testing.TB) string {
 	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "prism")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/apache/beam/sdks/v2/go/cmd/prism").CombinedOutput(); err != nil {
-		t.Fatalf("building prism: %v\n%s", err, out)
+	return StartPrismJobServer(t, nil).Endpoint
+}
+
+// prismBin is Beam's prism, built once per test binary.
+var prismBin struct {
+	once sync.Once
+	dir  string
+	err  error
+	out  []byte
+}
+
+// JobServer is a standalone prism job server started by the test.
+type JobServer struct {
+	Endpoint string
+	cmd      *exec.Cmd
+	cancel   context.CancelFunc
+}
+
+// StartPrismJobServer starts prism as a job server with env added to its
+// environment (its SDK workers inherit it), in a process group of its own,
+// so that KillGroup kills it and every worker it started.
+func StartPrismJobServer(t testing.TB, env []string) *JobServer {
+	t.Helper()
+	prismBin.once.Do(func() {
+		prismBin.dir, prismBin.err = os.MkdirTemp("", "prism-test")
+		if prismBin.err == nil {
+			prismBin.out, prismBin.err = exec.Command("go", "build", "-o", filepath.Join(prismBin.dir, "prism"), "github.com/apache/beam/sdks/v2/go/cmd/prism").CombinedOutput()
+		}
+	})
+	if prismBin.err != nil {
+		t.Fatalf("building prism: %v\n%s", prismBin.err, prismBin.out)
 	}
+	dir := t.TempDir()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -34,30 +64,41 @@ func PrismJobServer(t testing.TB) string {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, fmt.Sprintf("--job_port=%d", port), "--serve_http=false")
+	cmd := exec.CommandContext(ctx, filepath.Join(prismBin.dir, "prism"), fmt.Sprintf("--job_port=%d", port), "--serve_http=false")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		cancel()
 		t.Fatal(err)
 	}
+	js := &JobServer{Endpoint: fmt.Sprintf("localhost:%d", port), cmd: cmd, cancel: cancel}
 	t.Cleanup(func() {
-		cancel()
-		cmd.Wait()
+		js.KillGroup()
 		logFile.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logFile.Name())
 			t.Logf("prism job server log:\n%.20000s", b)
 		}
 	})
-	endpoint := fmt.Sprintf("localhost:%d", port)
 	WaitFor(t, 30*time.Second, "the prism job server to listen", func() bool {
-		c, err := net.Dial("tcp", endpoint)
+		c, err := net.Dial("tcp", js.Endpoint)
 		if err == nil {
 			c.Close()
 		}
 		return err == nil
 	})
-	return endpoint
+	return js
+}
+
+// KillGroup kills the job server and every process of its group (its SDK
+// workers) with SIGKILL, and waits for the server.
+func (js *JobServer) KillGroup() {
+	if js.cmd.Process != nil {
+		syscall.Kill(-js.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	js.cancel()
+	js.cmd.Wait()
 }
 
 // ProcessEnvironment builds Beam's Go boot program (sdks/go/container) and

@@ -39,10 +39,13 @@ func Pinpipe(t testing.TB) string {
 	return filepath.Join(bin.dir, "pinpipe")
 }
 
-// RemoveBuilds removes what Pinpipe built.
+// RemoveBuilds removes what Pinpipe and StartPrismJobServer built.
 func RemoveBuilds() {
 	if bin.dir != "" {
 		os.RemoveAll(bin.dir)
+	}
+	if prismBin.dir != "" {
+		os.RemoveAll(prismBin.dir)
 	}
 }
 

@@ -223,3 +223,90 @@ func TestSecondRunRefuses(t *testing.T) {
 	compareGolden(t, snapshot(t, out))
 	checkNoLeftovers(t, out)
 }
+
+// TestKilledOnJobServer runs the job on a prism job server whose workers
+// are separate processes started by Beam's boot program (as on Flink), and
+// kills the launcher, the job server and the workers' process group
+// together with SIGKILL: once when a worker has half written a bucket file,
+// and once after a delay. The previous commit must stay whole, and a new job
+// server and launcher must finish with exactly one uninterrupted run's
+// result, so no part of the guarantee lives in one process.
+func TestKilledOnJobServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds prism, Beam's boot program and pinpipe")
+	}
+	bin := testenv.Pinpipe(t)
+	env := testenv.ProcessEnvironment(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	day1, both := filepath.Join(root, "day1"), filepath.Join(root, "both")
+	gen := func(out string, first int64, posts, partition int, seed uint64) {
+		o := generate.Defaults()
+		o.Out, o.Posts, o.FirstInd, o.FirstPartition, o.Seed, o.FlushSize, o.MalformedRate = out, posts, first, partition, seed, 300, 0.01
+		if _, err := generate.Write(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gen(day1, 0, 2500, 0, 1)
+	gen(both, 0, 2500, 0, 1)
+	gen(both, 2000, 2500, 3, 2)
+
+	// run starts a job server (its workers' environment extended by
+	// workerEnv) and a launcher, and returns both.
+	run := func(input, output string, workerEnv ...string) (*testenv.JobServer, *testenv.Proc) {
+		js := testenv.StartPrismJobServer(t, workerEnv)
+		p := testenv.Start(t, bin, nil, "batch", "--input="+input, "--output="+output, "--format=parquet", "--shards=2", "--incremental",
+			"--runner=universal", "--endpoint="+js.Endpoint, "--environment_type=PROCESS", "--environment_config="+env, "--worker_binary="+bin)
+		return js, p
+	}
+	finish := func(input, output string) {
+		t.Helper()
+		js, p := run(input, output)
+		testenv.WaitFor(t, 4*time.Minute, "the launcher to end", func() bool { done, _ := p.Exited(); return done })
+		if _, err := p.Exited(); err != nil {
+			t.Fatalf("batch on the job server: %v\n%s", err, p.Stderr())
+		}
+		js.KillGroup()
+	}
+	want1, want2 := filepath.Join(root, "want1"), filepath.Join(root, "want2")
+	finish(day1, want1)
+	finish(day1, want2)
+	finish(both, want2)
+	before, after := committedSnapshot(t, want1), committedSnapshot(t, want2)
+
+	for i, k := range []struct {
+		what  string
+		env   []string
+		delay time.Duration
+	}{
+		{what: "a worker killed mid-write", env: []string{crashEnv + "=" + crashTableWrite}},
+		{what: "all killed after 2s", delay: 2 * time.Second},
+	} {
+		out := filepath.Join(root, fmt.Sprintf("out%d", i))
+		finish(day1, out)
+		js, p := run(both, out, k.env...)
+		if k.delay > 0 {
+			time.Sleep(k.delay)
+		} else {
+			// The worker killed itself; the job fails and the launcher ends.
+			testenv.WaitFor(t, 4*time.Minute, "the launcher to see the worker die", func() bool { done, _ := p.Exited(); return done })
+			if _, err := p.Exited(); err == nil {
+				t.Fatalf("%s: the run succeeded", k.what)
+			}
+		}
+		p.Kill()
+		js.KillGroup()
+		got := committedSnapshot(t, out)
+		if diff := cmp.Diff(before, got); diff != "" && cmp.Diff(after, got) != "" {
+			t.Errorf("%s: the commit is neither the previous output nor the new one (-previous +now):\n%.2000s", k.what, diff)
+		}
+		if k.delay == 0 && cmp.Diff(before, got) != "" {
+			t.Errorf("%s: a run that failed mid-write changed the commit", k.what)
+		}
+		finish(both, out)
+		if diff := cmp.Diff(after, committedSnapshot(t, out)); diff != "" {
+			t.Errorf("%s: the run after the kill differs from one uninterrupted run (-want +got):\n%.2000s", k.what, diff)
+		}
+		checkNoLeftovers(t, out)
+	}
+}
