@@ -5,7 +5,7 @@ DEMO      := out/demo
 POSTS     ?= 5000
 RUNNER    ?= prism
 
-.PHONY: all build run test test-short fuzz fuzz-short lint bench bench-bin bench-batch bench-gateway bench-streaming clean
+.PHONY: all build run test test-short fuzz fuzz-short lint bench bench-bin bench-batch bench-incremental bench-gateway bench-streaming clean
 
 all: build
 
@@ -73,7 +73,7 @@ lint:
 # Benchmarks (bench/, its own module), each writing its results file:
 # the batch job against DuckDB and plain Go (RESULTS.md), the gateway and
 # the S3 sink (GATEWAY.md), the streaming job's latency (STREAMING.md).
-bench: bench-batch bench-gateway bench-streaming
+bench: bench-batch bench-incremental bench-gateway bench-streaming
 
 bench-bin:
 	cd bench && $(GO) build -mod=mod -o work/bench .
@@ -84,6 +84,11 @@ bench-bin:
 # about as much again of the full jobs' outputs.
 bench-batch: bench-bin
 	cd bench && ./work/bench -posts=1000000,3000000,10000000
+
+# Incremental runs over data growing day by day: peak RSS must stay flat
+# while the tables grow (INCREMENTAL.md).
+bench-incremental: bench-bin
+	cd bench && ./work/bench incremental -days=6 -posts-per-day=200000 -out=INCREMENTAL.md
 
 bench-gateway: bench-bin
 	cd bench && ./work/bench gateway -repeat=3 -out=GATEWAY.md
