@@ -20,13 +20,6 @@ func (e *RejectError) Error() string { return "rejected: " + e.Reason }
 // the table's raw field list (PinFields, GeoFields, UserFields).
 type Unparsable uint32
 
-// Raw field lists, in the source database's column order.
-var (
-	PinFields  = []string{"index", "unique_id", "title", "description", "poster_name", "follower_count", "tag_list", "is_image_or_video", "image_src", "downloaded", "save_location", "category"}
-	GeoFields  = []string{"ind", "timestamp", "latitude", "longitude", "country"}
-	UserFields = []string{"ind", "first_name", "last_name", "age", "date_joined"}
-)
-
 // Sentinels the source system writes instead of a value.
 const (
 	noTitle       = "No Title Data Available"

@@ -230,14 +230,4 @@ func DedupJoinSorted(pins, geos, users SortedRows, emit func(Post) error) (*Part
 	return partials, stats, nil
 }
 
-func fieldsOf(table string) []string {
-	switch table {
-	case TablePin:
-		return PinFields
-	case TableGeo:
-		return GeoFields
-	case TableUser:
-		return UserFields
-	}
-	panic("transforms: unknown table " + table)
-}
+func fieldsOf(table string) []string { return SchemaOf(table).RawFields }

@@ -58,18 +58,27 @@ type table struct {
 	columns []column
 }
 
+// sqlTypes maps the clean tables' column types to PostgreSQL's.
+var sqlTypes = map[transforms.ColumnType]string{
+	transforms.Int64:       "bigint",
+	transforms.Text:        "text",
+	transforms.Float64List: "double precision[]",
+	transforms.Timestamp:   "timestamp with time zone",
+}
+
+// warehouseTable is the warehouse table of a clean table's schema.
+func warehouseTable(name string, s transforms.Schema) table {
+	t := table{name: name, source: s.Table}
+	for _, c := range s.Columns {
+		t.columns = append(t.columns, column{c.Name, sqlTypes[c.Type]})
+	}
+	return t
+}
+
 var (
-	pinTable = table{PinTable, transforms.TablePin, []column{
-		{"ind", "bigint"}, {"unique_id", "text"}, {"title", "text"}, {"description", "text"},
-		{"follower_count", "bigint"}, {"poster_name", "text"}, {"tag_list", "text"},
-		{"is_image_or_video", "text"}, {"image_src", "text"}, {"save_location", "text"}, {"category", "text"},
-	}}
-	geoTable = table{GeoTable, transforms.TableGeo, []column{
-		{"ind", "bigint"}, {"country", "text"}, {"coordinates", "double precision[]"}, {"timestamp", "timestamp with time zone"},
-	}}
-	userTable = table{UserTable, transforms.TableUser, []column{
-		{"ind", "bigint"}, {"user_name", "text"}, {"age", "bigint"}, {"date_joined", "timestamp with time zone"},
-	}}
+	pinTable        = warehouseTable(PinTable, transforms.PinSchema)
+	geoTable        = warehouseTable(GeoTable, transforms.GeoSchema)
+	userTable       = warehouseTable(UserTable, transforms.UserSchema)
 	warehouseTables = []table{pinTable, geoTable, userTable}
 )
 

@@ -1,0 +1,99 @@
+package transforms
+
+import "fmt"
+
+// ColumnType is the type of a clean table's column, in the contract's terms;
+// each output (Parquet, JSON lines, PostgreSQL) maps it to its own.
+type ColumnType int
+
+// Column types.
+const (
+	Int64 ColumnType = iota + 1
+	Text
+	Float64List
+	Timestamp
+)
+
+// Column is one output column of a clean table.
+type Column struct {
+	Name     string
+	Type     ColumnType
+	Nullable bool
+}
+
+// Schema is the one description of a clean table: its name, the raw fields
+// its records have (in the source database's order) and its key among
+// them, and its output columns in the contract's order. The null counts,
+// the warehouse's DDL and the raw field lists are driven from it; the row
+// structs (Pin, Geo, User) carry the same columns in the same order, which
+// TestSchemasMatchRows checks against their JSON and Parquet tags.
+type Schema struct {
+	Table     string
+	RawFields []string
+	Key       string
+	Columns   []Column
+}
+
+var (
+	PinSchema = Schema{Table: TablePin, Key: "index",
+		RawFields: []string{"index", "unique_id", "title", "description", "poster_name", "follower_count", "tag_list", "is_image_or_video", "image_src", "downloaded", "save_location", "category"},
+		Columns: []Column{{"ind", Int64, false}, {"unique_id", Text, true}, {"title", Text, true}, {"description", Text, true},
+			{"follower_count", Int64, true}, {"poster_name", Text, true}, {"tag_list", Text, true}, {"is_image_or_video", Text, true},
+			{"image_src", Text, true}, {"save_location", Text, true}, {"category", Text, true}}}
+	GeoSchema = Schema{Table: TableGeo, Key: "ind",
+		RawFields: []string{"ind", "timestamp", "latitude", "longitude", "country"},
+		Columns:   []Column{{"ind", Int64, false}, {"country", Text, true}, {"coordinates", Float64List, true}, {"timestamp", Timestamp, true}}}
+	UserSchema = Schema{Table: TableUser, Key: "ind",
+		RawFields: []string{"ind", "first_name", "last_name", "age", "date_joined"},
+		Columns:   []Column{{"ind", Int64, false}, {"user_name", Text, true}, {"age", Int64, true}, {"date_joined", Timestamp, true}}}
+	// Schemas are the three tables' schemas, in the canonical order.
+	Schemas = []Schema{PinSchema, GeoSchema, UserSchema}
+)
+
+// SchemaOf returns the named table's schema.
+func SchemaOf(table string) Schema {
+	for _, s := range Schemas {
+		if s.Table == table {
+			return s
+		}
+	}
+	panic(fmt.Sprintf("transforms: no table %q", table))
+}
+
+// Raw field lists, in the source database's column order.
+var (
+	PinFields  = PinSchema.RawFields
+	GeoFields  = GeoSchema.RawFields
+	UserFields = UserSchema.RawFields
+)
+
+// nullsOf calls null(i) for each nullable column i of a row that is null.
+func (p *Pin) nulls(null func(int)) {
+	for i, isNull := range [...]bool{false, p.UniqueID == nil, p.Title == nil, p.Description == nil, p.FollowerCount == nil,
+		p.PosterName == nil, p.TagList == nil, p.IsImageOrVideo == nil, p.ImageSrc == nil, p.SaveLocation == nil, p.Category == nil} {
+		if isNull {
+			null(i)
+		}
+	}
+}
+
+func (g *Geo) nulls(null func(int)) {
+	for i, isNull := range [...]bool{false, g.Country == nil, g.Coordinates == nil, g.Timestamp == nil} {
+		if isNull {
+			null(i)
+		}
+	}
+}
+
+func (u *User) nulls(null func(int)) {
+	for i, isNull := range [...]bool{false, u.UserName == nil, u.Age == nil, u.DateJoined == nil} {
+		if isNull {
+			null(i)
+		}
+	}
+}
+
+// countNulls adds a row's nulls to counts by column name.
+func countNulls(counts map[string]int64, s *Schema, row interface{ nulls(func(int)) }) {
+	row.nulls(func(i int) { counts[s.Columns[i].Name]++ })
+}
