@@ -71,4 +71,3 @@ func TestNewDeadLetterKeepsInvalidUTF8(t *testing.T) {
 		t.Errorf("valid UTF-8 payload got a base64 copy")
 	}
 }
-

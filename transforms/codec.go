@@ -190,4 +190,3 @@ func (d *decoder) done() error {
 	}
 	return d.err
 }
-
