@@ -136,10 +136,10 @@ func (s *checkpointStore) load(ctx context.Context, stream string) (map[string]s
 }
 
 // save records positions of stream's shards, in one transaction. A shard
-// once recorded closed stays closed. A sequence number never moves
-// backwards over an open shard's row unless force: only a job started from
-// its own checkpoints resumes where they say, and a re-read from an earlier
-// start (--start=earliest) takes the position over only once it passes it.
+// once recorded closed stays closed, and a recorded sequence number never
+// moves backwards: a re-read from an earlier start (ReadTrimHorizon over a
+// job's existing checkpoints) takes a position over only once it passes
+// it.
 func (s *checkpointStore) save(ctx context.Context, stream string, pos map[string]shardPosition) error {
 	if len(pos) == 0 {
 		return nil
@@ -252,5 +252,8 @@ func (l *Lease) Close() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), checkpointTimeout)
 	defer cancel()
+	// Unlocked before the session ends: a closed connection's backend
+	// lets go of its locks only as it exits, a moment later.
+	l.conn.Exec(ctx, "SELECT pg_advisory_unlock_all()")
 	l.conn.Close(ctx)
 }
