@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -181,6 +182,7 @@ func lockKey(parts ...string) int64 {
 // holds it; the locks go with the session, so a job that dies (even by
 // SIGKILL) frees them as soon as PostgreSQL sees its connection close.
 type Lease struct {
+	mu      sync.Mutex // Check and Close may come from different goroutines
 	conn    *pgx.Conn
 	job     string
 	streams []string
@@ -239,6 +241,11 @@ func (l *Lease) holder(ctx context.Context, key int64) string {
 func (l *Lease) Check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, checkpointTimeout)
 	defer cancel()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn == nil {
+		return fmt.Errorf("kinesisio: the lease of job %q was given up", l.job)
+	}
 	if err := l.conn.Ping(ctx); err != nil {
 		return fmt.Errorf("kinesisio: the lease of job %q: %w", l.job, err)
 	}
@@ -247,9 +254,15 @@ func (l *Lease) Check(ctx context.Context) error {
 
 // Close gives the lease up.
 func (l *Lease) Close() {
-	if l == nil || l.conn == nil {
+	if l == nil {
 		return
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn == nil {
+		return
+	}
+	defer func() { l.conn = nil }()
 	ctx, cancel := context.WithTimeout(context.Background(), checkpointTimeout)
 	defer cancel()
 	// Unlocked before the session ends: a closed connection's backend
