@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -121,13 +122,20 @@ func TestKinesisRestartFromCheckpoints(t *testing.T) {
 
 	second := testenv.Start(t, bin, env, args...)
 	// The same job name again: refused while the second run holds the lease.
+	testenv.WaitFor(t, 30*time.Second, "the second job's lease", func() bool {
+		var n int
+		err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1",
+			"pinpipe kinesis job=pinpipe-stream host=% pid="+strconv.Itoa(second.PID())).Scan(&n)
+		return err == nil && n == 1
+	})
 	third := testenv.Start(t, bin, env, args...)
 	testenv.WaitFor(t, 60*time.Second, "the third job to be refused", func() bool {
 		done, _ := third.Exited()
 		return done
 	})
-	if _, err := third.Exited(); err == nil || !strings.Contains(third.Stderr(), `job "pinpipe-stream" is already reading stream`) ||
-		!strings.Contains(third.Stderr(), "pinpipe kinesis job=pinpipe-stream") {
+	if _, err := third.Exited(); err == nil || !strings.Contains(third.Stderr(), `is already reading stream streaming-`+prefix) ||
+		!strings.Contains(third.Stderr(), "pinpipe kinesis job=pinpipe-stream host=") ||
+		!strings.Contains(third.Stderr(), "pid="+strconv.Itoa(second.PID())) {
 		t.Errorf("a second job under the same name: exit %v, stderr:\n%s", err, third.Stderr())
 	}
 	// A split after the restart, in mid-stream.
