@@ -337,6 +337,11 @@ func (fn *readFn) Setup(ctx context.Context) error {
 		return err
 	}
 	fn.client, fn.api = c, c
+	if fn.Checkpoints.enabled() {
+		// Opened here so that a wrong DSN fails at once; a connection
+		// lost later is opened again by record.
+		return fn.openStore(ctx)
+	}
 	return nil
 }
 
