@@ -23,7 +23,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pinpipe/pinpipe/ingest/emulator"
-	"github.com/pinpipe/pinpipe/ingest/gateway"
 	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/io/kinesisio"
 	"github.com/pinpipe/pinpipe/io/postgres"
@@ -56,25 +55,17 @@ func TestKinesisRestartFromCheckpoints(t *testing.T) {
 	ctx := context.Background()
 	kc := testenv.KinesisClient(endpoint)
 	prefix := "ckpt" + time.Now().Format("150405")
-	createStreams(t, kc, prefix, 2)
-	gw, err := gateway.New(gateway.Config{Kinesis: kc, TopicPrefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
-	srv := httptest.NewServer(gw)
-	defer srv.Close()
+	gatewayURL := kinesisGateway(t, kc, prefix)
 	proxy := newCountingProxy(t, endpoint)
 
 	conn := testenv.PostgresConnect(t, dsn)
 	rows := tableRows(ctx, conn)
-	env := []string{"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_ENDPOINT_URL_KINESIS=" + proxy.URL}
+	env := kinesisJobEnv(proxy.URL)
 	args := []string{"stream", "--source=kinesis", "--topic-prefix=" + prefix, "--sink=" + dsn, "--window=2s"}
 	first := testenv.Start(t, bin, env, args...)
 
 	const posts = 1000
-	sent := emulateInBackground(ctx, emulator.Config{Posts: posts, All: true, Seed: 11, Gateway: srv.URL,
+	sent := emulateInBackground(ctx, emulator.Config{Posts: posts, All: true, Seed: 11, Gateway: gatewayURL,
 		Target: emulator.TargetKinesis, TopicPrefix: prefix, Rate: 40, Concurrency: 4})
 	testenv.WaitFor(t, 90*time.Second, "the first job's first 100 posts", func() bool {
 		if done, err := first.Exited(); done {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,7 +17,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pinpipe/pinpipe/ingest/emulator"
-	"github.com/pinpipe/pinpipe/ingest/gateway"
 	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/io/postgres"
 	"github.com/pinpipe/pinpipe/transforms"
@@ -41,22 +39,14 @@ func TestKinesisShardSplitWhileRunning(t *testing.T) {
 	ctx := context.Background()
 	kc := testenv.KinesisClient(endpoint)
 	prefix := "split" + time.Now().Format("150405")
-	createStreams(t, kc, prefix, 2)
-	gw, err := gateway.New(gateway.Config{Kinesis: kc, TopicPrefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
-	srv := httptest.NewServer(gw)
-	defer srv.Close()
+	gatewayURL := kinesisGateway(t, kc, prefix)
 
 	files := t.TempDir()
-	job := testenv.Start(t, bin, []string{"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_ENDPOINT_URL_KINESIS=" + endpoint},
+	job := testenv.Start(t, bin, kinesisJobEnv(endpoint),
 		"stream", "--source=kinesis", "--topic-prefix="+prefix, "--sink="+dsn, "--files="+files, "--window=2s", "--start=earliest")
 
 	const posts = 600
-	sent := emulateInBackground(ctx, emulator.Config{Posts: posts, All: true, Seed: 9, Gateway: srv.URL,
+	sent := emulateInBackground(ctx, emulator.Config{Posts: posts, All: true, Seed: 9, Gateway: gatewayURL,
 		Target: emulator.TargetKinesis, TopicPrefix: prefix, Rate: 40, Concurrency: 4})
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
