@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/pinpipe/pinpipe/io/kinesisio"
 	"github.com/pinpipe/pinpipe/pipelines/streaming"
 	"github.com/pinpipe/pinpipe/runners"
+	"github.com/pinpipe/pinpipe/transforms"
 )
 
 func init() {
@@ -30,7 +32,9 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 	prefix := fs.String("topic-prefix", "pinpipe", "topics <prefix>.pin|geo|user, or streams streaming-<prefix>-pin|geo|user")
 	brokers := fs.String("kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka brokers (--source=kafka)")
 	group := fs.String("group", "pinpipe-stream", "Kafka consumer group whose offsets the job commits")
-	start := fs.String("start", "committed", "where to start: committed (Kafka: the group's offsets, else earliest), earliest (from the beginning) or latest (from now)")
+	start := fs.String("start", "committed", "where to start: committed (Kafka: the group's offsets; Kinesis: each shard after its checkpoint; else earliest), earliest (from the beginning) or latest (from now)")
+	jobName := fs.String("job-name", "pinpipe-stream", "Kinesis: the name the shards' checkpoints are kept under; a second job with the same name cannot read the same streams")
+	checkpointDSN := fs.String("checkpoint-dsn", "", "Kinesis: PostgreSQL DSN of the checkpoint table ("+kinesisio.CheckpointTable+"); default: --sink")
 	untilLatest := fs.Bool("until-latest", false, "read what is there now and stop (a bounded catch-up; for backfills and tests)")
 	fs.StringVar(&o.Sink, "sink", "", "PostgreSQL DSN to upsert the clean tables, dead letters and category counts into")
 	fs.StringVar(&o.Files, "files", "", "directory or s3://bucket/prefix for windowed JSON-lines files of the clean rows")
@@ -43,6 +47,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 		fs.PrintDefaults()
 	}
 	return func(ctx context.Context) error {
+		runCtx := context.WithoutCancel(ctx)
 		if runners.Runner() == "direct" {
 			// The legacy direct runner cannot run unbounded splittable DoFns.
 			if err := flag.Set("runner", "prism"); err != nil {
@@ -67,19 +72,49 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			}
 			o.Source = streaming.KafkaSource(strings.Split(*brokers, ","), *prefix, opts...)
 		case "kinesis":
+			dsn := *checkpointDSN
+			if dsn == "" {
+				dsn = o.Sink
+			}
 			var opts []kinesisio.ReadOptionFn
+			if dsn != "" {
+				opts = append(opts, kinesisio.ReadCheckpoints(dsn, *jobName))
+			}
 			switch *start {
-			case "earliest", "committed":
+			case "committed":
+				if dsn == "" {
+					return fmt.Errorf("--start=committed on Kinesis needs a checkpoint table: give --sink (PostgreSQL) or --checkpoint-dsn, or --start=earliest|latest")
+				}
+				opts = append(opts, kinesisio.ReadCommitted())
+			case "earliest":
 				opts = append(opts, kinesisio.ReadTrimHorizon())
 			case "latest":
 				opts = append(opts, kinesisio.ReadLatest())
 			default:
-				return fmt.Errorf("--start must be earliest or latest for kinesis")
+				return fmt.Errorf("--start must be committed, earliest or latest")
 			}
 			if *untilLatest {
 				opts = append(opts, kinesisio.ReadUntil(time.Now()))
 			}
 			o.Source = streaming.KinesisSource(*prefix, opts...)
+			if dsn != "" && !runners.DryRun() {
+				// The lease is this process's: it lasts as long as the
+				// job runs from here (prism, or a runner the launcher
+				// waits on).
+				var streams []string
+				for _, t := range transforms.Tables {
+					streams = append(streams, streaming.KinesisStream(*prefix, t))
+				}
+				lease, err := kinesisio.AcquireLease(ctx, dsn, *jobName, streams)
+				if err != nil {
+					return err
+				}
+				defer lease.Close()
+				var cancelRun context.CancelCauseFunc
+				runCtx, cancelRun = context.WithCancelCause(runCtx)
+				defer cancelRun(nil)
+				go watchLease(runCtx, lease, cancelRun)
+			}
 		default:
 			return fmt.Errorf("--source must be kafka or kinesis, not %q", *source)
 		}
@@ -96,7 +131,31 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			signal.Reset(os.Interrupt, syscall.SIGTERM)
 			drain.Request()
 		}()
-		_, err := runners.Run(context.WithoutCancel(ctx), p)
+		_, err := runners.Run(runCtx, p)
+		if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return cause
+		}
 		return err
+	}
+}
+
+// watchLease checks the job's lease every few seconds and ends the run if
+// its session is lost: another job may take the lease then, and two jobs
+// recording one stream's positions would make them meaningless. A
+// supervisor restarts the job, which resumes from the checkpoints.
+func watchLease(ctx context.Context, lease *kinesisio.Lease, cancel context.CancelCauseFunc) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := lease.Check(ctx); err != nil && ctx.Err() == nil {
+				slog.Error("the job's lease on its Kinesis streams is lost; stopping", "err", err)
+				cancel(fmt.Errorf("stopped: %w", err))
+				return
+			}
+		}
 	}
 }

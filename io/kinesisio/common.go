@@ -21,6 +21,59 @@
 // shards, and moves to "now minus a small lag" when a shard has nothing more
 // to give.
 //
+// # Checkpoints
+//
+// A runner's own checkpoints (Flink's, Dataflow's) hold the restrictions,
+// but a new job, or any job on prism (which keeps nothing across a crash),
+// starts again from the read's start position. With ReadCheckpoints the
+// reader also records each shard's position in a PostgreSQL table,
+// CheckpointTable (job, stream, shard, sequence_number, closed,
+// updated_at), as the KCL does in its DynamoDB lease table, and
+// ReadCommitted starts from it: each shard resumes AFTER_SEQUENCE_NUMBER
+// its recorded position, shards recorded closed (split or merged, and read
+// to their end) are skipped, shards without a position start at
+// TRIM_HORIZON, and a child is still read only after its parents ended.
+//
+// When a position is written: at the start of a ProcessElement call, before
+// it claims anything, for the restriction the call got. That restriction is
+// the residual of the previous call's checkpoint, which the runner receives
+// only in the response that ends the previous bundle, after every transform
+// fused with the read has finished that bundle (their FinishBundle has
+// returned): so a position is written only once the outputs that these
+// transforms produced from the records up to it are written. This is how
+// kafkaio commits offsets; bundle finalization would be the documented
+// hook, but on prism it runs right after the runner's in-memory commit,
+// and in Beam Go v2.77.0 only a plan's first bundle's callbacks run at all.
+// A shard that ends is kept in the restriction (Finished) until the next
+// call has recorded it closed, with its children's positions in the same
+// transaction. Positions are written at most every second per shard
+// (closed shards at once), never move backwards, and a failure to write
+// one is logged and retried, so a restart re-reads at most about a second
+// of each shard plus the bundle in flight. With a store, the reader declines
+// runners' dynamic splits and splits only at the end of a call: prism
+// reschedules a dynamic split's residual at once, and its first call would
+// record a position whose bundle is still running.
+//
+// What that guarantees: on prism (tested, by SIGKILL of a running job and
+// a restart), every output written by a transform fused with the read (in
+// pinpipe's streaming job, the table upserts and the dead letters) holds
+// every record up to the recorded positions. Outputs behind a GroupByKey
+// (windowed counts, windowed files) live in prism's memory until their
+// window fires, so a crash loses the records of windows that had not fired
+// even though their positions were recorded; a source cannot wait for them,
+// since Beam Go shows it no downstream watermark holds. On Flink and
+// Dataflow (not tested here) the residual likewise comes back only once the
+// runner has committed the bundle's outputs, which a runner restoring its
+// own checkpoint or savepoint never needs this table for; a job started
+// afresh (no savepoint, a Dataflow job replaced without update) resumes from
+// the table, and loses the records whose outputs were still held in a
+// GroupByKey's state when the old job died.
+//
+// Two jobs with the same name must not read the same stream: AcquireLease
+// takes an advisory lock per (job, stream) in the same PostgreSQL, held by
+// one session for the job's lifetime, and refuses, naming the holder, while
+// another session has it.
+//
 // Write sends records with PutRecords, in batches of at most 500 records
 // and 5 MiB, and retries only the entries Kinesis failed.
 //

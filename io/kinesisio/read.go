@@ -21,12 +21,21 @@ import (
 )
 
 func init() {
-	register.DoFn3x1[context.Context, []byte, func(string), error](&listShardsFn{})
-	register.Emitter1[string]()
-	register.DoFn5x2[context.Context, *watermarkEstimator, *sdf.LockRTracker, string,
+	register.DoFn3x1[context.Context, []byte, func(rootShard), error](&listShardsFn{})
+	register.Emitter1[rootShard]()
+	register.DoFn5x2[context.Context, *watermarkEstimator, *sdf.LockRTracker, rootShard,
 		func(beam.EventTime, Record), sdf.ProcessContinuation, error](&readFn{})
 	register.Emitter2[beam.EventTime, Record]()
 	beam.RegisterType(reflect.TypeOf((*Record)(nil)).Elem())
+	beam.RegisterType(reflect.TypeOf((*rootShard)(nil)).Elem())
+}
+
+// rootShard is a Read element: a shard to start reading on, and the
+// sequence number of the last record whose outputs a checkpoint store says
+// are durable ("": none, start at the read's start position).
+type rootShard struct {
+	ShardID string
+	LastSeq string
 }
 
 // Kinesis's per-shard read limits: 5 GetRecords calls a second and 2 MiB a
@@ -85,8 +94,15 @@ func Read(s beam.Scope, stream string, opts ...ReadOptionFn) beam.PCollection {
 			panic(fmt.Sprintf("kinesisio.Read: invalid option: %v", err))
 		}
 	}
+	if o.committed && !o.checkpoints.enabled() {
+		panic("kinesisio.Read: ReadCommitted needs ReadCheckpoints")
+	}
+	if o.committed && o.start.Kind != startTrimHorizon {
+		o.committed = false // a later ReadLatest or ReadAtTimestamp overrides it
+	}
 	imp := beam.Impulse(s)
-	roots := beam.ParDo(s, &listShardsFn{clientConfig: o.client, Stream: stream, Start: o.start.Kind}, imp)
+	roots := beam.ParDo(s, &listShardsFn{clientConfig: o.client, Stream: stream, Start: o.start.Kind,
+		Checkpoints: o.checkpoints, Committed: o.committed}, imp)
 	// The roots are few; the reshuffle lets a runner spread them over
 	// workers instead of fusing them all into the listing's bundle.
 	roots = beam.Reshuffle(s, roots)
@@ -97,6 +113,7 @@ func Read(s beam.Scope, stream string, opts ...ReadOptionFn) beam.PCollection {
 		PollInterval: o.pollInterval,
 		IdleLag:      o.idleLag,
 		Limit:        int32(o.limit),
+		Checkpoints:  o.checkpoints,
 	}
 	if !o.until.IsZero() {
 		fn.UntilMillis = o.until.UnixMilli()
@@ -112,31 +129,67 @@ type kinesisAPI interface {
 	GetRecords(context.Context, *kinesis.GetRecordsInput, ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error)
 }
 
-// listShardsFn emits the shards the read starts from (see rootShards).
+// listShardsFn emits the shards the read starts from (see rootShards and
+// rootsFromCheckpoints).
 type listShardsFn struct {
 	clientConfig
-	Stream string
-	Start  startKind
+	Stream      string
+	Start       startKind
+	Checkpoints checkpointConfig
+	Committed   bool // start from the checkpoints
 
 	client *client
+	store  *checkpointStore
 }
 
 func (fn *listShardsFn) Setup(ctx context.Context) error {
 	c, err := fn.open(ctx, false)
 	fn.client = c
+	if err != nil || !fn.Committed || !fn.Checkpoints.enabled() {
+		return err
+	}
+	fn.store, err = openCheckpoints(ctx, fn.Checkpoints, "pinpipe kinesisio "+fn.Checkpoints.Job)
 	return err
 }
 
-func (fn *listShardsFn) Teardown() { fn.client.close() }
+func (fn *listShardsFn) Teardown() {
+	fn.client.close()
+	fn.store.close()
+}
 
-func (fn *listShardsFn) ProcessElement(ctx context.Context, _ []byte, emit func(string)) error {
+func (fn *listShardsFn) ProcessElement(ctx context.Context, _ []byte, emit func(rootShard)) error {
+	var pos map[string]shardPosition
+	if fn.store != nil {
+		var err error
+		if pos, err = fn.store.load(ctx, fn.Stream); err != nil {
+			return err
+		}
+	}
 	deadline := time.Now().Add(listShardsTimeout)
 	for attempt := 1; ; attempt++ {
 		shards, err := listShards(ctx, fn.client, fn.Stream, "")
 		if err == nil {
-			for _, id := range rootShards(shards, fn.Start) {
-				emit(id)
+			if fn.store == nil {
+				for _, id := range rootShards(shards, fn.Start) {
+					emit(rootShard{ShardID: id})
+				}
+				return nil
 			}
+			roots := rootsFromCheckpoints(shards, pos)
+			resumed, closed := 0, 0
+			for _, r := range roots {
+				if r.LastSeq != "" {
+					resumed++
+				}
+				emit(r)
+			}
+			for _, p := range pos {
+				if p.Closed {
+					closed++
+				}
+			}
+			log.Infof(ctx, "kinesisio.Read: %s: starting from the checkpoints of job %q: %d shards to read, %d of them after their checkpoint, "+
+				"the others at TRIM_HORIZON; %d shards recorded as read to their end", fn.Stream, fn.Checkpoints.Job, len(roots), resumed, closed)
 			return nil
 		}
 		// A stream being created or resharded answers ResourceInUse for a
@@ -179,6 +232,54 @@ func rootShards(shards []types.Shard, start startKind) []string {
 	return roots
 }
 
+// rootsFromCheckpoints picks the shards to start one element on from the
+// positions a checkpoint store holds. Finished are the shards recorded
+// closed (read to their end), and the ancestors of every shard with a
+// recorded position (a job read past them, or started after them). The
+// roots are the unfinished shards whose ParentShardId is finished, not
+// listed or none, as in rootShards: a child is still read only after its
+// parent ended. Each root resumes after its recorded sequence number, or
+// at TRIM_HORIZON without one.
+func rootsFromCheckpoints(shards []types.Shard, pos map[string]shardPosition) []rootShard {
+	byID := make(map[string]types.Shard, len(shards))
+	for _, s := range shards {
+		byID[aws.ToString(s.ShardId)] = s
+	}
+	finished := map[string]bool{}
+	var markAncestors func(id string)
+	markAncestors = func(id string) {
+		s, ok := byID[id]
+		if !ok {
+			return
+		}
+		for _, p := range []string{aws.ToString(s.ParentShardId), aws.ToString(s.AdjacentParentShardId)} {
+			if p != "" && !finished[p] {
+				finished[p] = true
+				markAncestors(p)
+			}
+		}
+	}
+	for id, p := range pos {
+		if p.Closed {
+			finished[id] = true
+		}
+		if p.Closed || p.Seq != "" {
+			markAncestors(id)
+		}
+	}
+	var roots []rootShard
+	for _, s := range shards {
+		id := aws.ToString(s.ShardId)
+		if finished[id] {
+			continue
+		}
+		if p := aws.ToString(s.ParentShardId); p == "" || byID[p].ShardId == nil || finished[p] {
+			roots = append(roots, rootShard{ShardID: id, LastSeq: pos[id].Seq})
+		}
+	}
+	return roots
+}
+
 // listShards lists a stream's shards, those after the shard `after` when it
 // is set (shard IDs grow, so a shard's children come after it).
 func listShards(ctx context.Context, api kinesisAPI, stream, after string) ([]types.Shard, error) {
@@ -213,9 +314,18 @@ type readFn struct {
 	PollInterval time.Duration
 	IdleLag      time.Duration
 	Limit        int32
+	Checkpoints  checkpointConfig
 
 	client *client
 	api    kinesisAPI
+	store  *checkpointStore
+	saved  map[string]savedPosition // what this instance recorded, by shard
+	warned time.Time
+}
+
+type savedPosition struct {
+	seq string
+	at  time.Time
 }
 
 func (fn *readFn) Setup(ctx context.Context) error {
@@ -227,36 +337,48 @@ func (fn *readFn) Setup(ctx context.Context) error {
 		return err
 	}
 	fn.client, fn.api = c, c
+	if fn.Checkpoints.enabled() {
+		// Opened here so that a wrong DSN fails at once; a connection
+		// lost later is opened again by record.
+		return fn.openStore(ctx)
+	}
 	return nil
 }
 
-func (fn *readFn) Teardown() { fn.client.close() }
-
-func (fn *readFn) CreateInitialRestriction(root string) restriction {
-	return restriction{Shards: []shardCheckpoint{{ShardID: root, Start: fn.Start}}}
+func (fn *readFn) Teardown() {
+	fn.client.close()
+	fn.store.close()
 }
 
-func (fn *readFn) SplitRestriction(_ string, rest restriction) []restriction {
+func (fn *readFn) CreateInitialRestriction(root rootShard) restriction {
+	return restriction{Shards: []shardCheckpoint{{ShardID: root.ShardID, Start: fn.Start, LastSeq: root.LastSeq}}}
+}
+
+func (fn *readFn) SplitRestriction(_ rootShard, rest restriction) []restriction {
 	return []restriction{rest}
 }
 
-func (fn *readFn) RestrictionSize(_ string, rest restriction) float64 {
+func (fn *readFn) RestrictionSize(_ rootShard, rest restriction) float64 {
 	if rest.isDone() {
 		return 0
 	}
-	return float64(len(rest.Shards))
+	return float64(max(len(rest.Shards), 1))
 }
 
 func (fn *readFn) CreateTracker(rest restriction) *sdf.LockRTracker {
-	return sdf.NewLockRTracker(newTracker(rest))
+	t := newTracker(rest)
+	if fn.Checkpoints.enabled() {
+		t.keepFinished, t.checkpointOnly = true, true
+	}
+	return sdf.NewLockRTracker(t)
 }
 
 // TruncateRestriction ends the read when the pipeline is drained.
-func (fn *readFn) TruncateRestriction(*sdf.LockRTracker, string) restriction {
+func (fn *readFn) TruncateRestriction(*sdf.LockRTracker, rootShard) restriction {
 	return restriction{Done: true}
 }
 
-func (fn *readFn) InitialWatermarkEstimatorState(et beam.EventTime, rest restriction, _ string) int64 {
+func (fn *readFn) InitialWatermarkEstimatorState(et beam.EventTime, rest restriction, _ rootShard) int64 {
 	return max(et.Milliseconds(), rest.watermark())
 }
 
@@ -272,13 +394,34 @@ func (fn *readFn) WatermarkEstimatorState(we *watermarkEstimator) int64 {
 // Kinesis's limits allow, while some shard has a backlog and for at most
 // maxProcessTime; then it checkpoints and asks to be resumed when the next
 // shard may be polled.
-func (fn *readFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt *sdf.LockRTracker, _ string,
+//
+// With a checkpoint store it first records the restriction's positions
+// (see record): they are the residual the runner persisted with the
+// previous bundle's outputs.
+func (fn *readFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt *sdf.LockRTracker, _ rootShard,
 	emit func(beam.EventTime, Record)) (sdf.ProcessContinuation, error) {
 	began := time.Now()
+	if fn.Checkpoints.enabled() {
+		if t, ok := rt.Rt.(*tracker); ok {
+			rt.Mu.Lock()
+			t.processing = true
+			rt.Mu.Unlock()
+			defer func() {
+				rt.Mu.Lock()
+				t.processing = false
+				rt.Mu.Unlock()
+			}()
+		}
+		fn.record(ctx, rt)
+	}
 	for {
 		rest := rt.GetRestriction().(restriction)
 		if rest.isDone() {
 			return sdf.StopProcessing(), nil
+		}
+		if len(rest.Shards) == 0 {
+			// Only finished shards whose recording failed: try again.
+			return sdf.ResumeProcessingIn(checkpointEvery), nil
 		}
 		more := false
 		var wake time.Time
@@ -310,6 +453,72 @@ func (fn *readFn) ProcessElement(ctx context.Context, we *watermarkEstimator, rt
 			return sdf.StopProcessing(), err
 		}
 	}
+}
+
+// record writes the restriction's positions to the checkpoint store: a
+// shard's sequence number when it moved (at most every checkpointEvery),
+// and the final position of the shards that left the restriction, which
+// then leave its Finished list. It is called at the start of a call, before
+// anything is claimed: the restriction is then the residual of the previous
+// call's checkpoint, which the runner persists only with that bundle's
+// outputs, after every transform fused with the read finished the bundle.
+// A failure is logged and retried on a later call: it delays the
+// checkpoint, and a restart then re-reads a little more.
+func (fn *readFn) record(ctx context.Context, rt *sdf.LockRTracker) {
+	rest := rt.GetRestriction().(restriction)
+	if rest.isDone() {
+		return
+	}
+	now := time.Now()
+	if fn.saved == nil {
+		fn.saved = map[string]savedPosition{}
+	}
+	pos := map[string]shardPosition{}
+	for _, sc := range rest.Shards {
+		if sc.LastSeq == "" {
+			continue
+		}
+		if s, ok := fn.saved[sc.ShardID]; ok && (s.seq == sc.LastSeq || (len(rest.Finished) == 0 && now.Sub(s.at) < checkpointEvery)) {
+			continue
+		}
+		pos[sc.ShardID] = shardPosition{Seq: sc.LastSeq}
+	}
+	for _, f := range rest.Finished {
+		if f.Closed || f.LastSeq != "" {
+			pos[f.ShardID] = shardPosition{Seq: f.LastSeq, Closed: f.Closed}
+		}
+	}
+	if len(pos) == 0 && len(rest.Finished) == 0 {
+		return
+	}
+	err := fn.openStore(ctx)
+	if err == nil {
+		err = fn.store.save(ctx, fn.Stream, pos)
+	}
+	if err != nil {
+		fn.store.close() // reconnect on the next try
+		fn.store = nil
+		if time.Since(fn.warned) > 30*time.Second {
+			fn.warned = time.Now()
+			log.Warnf(ctx, "kinesisio.Read: %v (retrying)", err)
+		}
+		return
+	}
+	for id, p := range pos {
+		fn.saved[id] = savedPosition{seq: p.Seq, at: now}
+	}
+	if len(rest.Finished) > 0 {
+		rt.TryClaim(claimRecorded{})
+	}
+}
+
+func (fn *readFn) openStore(ctx context.Context) error {
+	if fn.store != nil {
+		return nil
+	}
+	s, err := openCheckpoints(ctx, fn.Checkpoints, "pinpipe kinesisio "+fn.Checkpoints.Job)
+	fn.store = s
+	return err
 }
 
 func earliest(a, b time.Time) time.Time {

@@ -18,6 +18,8 @@ type readOption struct {
 	pollInterval time.Duration
 	idleLag      time.Duration
 	limit        int
+	checkpoints  checkpointConfig
+	committed    bool
 }
 
 // ReadOptionFn configures Read.
@@ -123,6 +125,35 @@ func ReadEndpoint(url string) ReadOptionFn {
 func ReadRegion(region string) ReadOptionFn {
 	return func(o *readOption) error {
 		o.client.Region = region
+		return nil
+	}
+}
+
+// ReadCheckpoints records, in the table CheckpointTable of the PostgreSQL
+// at dsn (created if missing), how far job has read each shard: the last
+// sequence number whose outputs the runner has made durable, and which
+// closed shards were read to their end. See the package documentation for
+// when a position is written. Reading a stream under one job name from two
+// pipelines at once makes their positions meaningless: hold an AcquireLease
+// for as long as the pipeline runs.
+func ReadCheckpoints(dsn, job string) ReadOptionFn {
+	return func(o *readOption) error {
+		if dsn == "" || job == "" {
+			return errors.New("the checkpoints need a PostgreSQL DSN and a job name")
+		}
+		o.checkpoints = checkpointConfig{DSN: dsn, Job: job}
+		return nil
+	}
+}
+
+// ReadCommitted starts from the positions ReadCheckpoints recorded: each
+// shard resumes after its recorded sequence number, shards recorded as read
+// to their end are skipped, and shards with no position start at
+// TRIM_HORIZON (after their parents, as always). It needs ReadCheckpoints.
+func ReadCommitted() ReadOptionFn {
+	return func(o *readOption) error {
+		o.start = startPos{Kind: startTrimHorizon}
+		o.committed = true
 		return nil
 	}
 }

@@ -45,7 +45,7 @@ func drive(t *testing.T, fn *readFn, rest restriction, calls int, between func(c
 	emit := func(_ beam.EventTime, r Record) { d.out = append(d.out, r) }
 	for i := 0; i < calls; i++ {
 		rt := fn.CreateTracker(rest)
-		pc, err := fn.ProcessElement(context.Background(), d.we, rt, "root", emit)
+		pc, err := fn.ProcessElement(context.Background(), d.we, rt, rootShard{ShardID: "root"}, emit)
 		if err != nil {
 			t.Fatalf("ProcessElement call %d: %v", i, err)
 		}
@@ -92,7 +92,7 @@ func TestReadResumesAfterLastEmitted(t *testing.T) {
 	old := time.Now().Add(-time.Minute)
 	f.put("s0", old, "r00", "r01", "r02", "r03", "r04", "r05", "r06", "r07", "r08", "r09")
 	fn := fakeReadFn(t, f, startPos{Kind: startTrimHorizon})
-	d := drive(t, fn, fn.CreateInitialRestriction("s0"), 4, func(call int) {
+	d := drive(t, fn, fn.CreateInitialRestriction(rootShard{ShardID: "s0"}), 4, func(call int) {
 		if call == 0 {
 			f.put("s0", time.Now(), "r10", "r11", "r12", "r13", "r14")
 		}
@@ -138,18 +138,18 @@ func TestReadThrottlingBacksOff(t *testing.T) {
 	throttled := &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")}
 	f.failNext("GetRecords", throttled, throttled)
 	fn := fakeReadFn(t, f, startPos{Kind: startTrimHorizon})
-	rt := fn.CreateTracker(fn.CreateInitialRestriction("s0"))
+	rt := fn.CreateTracker(fn.CreateInitialRestriction(rootShard{ShardID: "s0"}))
 	we := newWatermarkEstimator(0)
 	var out []Record
 	emit := func(_ beam.EventTime, r Record) { out = append(out, r) }
-	pc, err := fn.ProcessElement(context.Background(), we, rt, "s0", emit)
+	pc, err := fn.ProcessElement(context.Background(), we, rt, rootShard{ShardID: "s0"}, emit)
 	if err != nil {
 		t.Fatalf("throttling failed the bundle: %v", err)
 	}
 	if !pc.ShouldResume() || pc.ResumeDelay() < 100*time.Millisecond || len(out) != 0 {
 		t.Fatalf("after throttling: resume %v in %v with %d records, want a resume after a backoff and none", pc.ShouldResume(), pc.ResumeDelay(), len(out))
 	}
-	d := drive(t, fn, fn.CreateInitialRestriction("s0"), 5, nil)
+	d := drive(t, fn, fn.CreateInitialRestriction(rootShard{ShardID: "s0"}), 5, nil)
 	if diff := cmp.Diff([]string{"a", "b"}, data(d.out)); diff != "" {
 		t.Errorf("records after the backoff (-want +got):\n%s", diff)
 	}
@@ -169,7 +169,7 @@ func TestReadExpiredIteratorReopens(t *testing.T) {
 	f := newFake("s0")
 	f.put("s0", time.Now().Add(-time.Minute), "a", "b", "c", "d", "e")
 	fn := fakeReadFn(t, f, startPos{Kind: startTrimHorizon})
-	d := drive(t, fn, fn.CreateInitialRestriction("s0"), 1, nil)
+	d := drive(t, fn, fn.CreateInitialRestriction(rootShard{ShardID: "s0"}), 1, nil)
 	f.failNext("GetRecords", &types.ExpiredIteratorException{Message: aws.String("expired")})
 	f.put("s0", time.Now(), "f")
 	d2 := drive(t, fn, d.rest, 3, nil)
@@ -199,8 +199,8 @@ func TestReadShardEndHandsOverToChildren(t *testing.T) {
 
 	fn := fakeReadFn(t, f, startPos{Kind: startTrimHorizon})
 	fn.UntilMillis = time.Now().UnixMilli() // open shards finish once caught up
-	a := drive(t, fn, fn.CreateInitialRestriction("s0"), 10, nil)
-	b := drive(t, fn, fn.CreateInitialRestriction("s1"), 10, nil)
+	a := drive(t, fn, fn.CreateInitialRestriction(rootShard{ShardID: "s0"}), 10, nil)
+	b := drive(t, fn, fn.CreateInitialRestriction(rootShard{ShardID: "s1"}), 10, nil)
 	if !a.rest.isDone() || !b.rest.isDone() {
 		t.Fatalf("not done: %v, %v", a.rest, b.rest)
 	}
@@ -242,7 +242,7 @@ func TestReadIdleAdvancesWatermark(t *testing.T) {
 	f := newFake("s0")
 	fn := fakeReadFn(t, f, startPos{Kind: startTrimHorizon})
 	fn.IdleLag = time.Second
-	d := drive(t, fn, fn.CreateInitialRestriction("s0"), 1, nil)
+	d := drive(t, fn, fn.CreateInitialRestriction(rootShard{ShardID: "s0"}), 1, nil)
 	want := time.Now().Add(-time.Second)
 	if got := d.we.CurrentWatermark(); got.Before(want.Add(-500*time.Millisecond)) || got.After(want) {
 		t.Errorf("idle watermark %v, want about now - 1 s (%v)", got, want)
@@ -261,7 +261,7 @@ func TestReadLatestPinsItsStart(t *testing.T) {
 	f.put("s0", time.Now().Add(-time.Minute), "old1", "old2")
 	fn := fakeReadFn(t, f, startPos{Kind: startLatest})
 	fn.IdleLag = time.Second
-	d := drive(t, fn, fn.CreateInitialRestriction("s0"), 1, nil)
+	d := drive(t, fn, fn.CreateInitialRestriction(rootShard{ShardID: "s0"}), 1, nil)
 	if len(d.out) != 0 {
 		t.Fatalf("LATEST read old records: %v", data(d.out))
 	}
@@ -290,7 +290,7 @@ func TestReadAtTimestampFallsBackWhenTheServerHangs(t *testing.T) {
 	f.put("s0", start, "at")
 	f.put("s0", start.Add(time.Second), "after")
 	fn := fakeReadFn(t, f, startPos{Kind: startAtTimestamp, Millis: start.UnixMilli()})
-	d := drive(t, fn, fn.CreateInitialRestriction("s0"), 2, nil)
+	d := drive(t, fn, fn.CreateInitialRestriction(rootShard{ShardID: "s0"}), 2, nil)
 	if diff := cmp.Diff([]string{"at", "after"}, data(d.out)); diff != "" {
 		t.Errorf("records (-want +got):\n%s", diff)
 	}
@@ -306,7 +306,7 @@ func TestReadUntilEndsTheRestriction(t *testing.T) {
 	f.put("s0", until, "out1")
 	fn := fakeReadFn(t, f, startPos{Kind: startTrimHorizon})
 	fn.UntilMillis = until.UnixMilli()
-	d := drive(t, fn, fn.CreateInitialRestriction("s0"), 5, nil)
+	d := drive(t, fn, fn.CreateInitialRestriction(rootShard{ShardID: "s0"}), 5, nil)
 	if !d.rest.isDone() {
 		t.Fatalf("not done: %v", d.rest)
 	}

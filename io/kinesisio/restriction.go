@@ -93,21 +93,34 @@ func (c shardCheckpoint) position() string {
 // join it then) or when the read's end time is reached in it.
 type restriction struct {
 	Shards []shardCheckpoint
+	// Finished are shards that left Shards (SHARD_END, or the end of the
+	// read) whose final position is still to be recorded in the checkpoint
+	// store: the next call records them, once the runner has made durable
+	// the bundle that read their last records. Only a reader with a
+	// checkpoint store keeps them.
+	Finished []finishedShard
 	// Done marks a restriction with nothing left to claim: the primary of a
 	// checkpoint, or one whose shards have all finished.
 	Done bool
 }
 
-func (r restriction) clone() restriction {
-	return restriction{Shards: slices.Clone(r.Shards), Done: r.Done}
+// finishedShard is a shard that left a restriction.
+type finishedShard struct {
+	ShardID string
+	LastSeq string
+	Closed  bool // SHARD_END was reached: the shard is read whole
 }
 
-func (r restriction) isDone() bool { return r.Done || len(r.Shards) == 0 }
+func (r restriction) clone() restriction {
+	return restriction{Shards: slices.Clone(r.Shards), Finished: slices.Clone(r.Finished), Done: r.Done}
+}
+
+func (r restriction) isDone() bool { return r.Done || (len(r.Shards) == 0 && len(r.Finished) == 0) }
 
 // watermark is the restriction's watermark in Unix ms: the oldest of its
 // shards', or 0 while one of them is not known.
 func (r restriction) watermark() int64 {
-	if r.isDone() {
+	if r.isDone() || len(r.Shards) == 0 {
 		return 0
 	}
 	wm := int64(math.MaxInt64)
@@ -132,6 +145,9 @@ func (r restriction) String() string {
 			b.WriteString(", ")
 		}
 		fmt.Fprintf(&b, "%s@%s", s.ShardID, s.position())
+	}
+	for _, f := range r.Finished {
+		fmt.Fprintf(&b, " finished:%s@%s", f.ShardID, f.LastSeq)
 	}
 	if r.Done {
 		b.WriteString(" done")
@@ -171,6 +187,9 @@ type (
 	claimStop struct {
 		ShardID string
 	}
+	// claimRecorded records that the Finished shards' final positions are
+	// in the checkpoint store: they leave the restriction.
+	claimRecorded struct{}
 )
 
 // tracker tracks a restriction. It is not safe for concurrent use: the
@@ -180,6 +199,15 @@ type tracker struct {
 	rest    restriction
 	err     error
 	claimed int
+	// keepFinished keeps the shards that leave the restriction in Finished
+	// until they are recorded (with a checkpoint store).
+	keepFinished bool
+	// checkpointOnly declines splits other than the checkpoint that ends a
+	// call (with a checkpoint store): prism reschedules a dynamic split's
+	// residual at once, and its next call would record positions that the
+	// bundle still running has not made durable.
+	checkpointOnly bool
+	processing     bool // inside ProcessElement (set by the reader)
 }
 
 var _ sdf.BoundableRTracker = (*tracker)(nil)
@@ -193,6 +221,14 @@ func newTracker(r restriction) *tracker { return &tracker{rest: r.clone()} }
 func (t *tracker) TryClaim(pos any) bool {
 	if t.err != nil || t.rest.isDone() {
 		return false
+	}
+	if _, ok := pos.(claimRecorded); ok {
+		t.rest.Finished = nil
+		if len(t.rest.Shards) == 0 {
+			t.rest.Done = true
+		}
+		t.claimed++
+		return true
 	}
 	var shard string
 	switch c := pos.(type) {
@@ -234,6 +270,9 @@ func (t *tracker) TryClaim(pos any) bool {
 	case claimEnd:
 		parent := *s
 		t.rest.Shards = slices.Delete(t.rest.Shards, i, i+1)
+		if t.keepFinished {
+			t.rest.Finished = append(t.rest.Finished, finishedShard{ShardID: parent.ShardID, LastSeq: parent.LastSeq, Closed: true})
+		}
 		for _, id := range c.Children {
 			if t.rest.index(id) >= 0 {
 				continue
@@ -245,9 +284,12 @@ func (t *tracker) TryClaim(pos any) bool {
 			})
 		}
 	case claimStop:
+		if t.keepFinished {
+			t.rest.Finished = append(t.rest.Finished, finishedShard{ShardID: s.ShardID, LastSeq: s.LastSeq})
+		}
 		t.rest.Shards = slices.Delete(t.rest.Shards, i, i+1)
 	}
-	if len(t.rest.Shards) == 0 {
+	if len(t.rest.Shards) == 0 && len(t.rest.Finished) == 0 {
 		t.rest.Done = true
 	}
 	t.claimed++
@@ -284,8 +326,11 @@ func (t *tracker) TrySplit(fraction float64) (primary, residual any, err error) 
 	if t.rest.isDone() {
 		return t.rest.clone(), nil, nil
 	}
+	if t.checkpointOnly && (fraction > 0 || t.processing) {
+		return t.rest.clone(), nil, nil
+	}
 	if fraction <= 0 {
-		res := restriction{Shards: slices.Clone(t.rest.Shards)}
+		res := restriction{Shards: slices.Clone(t.rest.Shards), Finished: slices.Clone(t.rest.Finished)}
 		t.rest.Done = true
 		return t.rest.clone(), res, nil
 	}
@@ -331,7 +376,7 @@ func compareSeq(a, b string) int {
 
 // The coder: a version byte, then the restriction with varints and
 // length-prefixed strings.
-const restrictionCoderVersion = 1
+const restrictionCoderVersion = 2 // 2 added Finished; 1 is still read
 
 func encodeRestriction(r restriction) []byte {
 	b := []byte{restrictionCoderVersion}
@@ -348,6 +393,16 @@ func encodeRestriction(r restriction) []byte {
 		b = appendString(b, s.LastSeq)
 		b = binary.AppendVarint(b, s.Watermark)
 	}
+	b = binary.AppendUvarint(b, uint64(len(r.Finished)))
+	for _, f := range r.Finished {
+		b = appendString(b, f.ShardID)
+		b = appendString(b, f.LastSeq)
+		if f.Closed {
+			b = append(b, 1)
+		} else {
+			b = append(b, 0)
+		}
+	}
 	return b
 }
 
@@ -360,11 +415,12 @@ var errCorrupt = errors.New("kinesisio: corrupt restriction")
 
 func decodeRestriction(b []byte) (restriction, error) {
 	d := decoder{b: b}
-	if v := d.byte(); v != restrictionCoderVersion {
+	v := d.byte()
+	if v != restrictionCoderVersion && v != 1 {
 		if d.err != nil {
 			return restriction{}, d.err
 		}
-		return restriction{}, fmt.Errorf("kinesisio: restriction coder version %d, want %d", v, restrictionCoderVersion)
+		return restriction{}, fmt.Errorf("kinesisio: restriction coder version %d, want 1 to %d", v, restrictionCoderVersion)
 	}
 	var r restriction
 	r.Done = d.byte()&1 != 0
@@ -380,6 +436,19 @@ func decodeRestriction(b []byte) (restriction, error) {
 		s.LastSeq = d.string()
 		s.Watermark = d.varint()
 		r.Shards = append(r.Shards, s)
+	}
+	if v >= 2 {
+		n := d.uvarint()
+		if d.err == nil && n > uint64(len(d.b)) {
+			return restriction{}, errCorrupt
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			var f finishedShard
+			f.ShardID = d.string()
+			f.LastSeq = d.string()
+			f.Closed = d.byte() == 1
+			r.Finished = append(r.Finished, f)
+		}
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = errCorrupt

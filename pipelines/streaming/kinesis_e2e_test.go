@@ -32,17 +32,10 @@ func TestKinesisEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	kc := testenv.KinesisClient(endpoint)
 	prefix := "ks" + time.Now().Format("150405")
-	createStreams(t, kc, prefix, 2)
-	gw, err := gateway.New(gateway.Config{Kinesis: kc, TopicPrefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
-	srv := httptest.NewServer(gw)
-	defer srv.Close()
+	gatewayURL := kinesisGateway(t, kc, prefix)
 	const posts = 80
 	for round := 1; round <= 2; round++ {
-		sum, err := emulator.Run(ctx, emulator.Config{Posts: posts, All: true, Seed: 5, Gateway: srv.URL,
+		sum, err := emulator.Run(ctx, emulator.Config{Posts: posts, All: true, Seed: 5, Gateway: gatewayURL,
 			Target: emulator.TargetKinesis, TopicPrefix: prefix, Concurrency: 4})
 		if err != nil || sum.Failed > 0 {
 			t.Fatalf("emulate round %d: %+v %v", round, sum, err)
@@ -82,4 +75,27 @@ func createStreams(t *testing.T, kc *kinesis.Client, prefix string, shards int32
 		}
 		waitStreamActive(t, kc, name)
 	}
+}
+
+// kinesisGateway creates the three streams of prefix, with two shards
+// each, and serves a gateway in front of them until the test ends; it
+// returns the gateway's URL.
+func kinesisGateway(t *testing.T, kc *kinesis.Client, prefix string) string {
+	t.Helper()
+	createStreams(t, kc, prefix, 2)
+	gw, err := gateway.New(gateway.Config{Kinesis: kc, TopicPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Close)
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// kinesisJobEnv points a pinpipe subprocess at a Kinesis endpoint, with
+// static credentials.
+func kinesisJobEnv(endpoint string) []string {
+	return []string{"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_ENDPOINT_URL_KINESIS=" + endpoint}
 }

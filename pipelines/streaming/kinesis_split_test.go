@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/big"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,12 +13,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pinpipe/pinpipe/ingest/emulator"
-	"github.com/pinpipe/pinpipe/ingest/gateway"
 	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/io/postgres"
 	"github.com/pinpipe/pinpipe/transforms"
@@ -43,22 +39,14 @@ func TestKinesisShardSplitWhileRunning(t *testing.T) {
 	ctx := context.Background()
 	kc := testenv.KinesisClient(endpoint)
 	prefix := "split" + time.Now().Format("150405")
-	createStreams(t, kc, prefix, 2)
-	gw, err := gateway.New(gateway.Config{Kinesis: kc, TopicPrefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
-	srv := httptest.NewServer(gw)
-	defer srv.Close()
+	gatewayURL := kinesisGateway(t, kc, prefix)
 
 	files := t.TempDir()
-	job := testenv.Start(t, bin, []string{"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_ENDPOINT_URL_KINESIS=" + endpoint},
+	job := testenv.Start(t, bin, kinesisJobEnv(endpoint),
 		"stream", "--source=kinesis", "--topic-prefix="+prefix, "--sink="+dsn, "--files="+files, "--window=2s", "--start=earliest")
 
 	const posts = 600
-	sent := emulateInBackground(ctx, emulator.Config{Posts: posts, All: true, Seed: 9, Gateway: srv.URL,
+	sent := emulateInBackground(ctx, emulator.Config{Posts: posts, All: true, Seed: 9, Gateway: gatewayURL,
 		Target: emulator.TargetKinesis, TopicPrefix: prefix, Rate: 40, Concurrency: 4})
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -73,7 +61,7 @@ func TestKinesisShardSplitWhileRunning(t *testing.T) {
 		return rows(postgres.StreamPinTable) >= 100
 	})
 	for _, table := range transforms.Tables {
-		splitFirstShard(t, kc, KinesisStream(prefix, table))
+		splitOpenShard(t, kc, KinesisStream(prefix, table))
 	}
 	select {
 	case err := <-sent:
@@ -124,61 +112,20 @@ func waitStreamActive(t *testing.T, kc *kinesis.Client, stream string) {
 	}
 }
 
-// splitFirstShard splits the stream's first shard in the middle of its hash
-// range and waits for the stream to be active again.
-func splitFirstShard(t *testing.T, kc *kinesis.Client, stream string) {
-	t.Helper()
-	ctx := context.Background()
-	out, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := out.Shards[0]
-	lo, _ := new(big.Int).SetString(aws.ToString(s.HashKeyRange.StartingHashKey), 10)
-	hi, _ := new(big.Int).SetString(aws.ToString(s.HashKeyRange.EndingHashKey), 10)
-	mid := new(big.Int).Rsh(new(big.Int).Add(lo, hi), 1)
-	if _, err := kc.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String(stream), ShardToSplit: s.ShardId,
-		NewStartingHashKey: aws.String(mid.String())}); err != nil {
-		t.Fatalf("SplitShard %s: %v", stream, err)
-	}
-	testenv.WaitFor(t, 30*time.Second, stream+" active after the split", func() bool {
-		d, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
-		return err == nil && d.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive
-	})
-}
-
 // streamInds reads every record of every shard of a stream, closed parents
 // included, and returns the records' inds, sorted, and how many records
 // the shards that have a parent hold.
 func streamInds(t *testing.T, kc *kinesis.Client, stream string) (inds []int64, fromChildren int) {
 	t.Helper()
-	ctx := context.Background()
-	out, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
-	if err != nil {
-		t.Fatal(err)
+	shards, recs := streamRecords(t, kc, stream)
+	child := map[string]bool{}
+	for _, s := range shards {
+		child[aws.ToString(s.ShardId)] = s.ParentShardId != nil
 	}
-	for _, s := range out.Shards {
-		it, err := kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(stream), ShardId: s.ShardId,
-			ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
-		if err != nil {
-			t.Fatal(err)
-		}
-		iter := it.ShardIterator
-		for iter != nil {
-			recs, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range recs.Records {
-				inds = append(inds, recordInd(t, r.Data))
-				if s.ParentShardId != nil {
-					fromChildren++
-				}
-			}
-			if len(recs.Records) == 0 && s.SequenceNumberRange.EndingSequenceNumber == nil {
-				break // an open shard, read to its tip
-			}
-			iter = recs.NextShardIterator
+	for _, r := range recs {
+		inds = append(inds, r.ind)
+		if child[r.shard] {
+			fromChildren++
 		}
 	}
 	slices.Sort(inds)

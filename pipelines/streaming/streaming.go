@@ -68,13 +68,17 @@ func Build(s beam.Scope, o Options) error {
 	if o.AllowedLateness < 0 {
 		return fmt.Errorf("streaming: allowed lateness cannot be negative")
 	}
-	var dead []beam.PCollection
 	for _, table := range transforms.Tables {
 		ts := s.Scope(table)
 		c := transforms.Clean(ts, table, o.Source(ts, table))
-		dead = append(dead, c.DeadLetters)
 		if o.Sink != "" {
 			postgres.WriteRows(ts, o.Sink, table, c.Rows)
+			// One dead-letter writer per table rather than one behind a
+			// Flatten: prism runs a Flatten itself, which would put the
+			// writer in a stage of its own. Fused with the read, the dead
+			// letters are written before the read's position is recorded
+			// (see kinesisio's checkpoints and kafkaio's commits).
+			postgres.WriteDeadLetters(ts, o.Sink, c.DeadLetters)
 		}
 		if o.Files != "" {
 			files.WriteWindowedJSONLines(ts, files.Join(o.Files, table), table,
@@ -83,9 +87,6 @@ func Build(s beam.Scope, o Options) error {
 		if table == transforms.TablePin && o.Sink != "" {
 			postgres.WriteCategoryCounts(ts, o.Sink, CategoryPosts(ts, c.Rows, o.Window, o.AllowedLateness))
 		}
-	}
-	if o.Sink != "" {
-		postgres.WriteDeadLetters(s, o.Sink, beam.Flatten(s, dead...))
 	}
 	return nil
 }
