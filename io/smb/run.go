@@ -47,8 +47,16 @@ func (b *Buffer) Add(key int64, row []byte) {
 func (b *Buffer) Len() int  { return len(b.index) }
 func (b *Buffer) Size() int { return len(b.data) + 16*len(b.index) }
 
-// Reset empties the buffer, keeping its memory.
-func (b *Buffer) Reset() { b.data, b.index = b.data[:0], b.index[:0] }
+// Reset empties the buffer. It keeps a small buffer's memory for reuse and
+// lets a large one's go, so that many idle buffers hold little.
+func (b *Buffer) Reset() {
+	const keep = 1 << 20
+	if cap(b.data) > keep {
+		b.data, b.index = nil, nil
+		return
+	}
+	b.data, b.index = b.data[:0], b.index[:0]
+}
 
 // WriteRun sorts the buffer by key and writes it to name as a run file.
 func (b *Buffer) WriteRun(ctx context.Context, fs filesystem.Interface, name string) error {

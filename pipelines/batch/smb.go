@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"sync/atomic"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
@@ -66,6 +67,19 @@ type OutputFile struct {
 // worker given little memory spills smaller runs instead of growing. The
 // job's memory is about this much for cleaning, whatever the size of its
 // input.
+// buffered is the bytes all sort buffers of this process hold (RunCleaner's
+// and factWriter's). A runner may run many bundles of a stage at once in one
+// worker process (prism does, one per split of the input), each with its own
+// buffers; their sum, not each, is held to spillBytes. It is a limit on the
+// worker process's memory, like a memory manager's, and carries nothing
+// from one transform to another, so it holds on runners whose stages run in
+// separate workers as well.
+var buffered atomic.Int64
+
+// overBudget reports that the process's sort buffers hold more than
+// spillBytes, so the caller should spill its own.
+func overBudget() bool { return buffered.Load() >= int64(spillBytes()) }
+
 func spillBytes() int {
 	const most, least = 96 << 20, 4 << 20
 	if limit := debug.SetMemoryLimit(-1); limit < math.MaxInt64 {
@@ -209,14 +223,16 @@ func (c *RunCleaner) CleanFile(ctx context.Context, name string) (runs []RunFile
 			b := &c.bufs[smb.Bucket(ind, c.Buckets)]
 			before := b.Size()
 			b.Add(ind, row)
-			c.size += b.Size() - before
+			grown := b.Size() - before
+			c.size += grown
+			buffered.Add(int64(grown))
 		}
 	})
 	if err != nil {
 		return nil, nil, stats, fmt.Errorf("reading %s: %w", name, err)
 	}
 	stats = c.cleaner.Stats()
-	if c.size >= c.SpillAt {
+	if c.size >= c.SpillAt || overBudget() {
 		runs, err = c.Flush(ctx)
 	}
 	return runs, dead, stats, err
@@ -237,6 +253,7 @@ func (c *RunCleaner) Flush(ctx context.Context) ([]RunFile, error) {
 		runs = append(runs, RunFile{Table: c.Table, Bucket: bucket, Path: name, Rows: int64(b.Len())})
 		b.Reset()
 	}
+	buffered.Add(-int64(c.size))
 	c.size = 0
 	return runs, nil
 }
@@ -449,9 +466,11 @@ func (w *factWriter) add(ctx context.Context, p transforms.Post) error {
 		b := &w.bufs[smb.Bucket(key, len(w.bufs))]
 		before := b.Size()
 		b.Add(key, w.row)
-		w.size += b.Size() - before
+		grown := b.Size() - before
+		w.size += grown
+		buffered.Add(int64(grown))
 	})
-	if w.size >= w.limit {
+	if w.size >= w.limit || overBudget() {
 		var runs []RunFile
 		runs, err = w.spill(ctx)
 		w.runs = append(w.runs, runs...)
@@ -473,6 +492,7 @@ func (w *factWriter) spill(ctx context.Context) ([]RunFile, error) {
 		runs = append(runs, RunFile{Table: factsTable, Bucket: bucket, Path: name, Rows: int64(b.Len())})
 		b.Reset()
 	}
+	buffered.Add(-int64(w.size))
 	w.size = 0
 	return runs, nil
 }
@@ -669,7 +689,7 @@ func newRowEncoder(w io.Writer, format string, row any) rowEncoder {
 
 func newEncoder[R any](w io.Writer, format string) rowEncoder {
 	if format == FormatParquet {
-		return &parquetEncoder[R]{w: parquet.NewGenericWriter[R](w, parquet.Compression(&parquet.Snappy), parquet.MaxRowsPerRowGroup(128<<10))}
+		return &parquetEncoder[R]{w: parquet.NewGenericWriter[R](w, parquet.Compression(&parquet.Snappy), parquet.MaxRowsPerRowGroup(32<<10))}
 	}
 	bw := bufio.NewWriterSize(w, 1<<16)
 	enc := json.NewEncoder(bw)
