@@ -54,7 +54,6 @@ func TestKilledRunLeavesPreviousCommit(t *testing.T) {
 }
 
 func testCrashes(t *testing.T, bin string, c crashCase) {
-	ctx := context.Background()
 	var env []string
 	root := t.TempDir()
 	if c.s3 {
@@ -67,18 +66,7 @@ func testCrashes(t *testing.T, bin string, c crashCase) {
 		}
 		root = "s3://lake/" + c.name
 	}
-	day1, both := files.Join(root, "day1"), files.Join(root, "both")
-	gen := func(out string, first int64, posts, partition int, seed uint64) {
-		o := generate.Defaults()
-		o.Out, o.Posts, o.FirstInd, o.FirstPartition, o.Seed, o.FlushSize, o.MalformedRate = out, posts, first, partition, seed, 300, 0.01
-		if _, err := generate.Write(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Day 1, and both days (the second re-sends inds 2000-2499).
-	gen(day1, 0, 2500, 0, 1)
-	gen(both, 0, 2500, 0, 1)
-	gen(both, 2000, 2500, 3, 2)
+	day1, both := twoDays(t, root)
 
 	args := func(input, output string) []string {
 		a := []string{"batch", "--input=" + input, "--output=" + output, "--format=" + c.format, "--shards=2", "--runner=" + c.runner}
@@ -164,6 +152,25 @@ func testCrashes(t *testing.T, bin string, c crashCase) {
 	}
 }
 
+// twoDays generates the crash tests' input under root: day1 holds the first
+// day's posts, both holds them and the second day's, which re-sends inds
+// 2000-2499.
+func twoDays(t *testing.T, root string) (day1, both string) {
+	t.Helper()
+	day1, both = files.Join(root, "day1"), files.Join(root, "both")
+	gen := func(out string, first int64, posts, partition int, seed uint64) {
+		o := generate.Defaults()
+		o.Out, o.Posts, o.FirstInd, o.FirstPartition, o.Seed, o.FlushSize, o.MalformedRate = out, posts, first, partition, seed, 300, 0.01
+		if _, err := generate.Write(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gen(day1, 0, 2500, 0, 1)
+	gen(both, 0, 2500, 0, 1)
+	gen(both, 2000, 2500, 3, 2)
+	return day1, both
+}
+
 // checkNoLeftovers fails when the output holds files its commit does not
 // name, or temp files, or a lease, after a successful run.
 func checkNoLeftovers(t *testing.T, out string) {
@@ -237,19 +244,8 @@ func TestKilledOnJobServer(t *testing.T) {
 	}
 	bin := testenv.Pinpipe(t)
 	env := testenv.ProcessEnvironment(t)
-	ctx := context.Background()
 	root := t.TempDir()
-	day1, both := filepath.Join(root, "day1"), filepath.Join(root, "both")
-	gen := func(out string, first int64, posts, partition int, seed uint64) {
-		o := generate.Defaults()
-		o.Out, o.Posts, o.FirstInd, o.FirstPartition, o.Seed, o.FlushSize, o.MalformedRate = out, posts, first, partition, seed, 300, 0.01
-		if _, err := generate.Write(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	gen(day1, 0, 2500, 0, 1)
-	gen(both, 0, 2500, 0, 1)
-	gen(both, 2000, 2500, 3, 2)
+	day1, both := twoDays(t, root)
 
 	// run starts a job server (its workers' environment extended by
 	// workerEnv) and a launcher, and returns both.
