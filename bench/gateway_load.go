@@ -436,16 +436,7 @@ func (l *gwLoad) openLoop(ctx context.Context, rate float64, conns int, warm, d 
 				}
 			})
 		}
-		at := func(i int) time.Time { return start.Add(time.Duration(float64(i) / rate * float64(time.Second))) }
-		for i := 0; i < n && ctx.Err() == nil; {
-			now := time.Now()
-			for ; i < n && !at(i).After(now); i++ {
-				due <- at(i)
-			}
-			if i < n {
-				time.Sleep(time.Until(at(i)))
-			}
-		}
+		pace(ctx, start, rate, n, due)
 		close(due)
 		wg.Wait()
 		return rec, time.Since(start)
@@ -484,4 +475,23 @@ func gwProcCPU(pid int) time.Duration {
 		return 0
 	}
 	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// pace is the open-loop load's clock: it hands due the times of n requests
+// at rate per second from start, each once it falls due (so a slow server
+// delays no request's scheduled time), and returns how many it handed out
+// before ctx ended.
+func pace(ctx context.Context, start time.Time, rate float64, n int, due chan<- time.Time) int {
+	at := func(i int) time.Time { return start.Add(time.Duration(float64(i) / rate * float64(time.Second))) }
+	sent := 0
+	for sent < n && ctx.Err() == nil {
+		now := time.Now()
+		for ; sent < n && !at(sent).After(now); sent++ {
+			due <- at(sent)
+		}
+		if sent < n {
+			time.Sleep(time.Until(at(sent)))
+		}
+	}
+	return sent
 }

@@ -194,17 +194,7 @@ func (l *gwLoad) overloadLoop(ctx context.Context, rate float64, conns int, d, t
 			}
 		})
 	}
-	at := func(i int) time.Time { return start.Add(time.Duration(float64(i) / rate * float64(time.Second))) }
-	sent := 0
-	for sent < n && ctx.Err() == nil {
-		now := time.Now()
-		for ; sent < n && !at(sent).After(now); sent++ {
-			due <- at(sent)
-		}
-		if sent < n {
-			time.Sleep(time.Until(at(sent)))
-		}
-	}
+	sent := pace(ctx, start, rate, n, due)
 	close(due)
 	wg.Wait()
 	st.Elapsed = time.Since(start)
