@@ -67,6 +67,9 @@ func StartPrismJobServer(t testing.TB, env []string) *JobServer {
 	cmd := exec.CommandContext(ctx, filepath.Join(prismBin.dir, "prism"), fmt.Sprintf("--job_port=%d", port), "--serve_http=false")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(), env...)
+	// Workers started by Beam's boot program write files (pipeline_options.json)
+	// into the job server's working directory: keep them out of the source tree.
+	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		cancel()
