@@ -80,6 +80,19 @@ var buffered atomic.Int64
 // spillBytes, so the caller should spill its own.
 func overBudget() bool { return buffered.Load() >= int64(spillBytes()) }
 
+// mergeSlots holds the merges (of buckets, of facts) a worker process runs
+// at once to one per core: each merge holds its writers' row groups, its
+// runs' blocks and its fact buffers, and a runner may run many bundles of a
+// merge stage at once in one process (prism does), each with its own pool.
+// Like buffered, a bound on the process's memory, carrying no data.
+var mergeSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// mergeSlot waits for a merge slot and returns its release.
+func mergeSlot() func() {
+	mergeSlots <- struct{}{}
+	return func() { <-mergeSlots }
+}
+
 func spillBytes() int {
 	const most, least = 96 << 20, 4 << 20
 	if limit := debug.SetMemoryLimit(-1); limit < math.MaxInt64 {
@@ -337,6 +350,7 @@ func (f *mergeBucketFn) ProcessElement(ctx context.Context, bucket int, iter fun
 		}
 	}
 	f.pool.Submit(func() mergeResult {
+		defer mergeSlot()()
 		var r mergeResult
 		r.partials, r.stats, r.files, r.facts, r.err = MergeBucket(ctx, f.fs, f.runsFS, f.Config, bucket, runs)
 		return r
@@ -534,6 +548,7 @@ func (f *mergeFactsFn) ProcessElement(ctx context.Context, bucket int, iter func
 		names = append(names, r.Path)
 	}
 	f.pool.Submit(func() mergeResult {
+		defer mergeSlot()()
 		p, err := MergeFacts(ctx, f.fs, names)
 		return mergeResult{partials: p, err: err}
 	}, f.emitter(partials))
