@@ -112,14 +112,20 @@ func (d *decoder) str() *string {
 	if !d.present() {
 		return nil
 	}
+	s := string(d.bytes())
+	return &s
+}
+
+// bytes reads a length and that many bytes (aliasing the row).
+func (d *decoder) bytes() []byte {
 	n, k := binary.Uvarint(d.b)
 	if k <= 0 || uint64(len(d.b)-k) < n {
 		d.fail()
 		return nil
 	}
-	s := string(d.b[k : k+int(n)])
+	b := d.b[k : k+int(n) : k+int(n)]
 	d.b = d.b[k+int(n):]
-	return &s
+	return b
 }
 
 func (d *decoder) int() *int64 {

@@ -165,11 +165,12 @@ func bytesLess(a, b []byte) bool {
 // DedupJoinSorted keeps one row per ind in each of the three tables' sorted
 // streams, joins them on ind as it goes and folds every post into the
 // partials' counts (AddCounts); emit gets each post (its rows decoded; a
-// table with no row for the ind is nil) in ind order, to write the tables
-// and to make its facts (PostFacts) distinct. Memory is one post, whatever
+// table with no row for the ind is nil) and its rows as encoded (nil where
+// none; valid during the call) in ind order, to write the tables and to make
+// its facts (PostFacts) distinct. Memory is one post, whatever
 // the size of the streams. The stats count the duplicates
 // dropped, the rows kept and the nulls of the final tables.
-func DedupJoinSorted(pins, geos, users SortedRows, emit func(Post) error) (*Partials, []TableStats, error) {
+func DedupJoinSorted(pins, geos, users SortedRows, emit func(Post, [3][]byte) error) (*Partials, []TableStats, error) {
 	ds := [3]*dedupRows{{in: pins}, {in: geos}, {in: users}}
 	var has [3]bool
 	for i, d := range ds {
@@ -180,6 +181,7 @@ func DedupJoinSorted(pins, geos, users SortedRows, emit func(Post) error) (*Part
 	var pin Pin
 	var geo Geo
 	var user User
+	var kept [3][]byte
 	for has[0] || has[1] || has[2] {
 		ind := int64(1<<63 - 1)
 		for i, d := range ds {
@@ -188,11 +190,14 @@ func DedupJoinSorted(pins, geos, users SortedRows, emit func(Post) error) (*Part
 			}
 		}
 		var post Post
+		var rows [3][]byte
 		var err error
 		for i, d := range ds {
 			if !has[i] || d.ind != ind {
 				continue
 			}
+			kept[i] = append(kept[i][:0], d.best...) // d.next overwrites best
+			rows[i] = kept[i]
 			switch i {
 			case 0:
 				if pin, err = DecodePinRow(d.best); err == nil {
@@ -217,7 +222,7 @@ func DedupJoinSorted(pins, geos, users SortedRows, emit func(Post) error) (*Part
 			has[i] = d.next()
 		}
 		partials.AddCounts(post)
-		if err := emit(post); err != nil {
+		if err := emit(post, rows); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -3,6 +3,7 @@ package transforms
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -57,12 +58,21 @@ func TestDedupJoinSorted(t *testing.T) {
 	)
 	var got []string
 	facts := map[string]bool{}
-	partials, stats, err := DedupJoinSorted(pins, geos, users, func(p Post) error {
+	partials, stats, err := DedupJoinSorted(pins, geos, users, func(p Post, rows [3][]byte) error {
 		got = append(got, fmt.Sprintf("%d pin=%v geo=%v user=%v", postInd(p), p.Pin != nil, p.Geo != nil, p.User != nil))
 		if p.Geo != nil && p.Geo.Ind == 2 && *p.Geo.Country != "Chad" {
 			t.Errorf("ind 2 kept geo %s; the smaller encoding (Chad) must win", *p.Geo.Country)
 		}
 		PostFacts(p, nil, func(f []byte) { facts[string(f)] = true })
+		for i, r := range []any{p.Pin, p.Geo, p.User} {
+			var want []byte
+			if !reflect.ValueOf(r).IsNil() {
+				want = AppendRow(nil, r)
+			}
+			if !bytes.Equal(rows[i], want) {
+				t.Errorf("ind %d table %d: encoded row %x, the decoded row encodes as %x", postInd(p), i, rows[i], want)
+			}
+		}
 		return nil
 	})
 	if err != nil {

@@ -1,6 +1,9 @@
 package transforms
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // ColumnType is the type of a clean table's column, in the contract's terms;
 // each output (Parquet, JSON lines, PostgreSQL) maps it to its own.
@@ -96,4 +99,47 @@ func (u *User) nulls(null func(int)) {
 // countNulls adds a row's nulls to counts by column name.
 func countNulls(counts map[string]int64, s *Schema, row interface{ nulls(func(int)) }) {
 	row.nulls(func(i int) { counts[s.Columns[i].Name]++ })
+}
+
+// Field is one column's value in an encoded row, as the column's type holds
+// it: Int for Int64 (and a Timestamp's seconds, Nsec its nanoseconds),
+// Bytes for Text (the string's bytes) and Float64List (8 little-endian
+// bytes per float). Bytes alias the row.
+type Field struct {
+	Null  bool
+	Int   int64
+	Nsec  int64
+	Bytes []byte
+}
+
+// DecodeFields decodes an encoded row of the table column by column, in the
+// schema's order, into dst (reused when long enough): what writes a row as
+// columns (Parquet) reads, with no row struct and no allocation per row.
+func (s *Schema) DecodeFields(row []byte, dst []Field) ([]Field, error) {
+	dst = slices.Grow(dst[:0], len(s.Columns))[:len(s.Columns)]
+	d := decoder{b: row}
+	for i, c := range s.Columns {
+		f := &dst[i]
+		*f = Field{}
+		if c.Nullable && !d.present() {
+			f.Null = true
+			continue
+		}
+		switch c.Type {
+		case Int64:
+			f.Int = d.varint()
+		case Text:
+			f.Bytes = d.bytes()
+		case Float64List:
+			n := d.count()
+			if len(d.b) < 8*n {
+				d.fail()
+				break
+			}
+			f.Bytes, d.b = d.b[:8*n:8*n], d.b[8*n:]
+		case Timestamp:
+			f.Int, f.Nsec = d.varint(), d.varint()
+		}
+	}
+	return dst, d.done()
 }

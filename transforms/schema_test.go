@@ -1,9 +1,12 @@
 package transforms
 
 import (
+	"encoding/binary"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 )
@@ -37,5 +40,40 @@ func TestSchemasMatchRows(t *testing.T) {
 	}
 	if SchemaOf(TableGeo).Key != "ind" || SchemaOf(TablePin).Key != PinFields[0] {
 		t.Error("keys")
+	}
+}
+
+// TestDecodeFields decodes rows column by column and checks each field
+// against the row struct's, for rows with values and with nulls.
+func TestDecodeFields(t *testing.T) {
+	ts := time.Date(2019, 3, 4, 5, 6, 7, 8000, time.UTC)
+	s, n := "Chad", int64(-42)
+	geo := Geo{Ind: 7, Country: &s, Coordinates: []float64{-5.5, 170.25}, Timestamp: &ts}
+	fs, err := GeoSchema.DecodeFields(AppendRow(nil, &geo), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fs[0].Int != 7 || string(fs[1].Bytes) != "Chad" || len(fs[2].Bytes) != 16 || fs[3].Int != ts.Unix() || fs[3].Nsec != 8000 {
+		t.Errorf("geo fields %+v", fs)
+	}
+	if math.Float64frombits(binary.LittleEndian.Uint64(fs[2].Bytes[8:])) != 170.25 {
+		t.Errorf("longitude %x", fs[2].Bytes)
+	}
+	fs, err = UserSchema.DecodeFields(AppendRow(nil, &User{Ind: 1, Age: &n}), fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 4 || fs[0].Null || !fs[1].Null || fs[2].Null || fs[2].Int != -42 || !fs[3].Null {
+		t.Errorf("user fields %+v", fs)
+	}
+	pin := AppendRow(nil, &Pin{Ind: 3, Title: &s})
+	if fs, err = PinSchema.DecodeFields(pin, fs); err != nil || string(fs[2].Bytes) != "Chad" || !fs[1].Null || !fs[10].Null {
+		t.Errorf("pin fields %+v, %v", fs, err)
+	}
+	if _, err := PinSchema.DecodeFields(pin[:len(pin)-1], nil); err == nil {
+		t.Error("a row cut short decoded")
+	}
+	if _, err := UserSchema.DecodeFields(pin, nil); err == nil {
+		t.Error("a pin row decoded as a user row")
 	}
 }

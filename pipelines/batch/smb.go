@@ -26,6 +26,7 @@ import (
 	"github.com/pinpipe/pinpipe/internal/parallel"
 	"github.com/pinpipe/pinpipe/internal/rawline"
 	"github.com/pinpipe/pinpipe/io/files"
+	"github.com/pinpipe/pinpipe/io/parquetio"
 	"github.com/pinpipe/pinpipe/io/smb"
 	"github.com/pinpipe/pinpipe/transforms"
 )
@@ -418,27 +419,24 @@ func MergeBucket(ctx context.Context, tablesFS, runsFS filesystem.Interface, cfg
 	}
 	ws := make([]*tableWriter, len(transforms.Tables))
 	for i, t := range transforms.Tables {
-		ws[i] = &tableWriter{fs: tablesFS, format: cfg.Format,
+		ws[i] = &tableWriter{fs: tablesFS, format: cfg.Format, schema: transforms.SchemaOf(t),
 			name: files.Join(cfg.TablesDir, t, fmt.Sprintf("part-%05d-%s.%s", bucket, cfg.RunID, cfg.Format)),
 			out:  OutputFile{Table: t, Bucket: bucket}}
 		closers = append(closers, ws[i])
 	}
 	fw := factWriter{fs: runsFS, dir: cfg.RunDir, bufs: make([]smb.Buffer, cfg.Buckets), limit: spillBytes() / (2 * runtime.GOMAXPROCS(0))}
-	partials, stats, err := transforms.DedupJoinSorted(streams[0], streams[1], streams[2], func(p transforms.Post) error {
+	partials, stats, err := transforms.DedupJoinSorted(streams[0], streams[1], streams[2], func(p transforms.Post, rows [3][]byte) error {
 		if err := fw.add(ctx, p); err != nil {
 			return err
 		}
-		var err error
-		if p.Pin != nil {
-			err = ws[0].write(ctx, p.Pin)
+		for i, decoded := range [3]any{p.Pin, p.Geo, p.User} {
+			if rows[i] != nil {
+				if err := ws[i].write(ctx, rows[i], decoded); err != nil {
+					return err
+				}
+			}
 		}
-		if p.Geo != nil && err == nil {
-			err = ws[1].write(ctx, p.Geo)
-		}
-		if p.User != nil && err == nil {
-			err = ws[2].write(ctx, p.User)
-		}
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("merging bucket %d: %w", bucket, err)
@@ -630,6 +628,7 @@ const writeBatch = 1024
 type tableWriter struct {
 	fs     filesystem.Interface
 	format string
+	schema transforms.Schema
 	name   string
 	out    OutputFile
 
@@ -638,14 +637,15 @@ type tableWriter struct {
 	done bool
 }
 
-// rowEncoder is the format-specific part of a table writer.
+// rowEncoder is the format-specific part of a table writer. add gets a row
+// both encoded and decoded (a *Pin, *Geo or *User): Parquet is written from
+// the encoded row's columns, JSON lines from the struct.
 type rowEncoder interface {
-	add(row any) error
-	flush() error
+	add(row []byte, decoded any) error
 	close() error
 }
 
-func (t *tableWriter) write(ctx context.Context, row any) error {
+func (t *tableWriter) write(ctx context.Context, row []byte, decoded any) error {
 	if t.w == nil {
 		w, err := t.fs.OpenWrite(ctx, t.name)
 		if err != nil {
@@ -653,10 +653,10 @@ func (t *tableWriter) write(ctx context.Context, row any) error {
 		}
 		t.w = w
 		t.out.Path = t.name
-		t.enc = newRowEncoder(w, t.format, row)
+		t.enc = newRowEncoder(w, t.format, t.schema)
 	}
 	t.out.Rows++
-	if err := t.enc.add(row); err != nil {
+	if err := t.enc.add(row, decoded); err != nil {
 		return fmt.Errorf("writing %s: %w", t.name, err)
 	}
 	if t.out.Rows == writeBatch+1 {
@@ -691,62 +691,28 @@ func (t *tableWriter) Close() error {
 	return nil
 }
 
-func newRowEncoder(w io.Writer, format string, row any) rowEncoder {
-	switch row.(type) {
-	case *transforms.Pin:
-		return newEncoder[transforms.Pin](w, format)
-	case *transforms.Geo:
-		return newEncoder[transforms.Geo](w, format)
-	default:
-		return newEncoder[transforms.User](w, format)
-	}
-}
-
-func newEncoder[R any](w io.Writer, format string) rowEncoder {
+func newRowEncoder(w io.Writer, format string, schema transforms.Schema) rowEncoder {
 	if format == FormatParquet {
-		return &parquetEncoder[R]{w: parquet.NewGenericWriter[R](w, parquet.Compression(&parquet.Snappy), parquet.MaxRowsPerRowGroup(32<<10))}
+		return parquetEncoder{parquetio.NewWriter(w, schema)}
 	}
 	bw := bufio.NewWriterSize(w, 1<<16)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
-	return &jsonlEncoder[R]{bw: bw, enc: enc}
+	return &jsonlEncoder{bw: bw, enc: enc}
 }
 
-type parquetEncoder[R any] struct {
-	w   *parquet.GenericWriter[R]
-	buf []R
-}
+type parquetEncoder struct{ w *parquetio.Writer }
 
-func (e *parquetEncoder[R]) add(row any) error {
-	e.buf = append(e.buf, *row.(*R))
-	if len(e.buf) == writeBatch {
-		return e.flush()
-	}
-	return nil
-}
+func (e parquetEncoder) add(row []byte, _ any) error { return e.w.Write(row) }
+func (e parquetEncoder) close() error                { return e.w.Close() }
 
-func (e *parquetEncoder[R]) flush() error {
-	_, err := e.w.Write(e.buf)
-	clear(e.buf)
-	e.buf = e.buf[:0]
-	return err
-}
-
-func (e *parquetEncoder[R]) close() error {
-	if err := e.flush(); err != nil {
-		return err
-	}
-	return e.w.Close()
-}
-
-type jsonlEncoder[R any] struct {
+type jsonlEncoder struct {
 	bw  *bufio.Writer
 	enc *json.Encoder
 }
 
-func (e *jsonlEncoder[R]) add(row any) error { return e.enc.Encode(row.(*R)) }
-func (e *jsonlEncoder[R]) flush() error      { return e.bw.Flush() }
-func (e *jsonlEncoder[R]) close() error      { return e.bw.Flush() }
+func (e *jsonlEncoder) add(_ []byte, decoded any) error { return e.enc.Encode(decoded) }
+func (e *jsonlEncoder) close() error                    { return e.bw.Flush() }
 
 // openTableFile reads a committed bucket file back as encoded rows in ind
 // order (the file is sorted). The file's bytes are read whole, a bucket's
