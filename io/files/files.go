@@ -83,11 +83,41 @@ func (f *readLinesFn) ProcessElement(ctx context.Context, name string, emit func
 // ReadFileLines calls fn for every line of one file. The slice is only valid
 // during the call.
 func ReadFileLines(ctx context.Context, name string, fn func([]byte)) error {
-	fs, err := filesystem.New(ctx, name)
-	if err != nil {
-		return err
+	var lr LineReader
+	defer lr.Close()
+	return lr.ReadFile(ctx, name, fn)
+}
+
+// LineReader reads the lines of file after file with one buffer and one
+// filesystem client per scheme, so reading many small files allocates
+// nothing per file (a fresh 1 MiB buffer per file was a tenth of the clean
+// stage's CPU). Not safe for concurrent use.
+type LineReader struct {
+	br  *bufio.Reader
+	fss map[string]filesystem.Interface
+}
+
+// lineBuffer is a LineReader's buffer; longer lines are assembled.
+const lineBuffer = 256 << 10
+
+// ReadFile calls fn for every line of the named file (.gz files are
+// decompressed). The slice is only valid during the call.
+func (lr *LineReader) ReadFile(ctx context.Context, name string, fn func([]byte)) error {
+	scheme, _, ok := strings.Cut(name, "://")
+	if !ok {
+		scheme = ""
 	}
-	defer fs.Close()
+	fs := lr.fss[scheme]
+	if fs == nil {
+		var err error
+		if fs, err = filesystem.New(ctx, name); err != nil {
+			return err
+		}
+		if lr.fss == nil {
+			lr.fss = map[string]filesystem.Interface{}
+		}
+		lr.fss[scheme] = fs
+	}
 	rc, err := fs.OpenRead(ctx, name)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", name, err)
@@ -102,7 +132,13 @@ func ReadFileLines(ctx context.Context, name string, fn func([]byte)) error {
 		defer gz.Close()
 		r = gz
 	}
-	br := bufio.NewReaderSize(r, 1<<20)
+	if lr.br == nil {
+		lr.br = bufio.NewReaderSize(r, lineBuffer)
+	} else {
+		lr.br.Reset(r)
+	}
+	br := lr.br
+	defer br.Reset(nil) // holds no reader between files
 	var long []byte
 	for {
 		line, err := br.ReadSlice('\n')
@@ -128,6 +164,14 @@ func ReadFileLines(ctx context.Context, name string, fn func([]byte)) error {
 			return fmt.Errorf("reading %s: %w", name, err)
 		}
 	}
+}
+
+// Close closes the filesystem clients.
+func (lr *LineReader) Close() {
+	for _, fs := range lr.fss {
+		fs.Close()
+	}
+	lr.fss = nil
 }
 
 // WriteJSONLines writes each element as one JSON line into files named

@@ -130,6 +130,7 @@ type RunCleaner struct {
 	FS      filesystem.Interface
 
 	cleaner *transforms.LineCleaner
+	lines   files.LineReader
 	bufs    []smb.Buffer
 	size    int
 }
@@ -187,6 +188,7 @@ func (f *writeRunsFn) FinishBundle(ctx context.Context, emit func(int, RunFile),
 	for range cap(f.states) {
 		st := <-f.states
 		f.pool.Submit(func() runsResult {
+			defer st.Close()
 			var r runsResult
 			r.runs, r.err = st.Flush(ctx)
 			return r
@@ -219,7 +221,7 @@ func (f *writeRunsFn) emitter(emit func(int, RunFile), dead func(transforms.Dead
 // they hold SpillAt bytes; it returns the runs written, the file's dead
 // letters and what the cleaner counted.
 func (c *RunCleaner) CleanFile(ctx context.Context, name string) (runs []RunFile, dead []transforms.DeadLetter, stats transforms.TableStats, err error) {
-	err = files.ReadFileLines(ctx, name, func(line []byte) {
+	err = c.lines.ReadFile(ctx, name, func(line []byte) {
 		var ind int64
 		var row []byte
 		var d *transforms.DeadLetter
@@ -251,6 +253,9 @@ func (c *RunCleaner) CleanFile(ctx context.Context, name string) (runs []RunFile
 	}
 	return runs, dead, stats, err
 }
+
+// Close releases the input readers' clients (not the buffers: Flush first).
+func (c *RunCleaner) Close() { c.lines.Close() }
 
 // Flush writes each non-empty bucket buffer as a run and empties it.
 func (c *RunCleaner) Flush(ctx context.Context) ([]RunFile, error) {
