@@ -23,39 +23,59 @@ import (
 const runBlockSize = 64 << 10
 
 // Buffer holds rows in memory until they are written as one sorted run:
-// the rows back to back in one byte slice and a pointer-free index, so a
-// full buffer costs the garbage collector nothing to scan.
+// the rows back to back in byte chunks and a pointer-free index, so a full
+// buffer costs the garbage collector nothing to scan. Chunks, not one slice,
+// so that growing never copies the rows held (doubling one slice copied
+// each byte about twice).
 type Buffer struct {
-	data  []byte
-	index []entry
+	chunks [][]byte
+	index  []entry
+	size   int
 }
 
 type entry struct {
-	key      int64
-	off, end uint32
+	key   int64
+	chunk uint32
+	off   uint32
+	end   uint32
 }
+
+// A buffer's chunks grow from firstChunk, doubling with the buffer, to
+// chunkSize; a longer row gets a chunk of its own. Many buckets' buffers
+// that each get few rows stay small.
+const firstChunk, chunkSize = 4 << 10, 256 << 10
 
 // Add appends a row. Its bytes must start with key as a varint
 // (binary.AppendVarint), which is how a reader gets the key back.
 func (b *Buffer) Add(key int64, row []byte) {
-	off := len(b.data)
-	b.data = append(b.data, row...)
-	b.index = append(b.index, entry{key, uint32(off), uint32(len(b.data))})
+	last := len(b.chunks) - 1
+	if last < 0 || len(b.chunks[last])+len(row) > cap(b.chunks[last]) {
+		b.chunks = append(b.chunks, make([]byte, 0, max(min(chunkSize, max(firstChunk, b.size)), len(row))))
+		last++
+	}
+	c := b.chunks[last]
+	off := len(c)
+	b.chunks[last] = append(c, row...)
+	b.index = append(b.index, entry{key, uint32(last), uint32(off), uint32(off + len(row))})
+	b.size += len(row)
 }
 
 // Len is the number of rows; Size their bytes.
 func (b *Buffer) Len() int  { return len(b.index) }
-func (b *Buffer) Size() int { return len(b.data) + 16*len(b.index) }
+func (b *Buffer) Size() int { return b.size + 24*len(b.index) }
 
-// Reset empties the buffer. It keeps a small buffer's memory for reuse and
-// lets a large one's go, so that many idle buffers hold little.
+// Reset empties the buffer. It keeps its first (small) chunk for reuse and
+// lets the rest go, so that many idle buffers hold little.
 func (b *Buffer) Reset() {
-	const keep = 1 << 20
-	if cap(b.data) > keep {
-		b.data, b.index = nil, nil
-		return
+	if len(b.chunks) > 0 {
+		first := b.chunks[0][:0]
+		clear(b.chunks)
+		b.chunks = append(b.chunks[:0], first)
 	}
-	b.data, b.index = b.data[:0], b.index[:0]
+	if cap(b.index) > chunkSize/24 {
+		b.index = nil
+	}
+	b.index, b.size = b.index[:0], 0
 }
 
 // WriteRun sorts the buffer by key and writes it to name as a run file.
@@ -76,7 +96,7 @@ func (b *Buffer) WriteRun(ctx context.Context, fs filesystem.Interface, name str
 	zw := s2.NewWriter(w, s2.WriterConcurrency(1), s2.WriterBlockSize(runBlockSize))
 	var n [binary.MaxVarintLen64]byte
 	for _, e := range b.index {
-		row := b.data[e.off:e.end]
+		row := b.chunks[e.chunk][e.off:e.end]
 		zw.Write(n[:binary.PutUvarint(n[:], uint64(len(row)))])
 		if _, err := zw.Write(row); err != nil {
 			w.Close()

@@ -1,6 +1,7 @@
 package smb
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"math/rand/v2"
@@ -119,5 +120,55 @@ func TestBucketsFor(t *testing.T) {
 	}
 	if got := BucketsFor(6600<<20, 64<<20, 16); got != 104 {
 		t.Errorf("6.6 GB: %d buckets, want 104", got)
+	}
+}
+
+// TestBufferChunks adds rows across many chunks (and one longer than a
+// chunk), resets and refills: every row comes back from the run in key
+// order, and a reset buffer holds only its first chunk.
+func TestBufferChunks(t *testing.T) {
+	ctx := context.Background()
+	fs, err := filesystem.New(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b Buffer
+	for round := range 2 {
+		var want []int64
+		for i := range 20000 {
+			k := int64((i * 7919) % 20011)
+			row := binary.AppendVarint(nil, k)
+			row = append(row, bytes.Repeat([]byte{byte(i)}, i%97)...)
+			if i == 777 {
+				row = append(row, make([]byte, chunkSize+5)...)
+			}
+			b.Add(k, row)
+			want = append(want, k)
+		}
+		slices.Sort(want)
+		name := filepath.Join(t.TempDir(), "run.s2")
+		if err := b.WriteRun(ctx, fs, name); err != nil {
+			t.Fatal(err)
+		}
+		r, err := OpenRun(ctx, fs, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for r.Next() {
+			k, _ := binary.Varint(r.Row())
+			if k != r.Key() {
+				t.Fatalf("round %d: row of key %d read as %d", round, k, r.Key())
+			}
+			got = append(got, r.Key())
+		}
+		r.Close()
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d: %d keys back, want %d, or out of order", round, len(got), len(want))
+		}
+		b.Reset()
+		if b.Len() != 0 || b.Size() != 0 || len(b.chunks) != 1 || cap(b.chunks[0]) > firstChunk {
+			t.Fatalf("after reset: %d rows, %d bytes, %d chunks", b.Len(), b.Size(), len(b.chunks))
+		}
 	}
 }
