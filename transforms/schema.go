@@ -1,6 +1,7 @@
 package transforms
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 )
@@ -142,4 +143,35 @@ func (s *Schema) DecodeFields(row []byte, dst []Field) ([]Field, error) {
 		}
 	}
 	return dst, d.done()
+}
+
+// AppendFields appends the encoded row of fields (one per column, in the
+// schema's order; the inverse of DecodeFields): what reads a row back from
+// columns (Parquet) writes, with no row struct.
+func (s *Schema) AppendFields(dst []byte, fields []Field) []byte {
+	e := encoder{b: dst}
+	for i, c := range s.Columns {
+		f := &fields[i]
+		if c.Nullable {
+			if f.Null {
+				e.b = append(e.b, 0)
+				continue
+			}
+			e.b = append(e.b, 1)
+		}
+		switch c.Type {
+		case Int64:
+			e.varint(f.Int)
+		case Text:
+			e.b = binary.AppendUvarint(e.b, uint64(len(f.Bytes)))
+			e.b = append(e.b, f.Bytes...)
+		case Float64List:
+			e.varint(int64(len(f.Bytes) / 8))
+			e.b = append(e.b, f.Bytes[:len(f.Bytes)/8*8]...)
+		case Timestamp:
+			e.varint(f.Int)
+			e.varint(f.Nsec)
+		}
+	}
+	return e.b
 }

@@ -1,6 +1,7 @@
 package transforms
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
 	"reflect"
@@ -69,6 +70,15 @@ func TestDecodeFields(t *testing.T) {
 	pin := AppendRow(nil, &Pin{Ind: 3, Title: &s})
 	if fs, err = PinSchema.DecodeFields(pin, fs); err != nil || string(fs[2].Bytes) != "Chad" || !fs[1].Null || !fs[10].Null {
 		t.Errorf("pin fields %+v, %v", fs, err)
+	}
+	for _, c := range []struct {
+		s   *Schema
+		row []byte
+	}{{&PinSchema, pin}, {&GeoSchema, AppendRow(nil, &geo)}, {&GeoSchema, AppendRow(nil, &Geo{Ind: 1, Coordinates: []float64{}})}, {&UserSchema, AppendRow(nil, &User{Ind: 2, Age: &n})}} {
+		fs, err := c.s.DecodeFields(c.row, nil)
+		if got := c.s.AppendFields(nil, fs); err != nil || !bytes.Equal(got, c.row) {
+			t.Errorf("%s: fields re-encode as %x, want %x (%v)", c.s.Table, got, c.row, err)
+		}
 	}
 	if _, err := PinSchema.DecodeFields(pin[:len(pin)-1], nil); err == nil {
 		t.Error("a row cut short decoded")

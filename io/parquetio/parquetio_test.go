@@ -3,6 +3,7 @@ package parquetio
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"testing"
@@ -76,6 +77,27 @@ func TestWriterRoundTrip(t *testing.T) {
 			if len(f.RowGroups()) != 2 {
 				t.Errorf("%d row groups, want 2", len(f.RowGroups()))
 			}
+			// Read back as encoded rows: the very bytes written.
+			r, err := NewReader(buf.Bytes(), s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			read := 0
+			for i := 0; r.Next(); i++ {
+				read++
+				if !bytes.Equal(r.Row(), rows[i]) {
+					t.Fatalf("row %d read back as %x, written %x", i, r.Row(), rows[i])
+				}
+				if want, _ := binary.Varint(rows[i]); r.Key() != want {
+					t.Fatalf("row %d: key %d, want %d", i, r.Key(), want)
+				}
+			}
+			if r.Err() != nil || read != len(rows) {
+				t.Fatalf("%d rows read back of %d: %v", read, len(rows), r.Err())
+			}
+			if _, err := NewReader(buf.Bytes(), transforms.SchemaOf(otherTable(s.Table))); err == nil {
+				t.Error("a file read as another table's")
+			}
 			switch s.Table {
 			case transforms.TablePin:
 				roundTrip(t, buf.Bytes(), rows, transforms.DecodePinRow)
@@ -86,6 +108,13 @@ func TestWriterRoundTrip(t *testing.T) {
 			}
 		})
 	}
+}
+
+func otherTable(table string) string {
+	if table == transforms.TablePin {
+		return transforms.TableUser
+	}
+	return transforms.TablePin
 }
 
 func nullRow(table string) []byte {

@@ -20,7 +20,6 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
-	"github.com/parquet-go/parquet-go"
 	"github.com/segmentio/encoding/json"
 
 	"github.com/pinpipe/pinpipe/internal/parallel"
@@ -720,23 +719,59 @@ func (e *jsonlEncoder) add(_ []byte, decoded any) error { return e.enc.Encode(de
 func (e *jsonlEncoder) close() error                    { return e.bw.Flush() }
 
 // openTableFile reads a committed bucket file back as encoded rows in ind
-// order (the file is sorted). The file's bytes are read whole, a bucket's
-// worth, and its rows decoded writeBatch at a time.
+// order (the file is sorted, which the reader checks). The file's bytes are
+// read whole, a bucket's worth; Parquet is decoded column by column into
+// encoded rows (parquetio.Reader), JSON lines writeBatch rows at a time.
 func openTableFile(ctx context.Context, name, table, format string) (smb.Iterator, error) {
 	data, err := files.ReadFile(ctx, name)
 	if err != nil {
 		return nil, err
 	}
+	if format == FormatParquet {
+		r, err := parquetio.NewReader(data, transforms.SchemaOf(table))
+		if err != nil {
+			return nil, err
+		}
+		return &sortedCheck{SortedRows: r, last: -1 << 63}, nil
+	}
 	switch table {
 	case transforms.TablePin:
-		return newFileRows[transforms.Pin](data, format, func(p *transforms.Pin) int64 { return p.Ind })
+		return newFileRows[transforms.Pin](data, func(p *transforms.Pin) int64 { return p.Ind })
 	case transforms.TableGeo:
-		return newFileRows[transforms.Geo](data, format, func(g *transforms.Geo) int64 { return g.Ind })
+		return newFileRows[transforms.Geo](data, func(g *transforms.Geo) int64 { return g.Ind })
 	default:
-		return newFileRows[transforms.User](data, format, func(u *transforms.User) int64 { return u.Ind })
+		return newFileRows[transforms.User](data, func(u *transforms.User) int64 { return u.Ind })
 	}
 }
 
+// sortedCheck fails a stream of rows that is not sorted by ind: a file that
+// is not a bucket file of this layout.
+type sortedCheck struct {
+	transforms.SortedRows
+	last int64
+	err  error
+}
+
+func (s *sortedCheck) Next() bool {
+	if s.err != nil || !s.SortedRows.Next() {
+		return false
+	}
+	if k := s.Key(); k < s.last {
+		s.err = fmt.Errorf("rows not sorted by ind (%d after %d): not a bucket file of this layout", k, s.last)
+		return false
+	}
+	s.last = s.Key()
+	return true
+}
+
+func (s *sortedCheck) Err() error {
+	if s.err != nil {
+		return s.err
+	}
+	return s.SortedRows.Err()
+}
+
+// fileRows reads a JSON-lines table file back as encoded rows.
 type fileRows[R any] struct {
 	read func([]R) (int, error)
 	ind  func(*R) int64
@@ -749,17 +784,8 @@ type fileRows[R any] struct {
 	eof  bool
 }
 
-func newFileRows[R any](data []byte, format string, ind func(*R) int64) (*fileRows[R], error) {
+func newFileRows[R any](data []byte, ind func(*R) int64) (*fileRows[R], error) {
 	fr := &fileRows[R]{ind: ind, buf: make([]R, writeBatch), last: -1 << 63}
-	if format == FormatParquet {
-		f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
-		if err != nil {
-			return nil, err
-		}
-		r := parquet.NewGenericReader[R](f)
-		fr.read = func(buf []R) (int, error) { return r.Read(buf) }
-		return fr, nil
-	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	fr.read = func(buf []R) (int, error) {
 		for i := range buf {
