@@ -28,6 +28,8 @@ func gatewayCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.StringVar(&cfg.Listen, "listen", gateway.DefaultListen, "address to listen on (loopback by default: to expose it, use --tls-cert/--tls-key or a TLS proxy in front)")
 	fs.StringVar(&brokers, "kafka-brokers", "", "comma-separated Kafka seed brokers (host:port); empty turns the /topics routes off")
 	fs.StringVar(&cfg.TopicPrefix, "topic-prefix", "", "if set, serve only the topics <prefix>.* and the streams streaming-<prefix>-*")
+	fs.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", false, "let the brokers create a topic on its first record (if they allow it: auto.create.topics.enable), "+
+		"as a stock REST Proxy does; default: a produce to a topic that does not exist is 404, error_code 40401, so a mistyped topic is an error, not a new topic")
 	fs.Func("api-key-env", "name of an environment variable holding an API key that clients must send as x-api-key; repeat it (or separate names with commas) for several keys, to rotate them", func(v string) error {
 		for _, name := range strings.Split(v, ",") {
 			if name = strings.TrimSpace(name); name != "" {
