@@ -40,8 +40,11 @@ func emulateCmd(fs *flag.FlagSet) func(context.Context) error {
 		if apiKeyEnv != "" {
 			cfg.APIKey = os.Getenv(apiKeyEnv)
 			if cfg.APIKey == "" {
-				return fmt.Errorf("--api-key-env=%s: that environment variable is empty or unset", apiKeyEnv)
+				return usageErrorf("--api-key-env=%s: that environment variable is empty or unset", apiKeyEnv)
 			}
+		}
+		if err := cfg.Check(); err != nil {
+			return usageErrorf("%v", err)
 		}
 		if isTerminal(os.Stderr) {
 			cfg.Progress = os.Stderr

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -27,7 +26,10 @@ func scheduleCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.Warehouse, "warehouse", "", "PostgreSQL DSN to load the clean tables into after each run")
 	return func(ctx context.Context) error {
 		if *every <= 0 {
-			return fmt.Errorf("--every must be positive")
+			return usageErrorf("--every must be positive, not %v", *every)
+		}
+		if err := checkFormat(o.Format); err != nil {
+			return err
 		}
 		run := func() {
 			start := time.Now()

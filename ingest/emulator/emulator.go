@@ -137,6 +137,14 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// Check reports a configuration Run would refuse, without running
+// anything: the error names the setting and its valid values.
+func (c Config) Check() error {
+	c.setDefaults()
+	_, err := c.validate()
+	return err
+}
+
 func (c *Config) validate() (*url.URL, error) {
 	u, err := url.Parse(c.Gateway)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
