@@ -114,7 +114,7 @@ func main() {
 func runMain(args []string, stdout, stderr io.Writer) int {
 	logLevel.Set(slog.LevelWarn)
 	var cpuProfile string
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
+	logger := slog.New(quietPlans{slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel})})
 	// A runner's worker starts the binary with flags and no command: parse
 	// them and let beam.Init take over.
 	if len(args) < 1 || strings.HasPrefix(args[0], "-") {
@@ -206,7 +206,10 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "pinpipe %s: %v (run 'pinpipe %s -h' for its flags)\n", name, ue, name)
 			return 2
 		}
-		fmt.Fprintf(stderr, "pinpipe %s: %s\n", name, errorLine(err))
+		if logLevel.Level() <= slog.LevelDebug {
+			fmt.Fprintf(stderr, "pinpipe %s: the whole error:\n%v\n", name, err)
+		}
+		fmt.Fprintf(stderr, "pinpipe %s: %s\n", name, rootCause(err.Error()))
 		return 1
 	}
 	return 0
@@ -288,10 +291,4 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 		}
 		fmt.Fprintln(w, line)
 	})
-}
-
-// errorLine is the one line a failed command prints: the error's cause
-// first, on one line.
-func errorLine(err error) string {
-	return strings.Join(strings.Fields(err.Error()), " ")
 }

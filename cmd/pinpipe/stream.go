@@ -121,8 +121,14 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 		// SIGINT/SIGTERM drains rather than cancels: the reads stop at what
 		// they have, windows fire and the sinks flush, then the run ends. A
 		// second signal kills the process.
+		runDone := make(chan struct{})
+		defer close(runDone)
 		go func() {
-			<-ctx.Done()
+			select {
+			case <-ctx.Done():
+			case <-runDone: // no signal: the run ended by itself
+				return
+			}
 			slog.Warn("draining the streaming job: reads stop once caught up; signal again to abort")
 			signal.Reset(os.Interrupt, syscall.SIGTERM)
 			drain.Request()
