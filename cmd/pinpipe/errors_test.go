@@ -42,8 +42,8 @@ func TestRootCause(t *testing.T) {
 		"no input objects in /x/topics; check --input": "no input objects in /x/topics; check --input",
 		// pgconn's error for a host with two addresses, as up --postgres gets it.
 		"--postgres: failed to connect to `user=me database=w`:\n\t[::1]:5432 (localhost): dial error: refused\n\t127.0.0.1:5432 (localhost): dial error: refused": "--postgres: failed to connect to `user=me database=w`: [::1]:5432 (localhost): dial error: refused; 127.0.0.1:5432 (localhost): dial error: refused",
-		"job failed: bundle failed: while executing Up for Plan[stage-1]:\n1: DataSource Out:2\n2: ParDo[x]": "job failed: bundle failed: while executing Up for Plan[stage-1]:",
-		"job failed: plan\n\tcaused by:\nDoFn[UID:1, PID:e1, Name: x.fn] failed:\npanic: boom\ngoroutine 7 [running]:\nmain.f()": "panic: boom",
+		"job failed: bundle failed: while executing Up for Plan[stage-1]:\n1: DataSource Out:2\n2: ParDo[x]":                                                       "job failed: bundle failed: while executing Up for Plan[stage-1]:",
+		"job failed: plan\n\tcaused by:\nDoFn[UID:1, PID:e1, Name: x.fn] failed:\npanic: boom\ngoroutine 7 [running]:\nmain.f()":                                   "panic: boom",
 	} {
 		if got := rootCause(in); got != want {
 			t.Errorf("rootCause(%q)\n got %q\nwant %q", in, got, want)
