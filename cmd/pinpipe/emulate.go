@@ -51,11 +51,14 @@ func emulateCmd(fs *flag.FlagSet) func(context.Context) error {
 		if cfg.Seed == 0 {
 			cfg.Seed = rand.Uint64() | 1
 		}
-		fmt.Fprintf(os.Stderr, "pinpipe emulate: seed %d (--seed=%d repeats this run's posts)\n", cfg.Seed, cfg.Seed)
+		note("pinpipe emulate: seed %d (--seed=%d repeats this run's posts)", cfg.Seed, cfg.Seed)
 		// Progress: a line rewritten in place on a terminal, else a line
-		// every 5 s.
+		// (or a log) every 5 s.
 		cfg.Progress = os.Stderr
-		if !isTerminal(os.Stderr) {
+		if jsonLogs() {
+			cfg.Progress = lineLogger{}
+		}
+		if jsonLogs() || !isTerminal(os.Stderr) {
 			cfg.ProgressLines, cfg.ProgressInterval = true, 5*time.Second
 		}
 		sum, err := emulator.Run(ctx, cfg)

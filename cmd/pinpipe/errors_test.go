@@ -82,6 +82,22 @@ func TestStreamFailureOneLine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a streaming job on prism")
 	}
+	addr := kafkaWithRecords(t)
+	r := pinpipe(t, nil, "stream", "--kafka-brokers="+addr, "--topic-prefix=ef", "--start=earliest", "--until-latest",
+		"--sink=postgres://me@127.0.0.1:1/warehouse?connect_timeout=5")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1; stderr:\n%s", r.code, r.stderr)
+	}
+	want := "pinpipe stream: warehouse: cannot reach PostgreSQL at 127.0.0.1:1"
+	if !strings.HasPrefix(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "connection refused") {
+		t.Errorf("stderr (%d bytes), want one line starting %q and naming the refused connection:\n%s", len(r.stderr), want, r.stderr)
+	}
+}
+
+// kafkaWithRecords starts a broker with a record in each of the topics
+// ef.pin, ef.geo and ef.user, and returns its address.
+func kafkaWithRecords(t *testing.T) string {
+	t.Helper()
 	ctx := context.Background()
 	broker, err := devkafka.Start(ctx, devkafka.Options{Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -99,13 +115,5 @@ func TestStreamFailureOneLine(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := pinpipe(t, nil, "stream", "--kafka-brokers="+broker.Addr(), "--topic-prefix=ef", "--start=earliest", "--until-latest",
-		"--sink=postgres://me@127.0.0.1:1/warehouse?connect_timeout=5")
-	if r.code != 1 {
-		t.Fatalf("exit %d, want 1; stderr:\n%s", r.code, r.stderr)
-	}
-	want := "pinpipe stream: warehouse: cannot reach PostgreSQL at 127.0.0.1:1"
-	if !strings.HasPrefix(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "connection refused") {
-		t.Errorf("stderr (%d bytes), want one line starting %q and naming the refused connection:\n%s", len(r.stderr), want, r.stderr)
-	}
+	return broker.Addr()
 }

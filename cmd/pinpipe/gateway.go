@@ -114,7 +114,7 @@ func gatewayCmd(fs *flag.FlagSet) func(context.Context) error {
 		if cfg.APIKeysFile != "" || len(cfg.APIKeys) > 0 {
 			backends = append(backends, "API keys required")
 		}
-		fmt.Fprintf(os.Stderr, "pinpipe gateway: listening on %s://%s (%s); Ctrl-C stops it after the requests in flight\n",
+		note("pinpipe gateway: listening on %s://%s (%s); Ctrl-C stops it after the requests in flight",
 			scheme, cfg.Listen, strings.Join(backends, ", "))
 		return srv.ListenAndServe(ctx)
 	}

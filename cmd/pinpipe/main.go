@@ -100,10 +100,73 @@ func usage(w io.Writer) {
 // through slog too); --log-level=info shows the runners' progress.
 var logLevel = new(slog.LevelVar)
 
+// logFormat is --log-format: text or json.
+var logFormat = "text"
+
+// jsonLogs reports --log-format=json: then everything the process writes to
+// stderr is a JSON object a line (Beam's and the runners' logs too).
+func jsonLogs() bool { return logFormat == "json" }
+
 // commonFlags registers the flags every command has.
 func commonFlags(fs *flag.FlagSet, cpuProfile *string) {
 	fs.StringVar(cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file")
 	fs.TextVar(logLevel, "log-level", logLevel, "`level` of the logs: debug, info, warn or error")
+	fs.Func("log-format", "`format` of the logs on stderr: text, or json (one object a line) (default text)", func(v string) error {
+		if v != "text" && v != "json" {
+			return fmt.Errorf("must be text or json")
+		}
+		logFormat = v
+		return nil
+	})
+}
+
+// newLogger is the process's logger, as --log-level and --log-format say.
+func newLogger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: logLevel}
+	if jsonLogs() {
+		return slog.New(quietPlans{slog.NewJSONHandler(w, opts)})
+	}
+	return slog.New(quietPlans{slog.NewTextHandler(w, opts)})
+}
+
+// noteLogger logs what the commands tell the user (start lines, progress)
+// with --log-format=json: at info level, shown whatever --log-level says,
+// as the text lines are.
+func noteLogger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: min(logLevel.Level(), slog.LevelInfo)}))
+}
+
+// note tells the user something on stderr: a line of text, or an info log
+// with --log-format=json.
+func note(format string, args ...any) {
+	if jsonLogs() {
+		noteLogger().Info(fmt.Sprintf(format, args...))
+		return
+	}
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+}
+
+// failure prints the one line of a failed command: text, or with
+// --log-format=json an error log.
+func failure(w io.Writer, name, msg string) {
+	if jsonLogs() {
+		newLogger(w).Error("pinpipe "+name+" failed", "err", msg)
+		return
+	}
+	fmt.Fprintf(w, "pinpipe %s: %s\n", name, msg)
+}
+
+// lineLogger is a writer whose lines become info logs (progress lines with
+// --log-format=json).
+type lineLogger struct{}
+
+func (lineLogger) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(string(p), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			noteLogger().Info(l)
+		}
+	}
+	return len(p), nil
 }
 
 func main() {
@@ -114,7 +177,6 @@ func main() {
 func runMain(args []string, stdout, stderr io.Writer) int {
 	logLevel.Set(slog.LevelWarn)
 	var cpuProfile string
-	logger := slog.New(quietPlans{slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel})})
 	// A runner's worker starts the binary with flags and no command: parse
 	// them and let beam.Init take over.
 	if len(args) < 1 || strings.HasPrefix(args[0], "-") {
@@ -160,7 +222,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		printHelp(stdout, name, cmd, own, common)
 		return 0
 	case err != nil:
-		fmt.Fprintf(stderr, "pinpipe %s: %v (run 'pinpipe %s -h' for its flags)\n", name, flagError(err), name)
+		failure(stderr, name, fmt.Sprintf("%v (run 'pinpipe %s -h' for its flags)", flagError(err), name))
 		return 2
 	case *helpAll:
 		fmt.Fprintf(stdout, "usage: pinpipe %s [flags]\n\nevery flag (the command's own and Beam's):\n", name)
@@ -168,23 +230,23 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		flag.CommandLine.PrintDefaults()
 		return 0
 	case flag.NArg() > 0:
-		fmt.Fprintf(stderr, "pinpipe %s: unexpected arguments %q (flags are --name=value)\n", name, flag.Args())
+		failure(stderr, name, fmt.Sprintf("unexpected arguments %q (flags are --name=value)", flag.Args()))
 		return 2
 	}
 	if err := checkRequired(own); err != nil {
-		fmt.Fprintf(stderr, "pinpipe %s: %v\n", name, err)
+		failure(stderr, name, err.Error())
 		return 2
 	}
 	if pipelineCommands[name] {
 		if err := runners.Validate(); err != nil {
-			fmt.Fprintf(stderr, "pinpipe %s: %v\n", name, err)
+			failure(stderr, name, err.Error())
 			return 2
 		}
 	}
 	beam.Init()
 	// beam.Init installs its own slog default at info level; ours follows
 	// --log-level, and Beam's launcher logs go through it too.
-	slog.SetDefault(logger)
+	slog.SetDefault(newLogger(stderr))
 	beamlog.SetLogger(beamLogger{})
 
 	if cpuProfile != "" {
@@ -193,7 +255,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 			err = pprof.StartCPUProfile(f)
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "pinpipe %s: --cpuprofile: %v\n", name, err)
+			failure(stderr, name, "--cpuprofile: "+err.Error())
 			return 1
 		}
 		defer pprof.StopCPUProfile()
@@ -203,13 +265,17 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	if err := run(ctx); err != nil {
 		var ue *usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(stderr, "pinpipe %s: %v (run 'pinpipe %s -h' for its flags)\n", name, ue, name)
+			failure(stderr, name, fmt.Sprintf("%v (run 'pinpipe %s -h' for its flags)", ue, name))
 			return 2
 		}
 		if logLevel.Level() <= slog.LevelDebug {
-			fmt.Fprintf(stderr, "pinpipe %s: the whole error:\n%v\n", name, err)
+			if jsonLogs() {
+				slog.Debug("the whole error", "err", err.Error())
+			} else {
+				fmt.Fprintf(stderr, "pinpipe %s: the whole error:\n%v\n", name, err)
+			}
 		}
-		fmt.Fprintf(stderr, "pinpipe %s: %s\n", name, rootCause(err.Error()))
+		failure(stderr, name, rootCause(err.Error()))
 		return 1
 	}
 	return 0
