@@ -222,7 +222,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		printHelp(stdout, name, cmd, own, common)
 		return 0
 	case err != nil:
-		failure(stderr, name, fmt.Sprintf("%v (run 'pinpipe %s -h' for its flags)", flagError(err), name))
+		failure(stderr, name, fmt.Sprintf("%v (run 'pinpipe %s -h' for its flags)", flagError(err, own, common), name))
 		return 2
 	case *helpAll:
 		fmt.Fprintf(stdout, "usage: pinpipe %s [flags]\n\nevery flag (the command's own and Beam's):\n", name)
@@ -282,13 +282,47 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 }
 
 // flagError rewords the flag package's errors in the --name spelling the
-// help uses.
-func flagError(err error) string {
+// help uses, and suggests the flag of the command's (in sets) nearest an
+// unknown one.
+func flagError(err error, sets ...*flag.FlagSet) string {
 	msg := err.Error()
 	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
-		return "unknown flag --" + name
+		msg = "unknown flag --" + name
+		best, dist := "", 3 // two edits at most
+		for _, fs := range sets {
+			fs.VisitAll(func(f *flag.Flag) {
+				if d := editDistance(name, f.Name); d < dist {
+					best, dist = f.Name, d
+				}
+			})
+		}
+		if best != "" {
+			msg += "; did you mean --" + best + "?"
+		}
+		return msg
 	}
 	return strings.Replace(msg, " for flag -", " for flag --", 1)
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // checkRequired fails when a flag whose help says "(required)" was not

@@ -113,7 +113,7 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"batch", "--inptu=/tmp/in"}, "pinpipe batch: unknown flag --inptu (run 'pinpipe batch -h' for its flags)"},
+		{[]string{"batch", "--inptu=/tmp/in"}, "pinpipe batch: unknown flag --inptu; did you mean --input? (run 'pinpipe batch -h' for its flags)"},
 		{[]string{"batch", "--input=a", "--output=b", "--shards=many"}, `invalid value "many" for flag --shards`},
 		{[]string{"batch"}, "pinpipe batch: --input and --output are required"},
 		{[]string{"batch", "--input=a"}, "pinpipe batch: --output is required"},
@@ -133,7 +133,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"generate"}, "pinpipe generate: --out is required"},
 		{[]string{"seed"}, "--dsn (or $PINPIPE_SOURCE_DSN) is required"},
 		{[]string{"dev", "kafka", "--partitions=three"}, `invalid value "three" for flag --partitions`},
-		{[]string{"dev", "s3", "--bukets=lake"}, "unknown flag --bukets"},
+		{[]string{"dev", "s3", "--bukets=lake"}, "unknown flag --bukets; did you mean --buckets?"},
+		{[]string{"seed", "--frobnicate=1"}, "unknown flag --frobnicate (run"},
 		{[]string{"demo", "--posts=lots"}, `invalid value "lots" for flag --posts`},
 		{[]string{"up", "--flush-size=x"}, `invalid value "x" for flag --flush-size`},
 		{[]string{"frobnicate"}, `pinpipe: unknown command "frobnicate"`},
