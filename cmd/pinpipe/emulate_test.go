@@ -61,12 +61,7 @@ func TestEmulateSeed(t *testing.T) {
 // TestEmulateGatewayDown: with nothing at the gateway's address, emulate
 // fails at once with exit 1 and a line naming the gateway.
 func TestEmulateGatewayDown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := closedAddr(t)
 	began := time.Now()
 	r := pinpipe(t, nil, "emulate", "--gateway=http://"+addr, "--count=10")
 	if r.code != 1 || time.Since(began) > 5*time.Second {
@@ -76,4 +71,15 @@ func TestEmulateGatewayDown(t *testing.T) {
 	if !strings.Contains(last, "the gateway http://"+addr+" is unreachable") || !strings.Contains(last, "connection refused") {
 		t.Errorf("last line %q, want it to name the unreachable gateway", last)
 	}
+}
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

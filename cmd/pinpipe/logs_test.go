@@ -19,12 +19,7 @@ func TestJSONLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := ln.Addr().String() // nothing listens there
-	ln.Close()
+	closed := closedAddr(t)
 	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/vnd.kafka.v2+json")
 		w.Write([]byte(`{"offsets":[{"partition":0,"offset":1}]}`))

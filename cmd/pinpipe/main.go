@@ -191,6 +191,9 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 			usage(stdout)
 			return 0
 		}
+		if err != nil {
+			fmt.Fprintf(stderr, "pinpipe: %s\n\n", flagError(err))
+		}
 		usage(stderr)
 		return 2
 	}
