@@ -22,10 +22,13 @@ func batchCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.Output, "output", "", "directory or s3://bucket/prefix for tables/, insights/, deadletter/ and summary.json (required)")
 	fs.StringVar(&o.Format, "format", batch.FormatParquet, "format of the clean tables: parquet or jsonl")
 	fs.IntVar(&o.Shards, "shards", 0, "buckets of ind the tables are written in, one file per table and bucket (default: about one per 64 MiB of input, at least 16, on an output's first run; incremental runs keep the output's)")
-	fs.BoolVar(&o.Incremental, "incremental", false, "process only input objects not yet in the output's manifest.json, merging them into the existing clean tables")
+	fs.BoolVar(&o.Incremental, "incremental", false, "process only input objects not yet in the output's commit (_commit.json), merging them into the existing clean tables")
 	fs.StringVar(&o.Warehouse, "warehouse", "", "PostgreSQL DSN (postgres://user@host:5432/db) to load the clean tables into after the run, replacing what was there; "+
 		"give the password in PGPASSWORD or ~/.pgpass, not here (default: no load)")
 	return func(ctx context.Context) error {
+		if err := checkFormat(o.Format); err != nil {
+			return err
+		}
 		start := time.Now()
 		sum, err := batch.Run(ctx, o)
 		if err != nil {
@@ -40,6 +43,14 @@ func batchCmd(fs *flag.FlagSet) func(context.Context) error {
 			time.Since(start).Round(time.Millisecond), o.Output)
 		return nil
 	}
+}
+
+// checkFormat refuses a --format the batch job does not write.
+func checkFormat(format string) error {
+	if format != batch.FormatParquet && format != batch.FormatJSONL {
+		return usageErrorf("--format must be %s or %s, not %q", batch.FormatParquet, batch.FormatJSONL, format)
+	}
+	return nil
 }
 
 func printSummary(w *os.File, sum transforms.Summary) {

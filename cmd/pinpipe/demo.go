@@ -25,7 +25,9 @@ func demoCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.Uint64Var(&o.Seed, "seed", 1, "random seed: which posts are made and picked")
 	return func(ctx context.Context) error {
 		o.Log = os.Stderr
-		if isTerminal(os.Stderr) {
+		if jsonLogs() {
+			o.Log = lineLogger{}
+		} else if isTerminal(os.Stderr) {
 			o.Progress = os.Stderr
 		}
 		res, err := demo.Run(ctx, o)

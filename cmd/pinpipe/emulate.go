@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"time"
 
@@ -31,20 +32,34 @@ func emulateCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.Int64Var(&cfg.Count, "count", 0, "posts to send (0: until interrupted; with --all: every post)")
 	fs.BoolVar(&cfg.All, "all", false, "send every post of the source exactly once, in a random order drawn from --seed, "+
 		"then stop (instead of picking posts at random with replacement, as the original did)")
-	fs.Uint64Var(&cfg.Seed, "seed", 1, "random seed: which posts are picked (and made, without --source)")
+	fs.Uint64Var(&cfg.Seed, "seed", 0, "random seed: which posts are picked (and made, without --source); 0: a random one, printed at the start so that the run can be repeated")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 1, "posts in flight at once (each worker has its own database connection)")
 	fs.IntVar(&cfg.MaxAttempts, "max-attempts", 8, "tries of a record before it counts as failed (transient failures only: connection errors, 408, 429, 5xx)")
+	fs.DurationVar(&cfg.GiveUpAfter, "give-up-after", 30*time.Second, "stop the run once requests have failed and none has succeeded for this long (a gateway that is down at the start fails the run at once)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 30*time.Second, "timeout of one HTTP request")
 	fs.StringVar(&apiKeyEnv, "api-key-env", "", "name of an environment variable holding the API key to send as x-api-key")
 	return func(ctx context.Context) error {
 		if apiKeyEnv != "" {
 			cfg.APIKey = os.Getenv(apiKeyEnv)
 			if cfg.APIKey == "" {
-				return fmt.Errorf("--api-key-env=%s: that environment variable is empty or unset", apiKeyEnv)
+				return usageErrorf("--api-key-env=%s: that environment variable is empty or unset", apiKeyEnv)
 			}
 		}
-		if isTerminal(os.Stderr) {
-			cfg.Progress = os.Stderr
+		if err := cfg.Check(); err != nil {
+			return usageErrorf("%v", err)
+		}
+		if cfg.Seed == 0 {
+			cfg.Seed = rand.Uint64() | 1
+		}
+		note("pinpipe emulate: seed %d (--seed=%d repeats this run's posts)", cfg.Seed, cfg.Seed)
+		// Progress: a line rewritten in place on a terminal, else a line
+		// (or a log) every 5 s.
+		cfg.Progress = os.Stderr
+		if jsonLogs() {
+			cfg.Progress = lineLogger{}
+		}
+		if jsonLogs() || !isTerminal(os.Stderr) {
+			cfg.ProgressLines, cfg.ProgressInterval = true, 5*time.Second
 		}
 		sum, err := emulator.Run(ctx, cfg)
 		if sum.Posts > 0 || err == nil {

@@ -28,7 +28,9 @@ func gatewayCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.StringVar(&cfg.Listen, "listen", gateway.DefaultListen, "address to listen on (loopback by default: to expose it, use --tls-cert/--tls-key or a TLS proxy in front)")
 	fs.StringVar(&brokers, "kafka-brokers", "", "comma-separated Kafka seed brokers (host:port); empty turns the /topics routes off")
 	fs.StringVar(&cfg.TopicPrefix, "topic-prefix", "", "if set, serve only the topics <prefix>.* and the streams streaming-<prefix>-*")
-	fs.Func("api-key-env", "name of an environment variable holding an API key that clients must send as x-api-key; repeat it (or separate names with commas) for several keys, to rotate them", func(v string) error {
+	fs.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", false, "let the brokers create a topic on its first record (if they allow it: auto.create.topics.enable), "+
+		"as a stock REST Proxy does; default: a produce to a topic that does not exist is 404, error_code 40401, so a mistyped topic is an error, not a new topic")
+	fs.Func("api-key-env", "name of an environment `variable` holding an API key that clients must send as x-api-key; repeat it (or separate names with commas) for several keys, to rotate them", func(v string) error {
 		for _, name := range strings.Split(v, ",") {
 			if name = strings.TrimSpace(name); name != "" {
 				apiKeyEnvs = append(apiKeyEnvs, name)
@@ -67,7 +69,7 @@ func gatewayCmd(fs *flag.FlagSet) func(context.Context) error {
 		for _, name := range apiKeyEnvs {
 			key := os.Getenv(name)
 			if key == "" {
-				return fmt.Errorf("--api-key-env=%s: that environment variable is empty or unset", name)
+				return usageErrorf("--api-key-env=%s: that environment variable is empty or unset", name)
 			}
 			cfg.APIKeys = append(cfg.APIKeys, key)
 		}
@@ -82,7 +84,7 @@ func gatewayCmd(fs *flag.FlagSet) func(context.Context) error {
 			}
 			if awsCfg.Region == "" {
 				if kinesisOn == "on" {
-					return fmt.Errorf("--kinesis=on needs an AWS region: set AWS_REGION")
+					return usageErrorf("--kinesis=on needs an AWS region: set AWS_REGION")
 				}
 				kinesisNote = "Kinesis off: no AWS region (set AWS_REGION)"
 				break
@@ -90,7 +92,7 @@ func gatewayCmd(fs *flag.FlagSet) func(context.Context) error {
 			cfg.Kinesis = kinesis.NewFromConfig(awsCfg)
 		case "off":
 		default:
-			return fmt.Errorf("--kinesis must be on, off or auto, not %q", kinesisOn)
+			return usageErrorf("--kinesis must be on, off or auto, not %q", kinesisOn)
 		}
 		srv, err := gateway.New(cfg)
 		if err != nil {
@@ -112,7 +114,7 @@ func gatewayCmd(fs *flag.FlagSet) func(context.Context) error {
 		if cfg.APIKeysFile != "" || len(cfg.APIKeys) > 0 {
 			backends = append(backends, "API keys required")
 		}
-		fmt.Fprintf(os.Stderr, "pinpipe gateway: listening on %s://%s (%s); Ctrl-C stops it after the requests in flight\n",
+		note("pinpipe gateway: listening on %s://%s (%s); Ctrl-C stops it after the requests in flight",
 			scheme, cfg.Listen, strings.Join(backends, ", "))
 		return srv.ListenAndServe(ctx)
 	}

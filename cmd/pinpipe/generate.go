@@ -27,7 +27,7 @@ func generateCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.Float64Var(&o.MalformedRate, "malformed-rate", 0, "share of lines per table that are malformed (rejected by the pipelines)")
 	return func(ctx context.Context) error {
 		if o.Out == "" {
-			return fmt.Errorf("--out is required")
+			return usageErrorf("--out is required")
 		}
 		st, err := generate.Write(ctx, o)
 		if err != nil {

@@ -5,14 +5,21 @@
 //	pinpipe <command> [flags]
 //
 // Beam's own flags (--runner, --endpoint, --environment_type, Dataflow's
-// --project and so on) are accepted by every pipeline command. Runner
-// workers start this binary with --worker and no command.
+// --project and so on) are accepted by every pipeline command; `pinpipe
+// <command> -h` shows the command's own flags and the runner flags that
+// matter, `pinpipe <command> --help-all` every flag. Runner workers start
+// this binary with --worker and no command.
+//
+// Exit codes: 0 done, 1 failed, 2 usage (an unknown command or flag, a bad
+// flag value, a required flag missing).
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -23,6 +30,8 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
+
+	"github.com/pinpipe/pinpipe/runners"
 )
 
 // beamLogger sends Beam's launcher-side logs to slog, so that --log-level
@@ -42,8 +51,9 @@ func (beamLogger) Log(ctx context.Context, sev beamlog.Severity, _ int, msg stri
 	slog.Log(ctx, level, msg)
 }
 
-// command is one subcommand: its flags are registered on the global flag set
-// (beside Beam's) only when it is the one chosen.
+// command is one subcommand. Its flags are registered on a flag set of its
+// own, so that its help shows them apart from Beam's, and then on the
+// global flag set beside Beam's, which beam.Init reads.
 type command struct {
 	summary string
 	flags   func(fs *flag.FlagSet) func(ctx context.Context) error
@@ -57,38 +67,137 @@ func addCommand(name, summary string, flags func(fs *flag.FlagSet) func(ctx cont
 	commands[name] = command{summary, flags}
 }
 
-func usage() {
-	fmt.Fprintf(os.Stderr, "usage: pinpipe <command> [flags]\n\ncommands:\n")
+// helpNotes are a few lines a command's help shows after its summary.
+var helpNotes = map[string]string{}
+
+// pipelineCommands run Beam jobs: Beam's runner flags apply to them.
+var pipelineCommands = map[string]bool{"batch": true, "stream": true, "schedule": true, "demo": true}
+
+// usageError is a mistake in how a command was invoked: exit code 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// usageErrorf makes a usage error: an invalid flag value, a missing flag.
+func usageErrorf(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: pinpipe <command> [flags]\n\ncommands:\n")
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintf(os.Stderr, "\nrun 'pinpipe <command> -help' for its flags\n")
+	fmt.Fprintf(w, "\nrun 'pinpipe <command> -h' for its flags\n")
 }
 
 // logLevel is the level of the process's logs (the in-process runners log
 // through slog too); --log-level=info shows the runners' progress.
 var logLevel = new(slog.LevelVar)
 
+// logFormat is --log-format: text or json.
+var logFormat = "text"
+
+// jsonLogs reports --log-format=json: then everything the process writes to
+// stderr is a JSON object a line (Beam's and the runners' logs too).
+func jsonLogs() bool { return logFormat == "json" }
+
+// commonFlags registers the flags every command has.
+func commonFlags(fs *flag.FlagSet, cpuProfile *string) {
+	fs.StringVar(cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file")
+	fs.TextVar(logLevel, "log-level", logLevel, "`level` of the logs: debug, info, warn or error")
+	fs.Func("log-format", "`format` of the logs on stderr: text, or json (one object a line) (default text)", func(v string) error {
+		if v != "text" && v != "json" {
+			return fmt.Errorf("must be text or json")
+		}
+		logFormat = v
+		return nil
+	})
+}
+
+// newLogger is the process's logger, as --log-level and --log-format say.
+func newLogger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: logLevel}
+	if jsonLogs() {
+		return slog.New(quietPlans{slog.NewJSONHandler(w, opts)})
+	}
+	return slog.New(quietPlans{slog.NewTextHandler(w, opts)})
+}
+
+// noteLogger logs what the commands tell the user (start lines, progress)
+// with --log-format=json: at info level, shown whatever --log-level says,
+// as the text lines are.
+func noteLogger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: min(logLevel.Level(), slog.LevelInfo)}))
+}
+
+// note tells the user something on stderr: a line of text, or an info log
+// with --log-format=json.
+func note(format string, args ...any) {
+	if jsonLogs() {
+		noteLogger().Info(fmt.Sprintf(format, args...))
+		return
+	}
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+}
+
+// failure prints the one line of a failed command: text, or with
+// --log-format=json an error log.
+func failure(w io.Writer, name, msg string) {
+	if jsonLogs() {
+		newLogger(w).Error("pinpipe "+name+" failed", "err", msg)
+		return
+	}
+	fmt.Fprintf(w, "pinpipe %s: %s\n", name, msg)
+}
+
+// lineLogger is a writer whose lines become info logs (progress lines with
+// --log-format=json).
+type lineLogger struct{}
+
+func (lineLogger) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(string(p), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			noteLogger().Info(l)
+		}
+	}
+	return len(p), nil
+}
+
 func main() {
+	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// runMain runs the command named in args and returns the exit code.
+func runMain(args []string, stdout, stderr io.Writer) int {
 	logLevel.Set(slog.LevelWarn)
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the command to this file")
-	flag.TextVar(logLevel, "log-level", logLevel, "log level: debug, info, warn or error")
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
+	var cpuProfile string
 	// A runner's worker starts the binary with flags and no command: parse
 	// them and let beam.Init take over.
-	if len(os.Args) < 2 || strings.HasPrefix(os.Args[1], "-") {
-		flag.Usage = usage
-		flag.Parse()
-		beam.Init()
-		usage()
-		os.Exit(2)
+	if len(args) < 1 || strings.HasPrefix(args[0], "-") {
+		commonFlags(flag.CommandLine, &cpuProfile)
+		flag.CommandLine.Init("pinpipe", flag.ContinueOnError)
+		flag.CommandLine.SetOutput(io.Discard)
+		err := flag.CommandLine.Parse(args)
+		if err == nil {
+			beam.Init()
+		}
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
+			return 0
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "pinpipe: %s\n\n", flagError(err))
+		}
+		usage(stderr)
+		return 2
 	}
-	name, args := os.Args[1], os.Args[2:]
+	name, args := args[0], args[1:]
 	// A command may take a sub-verb ("dev kafka"): registered under both words.
 	if len(args) > 0 {
 		if _, ok := commands[name+" "+args[0]]; ok {
@@ -97,41 +206,192 @@ func main() {
 	}
 	cmd, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "pinpipe: unknown command %q\n\n", name)
-		usage()
-		os.Exit(2)
+		fmt.Fprintf(stderr, "pinpipe: unknown command %q; run 'pinpipe -h' for the commands\n", name)
+		return 2
 	}
-	run := cmd.flags(flag.CommandLine)
-	flag.CommandLine.Init("pinpipe "+name, flag.ExitOnError)
-	if err := flag.CommandLine.Parse(args); err != nil {
-		os.Exit(2)
+	own := flag.NewFlagSet("pinpipe "+name, flag.ContinueOnError)
+	run := cmd.flags(own)
+	common := flag.NewFlagSet("common", flag.ContinueOnError)
+	commonFlags(common, &cpuProfile)
+	helpAll := flag.CommandLine.Bool("help-all", false, "print every flag, Beam's too")
+	for _, fs := range []*flag.FlagSet{own, common} {
+		fs.VisitAll(func(f *flag.Flag) { flag.CommandLine.Var(f.Value, f.Name, f.Usage) })
 	}
-	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "pinpipe %s: unexpected arguments %q\n", name, flag.Args())
-		os.Exit(2)
+	flag.CommandLine.Init("pinpipe "+name, flag.ContinueOnError)
+	flag.CommandLine.SetOutput(io.Discard) // errors and help are printed here
+	err := flag.CommandLine.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		printHelp(stdout, name, cmd, own, common)
+		return 0
+	case err != nil:
+		failure(stderr, name, fmt.Sprintf("%v (run 'pinpipe %s -h' for its flags)", flagError(err, own, common), name))
+		return 2
+	case *helpAll:
+		fmt.Fprintf(stdout, "usage: pinpipe %s [flags]\n\nevery flag (the command's own and Beam's):\n", name)
+		flag.CommandLine.SetOutput(stdout)
+		flag.CommandLine.PrintDefaults()
+		return 0
+	case flag.NArg() > 0:
+		failure(stderr, name, fmt.Sprintf("unexpected arguments %q (flags are --name=value)", flag.Args()))
+		return 2
+	}
+	if err := checkRequired(own); err != nil {
+		failure(stderr, name, err.Error())
+		return 2
+	}
+	if pipelineCommands[name] {
+		if err := runners.Validate(); err != nil {
+			failure(stderr, name, err.Error())
+			return 2
+		}
 	}
 	beam.Init()
 	// beam.Init installs its own slog default at info level; ours follows
 	// --log-level, and Beam's launcher logs go through it too.
-	slog.SetDefault(logger)
+	slog.SetDefault(newLogger(stderr))
 	beamlog.SetLogger(beamLogger{})
 
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
 		if err == nil {
 			err = pprof.StartCPUProfile(f)
 		}
 		if err != nil {
-			slog.Error("cpu profile", "err", err)
-			os.Exit(1)
+			failure(stderr, name, "--cpuprofile: "+err.Error())
+			return 1
 		}
 		defer pprof.StopCPUProfile()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx); err != nil {
-		slog.Error("pinpipe "+name+" failed", "err", err)
-		pprof.StopCPUProfile()
-		os.Exit(1)
+		var ue *usageError
+		if errors.As(err, &ue) {
+			failure(stderr, name, fmt.Sprintf("%v (run 'pinpipe %s -h' for its flags)", ue, name))
+			return 2
+		}
+		if logLevel.Level() <= slog.LevelDebug {
+			if jsonLogs() {
+				slog.Debug("the whole error", "err", err.Error())
+			} else {
+				fmt.Fprintf(stderr, "pinpipe %s: the whole error:\n%v\n", name, err)
+			}
+		}
+		failure(stderr, name, rootCause(err.Error()))
+		return 1
 	}
+	return 0
+}
+
+// flagError rewords the flag package's errors in the --name spelling the
+// help uses, and suggests the flag of the command's (in sets) nearest an
+// unknown one.
+func flagError(err error, sets ...*flag.FlagSet) string {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		msg = "unknown flag --" + name
+		best, dist := "", 3 // two edits at most
+		for _, fs := range sets {
+			fs.VisitAll(func(f *flag.Flag) {
+				if d := editDistance(name, f.Name); d < dist {
+					best, dist = f.Name, d
+				}
+			})
+		}
+		if best != "" {
+			msg += "; did you mean --" + best + "?"
+		}
+		return msg
+	}
+	return strings.Replace(msg, " for flag -", " for flag --", 1)
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// checkRequired fails when a flag whose help says "(required)" was not
+// given a value.
+func checkRequired(fs *flag.FlagSet) error {
+	var missing []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if strings.Contains(f.Usage, "(required)") && f.Value.String() == "" {
+			missing = append(missing, "--"+f.Name)
+		}
+	})
+	switch len(missing) {
+	case 0:
+		return nil
+	case 1:
+		return usageErrorf("%s is required", missing[0])
+	}
+	return usageErrorf("%s are required", strings.Join(missing, " and "))
+}
+
+// printHelp prints a command's help: its own flags, the common ones and,
+// for pipeline commands, the runner flags that matter most.
+func printHelp(w io.Writer, name string, cmd command, own, common *flag.FlagSet) {
+	fmt.Fprintf(w, "usage: pinpipe %s [flags]\n\n%s.\n", name, cmd.summary)
+	if note := helpNotes[name]; note != "" {
+		fmt.Fprintf(w, "%s\n", note)
+	}
+	fmt.Fprintf(w, "\nflags:\n")
+	printFlags(w, own)
+	printFlags(w, common)
+	if pipelineCommands[name] {
+		fmt.Fprintf(w, "\nrunner flags (Beam's; every one: pinpipe %s --help-all):\n", name)
+		fmt.Fprintf(w, "  --runner=%s (default direct)\n", strings.Join(runners.Names, "|"))
+		fmt.Fprintf(w, "  --endpoint=HOST:PORT --environment_type=LOOPBACK|DOCKER|PROCESS   a portable job server (flink, universal)\n")
+		fmt.Fprintf(w, "  --temp_location=DIR|s3://...   --project --region --staging_location=gs://... --dry_run (dataflow)\n")
+	} else {
+		fmt.Fprintf(w, "\nevery flag, Beam's too: pinpipe %s --help-all\n", name)
+	}
+}
+
+// helpWidth is where the help's lines are wrapped.
+const helpWidth = 110
+
+// printFlags prints the flags of fs, one entry each: --name TYPE, then the
+// usage and default, wrapped at helpWidth.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, use := flag.UnquoteUsage(f)
+		head := "  --" + f.Name
+		if typ != "" {
+			head += " " + typ
+		}
+		if def := f.DefValue; def != "" && def != "false" && def != "0" && def != "0s" {
+			use += " (default " + def + ")"
+		}
+		line := fmt.Sprintf("%-26s ", head)
+		for _, word := range strings.Fields(use) {
+			if len(line)+1+len(word) > helpWidth && strings.TrimSpace(line) != "" {
+				fmt.Fprintln(w, strings.TrimRight(line, " "))
+				line = strings.Repeat(" ", 27)
+			}
+			if !strings.HasSuffix(line, " ") {
+				line += " "
+			}
+			line += word
+		}
+		fmt.Fprintln(w, line)
+	})
 }

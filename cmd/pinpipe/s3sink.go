@@ -32,7 +32,7 @@ func s3sinkCmd(fs *flag.FlagSet) func(context.Context) error {
 			}
 		}
 		if o.Dest == "" {
-			return fmt.Errorf("--s3 is required")
+			return usageErrorf("--s3 is required")
 		}
 		start := time.Now()
 		st, err := s3sink.Run(ctx, o)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -27,7 +26,10 @@ func scheduleCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.Warehouse, "warehouse", "", "PostgreSQL DSN to load the clean tables into after each run")
 	return func(ctx context.Context) error {
 		if *every <= 0 {
-			return fmt.Errorf("--every must be positive")
+			return usageErrorf("--every must be positive, not %v", *every)
+		}
+		if err := checkFormat(o.Format); err != nil {
+			return err
 		}
 		run := func() {
 			start := time.Now()
@@ -35,7 +37,10 @@ func scheduleCmd(fs *flag.FlagSet) func(context.Context) error {
 			if err != nil {
 				// A failed run is retried at the next tick; the manifest is
 				// only written after a successful one.
-				slog.Error("scheduled batch run failed", "err", err)
+				// The cause on one line; the whole error (a plan dump,
+				// for a failed Beam job) at debug level.
+				slog.Error("scheduled batch run failed", "err", rootCause(err.Error()), "next", time.Now().Add(*every).Format(time.RFC3339))
+				slog.Debug("scheduled batch run failed: the whole error", "err", err.Error())
 				return
 			}
 			printSummary(os.Stdout, sum)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -33,7 +32,7 @@ func seedCmd(fs *flag.FlagSet) func(context.Context) error {
 			*dsn = os.Getenv(sourceDSNEnv)
 		}
 		if *dsn == "" {
-			return errors.New("--dsn (or $" + sourceDSNEnv + ") is required")
+			return usageErrorf("--dsn (or $%s) is required", sourceDSNEnv)
 		}
 		st, err := sourcedb.Seed(ctx, *dsn, o)
 		if err != nil {

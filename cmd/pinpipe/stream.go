@@ -24,6 +24,8 @@ import (
 
 func init() {
 	addCommand("stream", "run the unbounded streaming pipeline from Kinesis or Kafka", streamCmd)
+	helpNotes["stream"] = "Runs until stopped; SIGINT or SIGTERM drains it. The legacy direct runner cannot run unbounded reads,\n" +
+		"so --runner=direct runs on prism here (or use universal, flink, dataflow)."
 }
 
 func streamCmd(fs *flag.FlagSet) func(context.Context) error {
@@ -40,12 +42,6 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.Files, "files", "", "directory or s3://bucket/prefix for windowed JSON-lines files of the clean rows")
 	fs.DurationVar(&o.Window, "window", time.Minute, "event-time window of the files and the category counts")
 	fs.DurationVar(&o.AllowedLateness, "allowed-lateness", streaming.DefaultAllowedLateness, "how late a post may arrive and still update its window's count")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: pinpipe stream --source=kafka|kinesis --sink=postgres://... [flags]\n\n"+
-			"Runs until stopped; SIGINT or SIGTERM drains it. Use --runner=prism (or universal/flink/dataflow): the legacy direct\n"+
-			"runner cannot run unbounded reads, so --runner=direct runs on prism here.\n\n")
-		fs.PrintDefaults()
-	}
 	return func(ctx context.Context) error {
 		runCtx := context.WithoutCancel(ctx)
 		if runners.Runner() == "direct" {
@@ -65,7 +61,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			case "committed":
 				opts = append(opts, kafkaio.ReadStart(kafkaio.StartCommitted))
 			default:
-				return fmt.Errorf("--start must be committed, earliest or latest")
+				return usageErrorf("--start must be committed, earliest or latest, not %q", *start)
 			}
 			if *untilLatest {
 				opts = append(opts, kafkaio.ReadUntilLatest())
@@ -83,7 +79,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			switch *start {
 			case "committed":
 				if dsn == "" {
-					return fmt.Errorf("--start=committed on Kinesis needs a checkpoint table: give --sink (PostgreSQL) or --checkpoint-dsn, or --start=earliest|latest")
+					return usageErrorf("--start=committed on Kinesis needs a checkpoint table: give --sink (PostgreSQL) or --checkpoint-dsn, or --start=earliest|latest")
 				}
 				opts = append(opts, kinesisio.ReadCommitted())
 			case "earliest":
@@ -91,7 +87,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			case "latest":
 				opts = append(opts, kinesisio.ReadLatest())
 			default:
-				return fmt.Errorf("--start must be committed, earliest or latest")
+				return usageErrorf("--start must be committed, earliest or latest, not %q", *start)
 			}
 			if *untilLatest {
 				opts = append(opts, kinesisio.ReadUntil(time.Now()))
@@ -116,7 +112,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 				go watchLease(runCtx, lease, cancelRun)
 			}
 		default:
-			return fmt.Errorf("--source must be kafka or kinesis, not %q", *source)
+			return usageErrorf("--source must be kafka or kinesis, not %q", *source)
 		}
 		p, s := beam.NewPipelineWithRoot()
 		if err := streaming.Build(s, o); err != nil {
@@ -125,8 +121,14 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 		// SIGINT/SIGTERM drains rather than cancels: the reads stop at what
 		// they have, windows fire and the sinks flush, then the run ends. A
 		// second signal kills the process.
+		runDone := make(chan struct{})
+		defer close(runDone)
 		go func() {
-			<-ctx.Done()
+			select {
+			case <-ctx.Done():
+			case <-runDone: // no signal: the run ended by itself
+				return
+			}
 			slog.Warn("draining the streaming job: reads stop once caught up; signal again to abort")
 			signal.Reset(os.Interrupt, syscall.SIGTERM)
 			drain.Request()

@@ -82,8 +82,20 @@ func TestKafkaToTables(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// emulate --target=kafka --all: every post once, through the gateway.
+	// The topics exist before the gateway takes records: it creates none.
 	const prefix = "e2e"
+	topics := []string{prefix + ".pin", prefix + ".geo", prefix + ".user"}
+	kc, err := kgo.NewClient(kgo.SeedBrokers(kafka.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	adm := kadm.NewClient(kc)
+	if created, err := adm.CreateTopics(ctx, 3, -1, nil, topics...); err != nil || created.Error() != nil {
+		t.Fatalf("creating the topics: %v %v", err, created.Error())
+	}
+
+	// emulate --target=kafka --all: every post once, through the gateway.
 	gw := startGateway(t, gateway.Config{KafkaBrokers: []string{kafka.Addr()}, TopicPrefix: prefix})
 	sum, err := emulator.Run(ctx, emulator.Config{Source: dsn, Gateway: gw, Target: emulator.TargetKafka, TopicPrefix: prefix,
 		All: true, Seed: 5, Concurrency: 8, Logger: quietLogger()})
@@ -97,13 +109,6 @@ func TestKafkaToTables(t *testing.T) {
 
 	// The sink lands the topics, until the group has committed every
 	// record the gateway wrote.
-	topics := []string{prefix + ".pin", prefix + ".geo", prefix + ".user"}
-	kc, err := kgo.NewClient(kgo.SeedBrokers(kafka.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
-	adm := kadm.NewClient(kc)
 	ends, err := adm.ListEndOffsets(ctx, topics...)
 	if err != nil {
 		t.Fatal(err)

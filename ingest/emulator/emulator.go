@@ -20,6 +20,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -91,6 +92,11 @@ type Config struct {
 	// failed posts in a row, as when the gateway is down (default 20;
 	// negative: never).
 	MaxConsecutiveFailures int
+	// GiveUpAfter stops the run, with an error, once requests have failed
+	// and none has succeeded for this long (default 30 s; negative: never):
+	// a dead gateway ends a run within about that, however many attempts
+	// each record has left. Posts in flight then count as failed.
+	GiveUpAfter time.Duration
 
 	// HTTPClient sends the requests (default: a client with keep-alive
 	// connections for every worker).
@@ -99,6 +105,9 @@ type Config struct {
 	// every ProgressInterval (default 1 s): give it a terminal only.
 	Progress         io.Writer
 	ProgressInterval time.Duration
+	// ProgressLines writes a whole progress line every ProgressInterval
+	// instead of rewriting one in place: for logs and pipes.
+	ProgressLines bool
 	// Logger receives failures (warn) and retries (debug); default
 	// slog.Default().
 	Logger *slog.Logger
@@ -129,12 +138,23 @@ func (c *Config) setDefaults() {
 	if c.MaxConsecutiveFailures == 0 {
 		c.MaxConsecutiveFailures = 20
 	}
+	if c.GiveUpAfter == 0 {
+		c.GiveUpAfter = 30 * time.Second
+	}
 	if c.ProgressInterval == 0 {
 		c.ProgressInterval = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+}
+
+// Check reports a configuration Run would refuse, without running
+// anything: the error names the setting and its valid values.
+func (c Config) Check() error {
+	c.setDefaults()
+	_, err := c.validate()
+	return err
 }
 
 func (c *Config) validate() (*url.URL, error) {
@@ -206,8 +226,9 @@ type counters struct {
 
 // Run emulates until cfg.Count posts are done or ctx ends, and says what
 // it did. It returns an error when it cannot start (bad config, source
-// unreachable or empty), when it gives up after MaxConsecutiveFailures
-// failed posts in a row, or ctx's error when ctx ended the run first. Posts
+// unreachable or empty, nothing listening at the gateway's address), when
+// it gives up after MaxConsecutiveFailures failed posts in a row or after
+// GiveUpAfter without a success, or ctx's error when ctx ended the run first. Posts
 // that failed are in the Summary, not the error.
 func Run(ctx context.Context, cfg Config) (Summary, error) {
 	cfg.setDefaults()
@@ -217,6 +238,12 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	readers, lo, hi, err := openSource(ctx, cfg)
 	if err != nil {
+		return Summary{}, err
+	}
+	if err := probeGateway(ctx, base, min(cfg.RequestTimeout, 5*time.Second)); err != nil {
+		for _, r := range readers {
+			r.close()
+		}
 		return Summary{}, err
 	}
 	var order []int64
@@ -266,6 +293,12 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	e.abort = abort
 
 	start := time.Now()
+	e.lastOK.Store(start.UnixNano())
+	e.sender.attempted = e.attempted
+	if cfg.GiveUpAfter > 0 {
+		stopWatch := e.watchFailures(runCtx, func(err error) { abort(err); stopSends(err) })
+		defer stopWatch()
+	}
 	stopProgress := e.progress(start)
 	hists := make([]histogram, cfg.Concurrency)
 	var wg sync.WaitGroup
@@ -295,14 +328,79 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	return sum, nil
 }
 
-// giveUpError ends a run after too many failed posts in a row.
+// giveUpError ends a run after too many failed posts in a row, or after
+// failing requests and no success for a while.
 type giveUpError struct {
-	n    int64
-	last error
+	n     int64
+	after time.Duration
+	last  error
 }
 
 func (e *giveUpError) Error() string {
+	if e.after > 0 {
+		return fmt.Sprintf("emulator: giving up: requests have failed and none succeeded for %v; the last failed with: %v", e.after, e.last)
+	}
 	return fmt.Sprintf("emulator: giving up after %d failed posts in a row; the last failed with: %v", e.n, e.last)
+}
+
+// probeGateway fails when nothing accepts connections at the gateway's
+// address, so that a run against a gateway that is down fails at once.
+func probeGateway(ctx context.Context, base *url.URL, timeout time.Duration) error {
+	host := base.Host
+	if base.Port() == "" {
+		port := "80"
+		if base.Scheme == "https" {
+			port = "443"
+		}
+		host = net.JoinHostPort(base.Hostname(), port)
+	}
+	if proxy, err := http.ProxyFromEnvironment(&http.Request{URL: base}); err != nil || proxy != nil {
+		return nil // through a proxy: the requests will tell
+	}
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return fmt.Errorf("emulator: the gateway %s is unreachable: %w", base.Redacted(), err)
+	}
+	return c.Close()
+}
+
+// attempted records a request's outcome, for watchFailures.
+func (e *run) attempted(err error) {
+	now := time.Now().UnixNano()
+	if err == nil {
+		e.lastOK.Store(now)
+		return
+	}
+	e.lastFailMu.Lock()
+	e.lastFail, e.lastFailAt = err, now
+	e.lastFailMu.Unlock()
+}
+
+// watchFailures gives up, through stop, once requests have failed and none
+// has succeeded for GiveUpAfter.
+func (e *run) watchFailures(ctx context.Context, stop func(error)) (done func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		t := time.NewTicker(min(e.cfg.GiveUpAfter/4, 500*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			ok := e.lastOK.Load()
+			e.lastFailMu.Lock()
+			last, at := e.lastFail, e.lastFailAt
+			e.lastFailMu.Unlock()
+			if at > ok && time.Since(time.Unix(0, ok)) >= e.cfg.GiveUpAfter {
+				stop(&giveUpError{after: e.cfg.GiveUpAfter, last: last})
+				return
+			}
+		}
+	}()
+	return cancel
 }
 
 func (e *giveUpError) Unwrap() error { return e.last }
@@ -319,6 +417,10 @@ type run struct {
 	abort       context.CancelCauseFunc
 	claimed     atomic.Int64 // post numbers handed out
 	consecutive atomic.Int64 // failed posts in a row
+	lastOK      atomic.Int64 // when a request last succeeded (or the run started), in Unix ns
+	lastFailMu  sync.Mutex
+	lastFail    error // the last request's failure
+	lastFailAt  int64 // and when, in Unix ns
 	c           counters
 	keysMu      sync.Mutex
 	keys        []int64 // the source's keys, once found sparse
@@ -513,7 +615,7 @@ func (e *run) sparseKeys(ctx context.Context, rd postReader) ([]int64, error) {
 
 // progress writes a progress line every interval until the returned
 // function is called, which clears it.
-func (e *run) progress(start time.Time) (stop func()) {
+func (e *run) progress(began time.Time) (stop func()) {
 	w := e.cfg.Progress
 	if w == nil {
 		return func() {}
@@ -526,7 +628,9 @@ func (e *run) progress(start time.Time) (stop func()) {
 		for {
 			select {
 			case <-done:
-				fmt.Fprint(w, "\r\033[K")
+				if !e.cfg.ProgressLines {
+					fmt.Fprint(w, "\r\033[K")
+				}
 				return
 			case <-t.C:
 				c := &e.c
@@ -534,8 +638,12 @@ func (e *run) progress(start time.Time) (stop func()) {
 				if e.cfg.Count > 0 {
 					total = fmt.Sprintf("/%d", e.cfg.Count)
 				}
-				fmt.Fprintf(w, "\r\033[Kemulate: %d%s posts sent, %d failed, %d retried, %.1f posts/s",
-					c.sent.Load(), total, c.failed.Load(), c.retried.Load(), float64(c.sent.Load())/time.Since(start).Seconds())
+				start, end := "\r\033[K", ""
+				if e.cfg.ProgressLines {
+					start, end = "", "\n"
+				}
+				fmt.Fprintf(w, "%semulate: %d%s posts sent, %d failed, %d retried, %.1f posts/s%s", start,
+					c.sent.Load(), total, c.failed.Load(), c.retried.Load(), float64(c.sent.Load())/time.Since(began).Seconds(), end)
 			}
 		}
 	})

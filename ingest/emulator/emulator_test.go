@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -199,6 +200,8 @@ func TestRetriesDroppedConnections(t *testing.T) {
 	}
 }
 
+// TestConnectionRefused: a gateway that is down at the start fails the run
+// at once, before any post.
 func TestConnectionRefused(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -206,31 +209,53 @@ func TestConnectionRefused(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	var logs lockedBuffer
-	cfg := fastRetries(emulator.Config{Gateway: "http://" + addr, Target: "kafka", TopicPrefix: "p", Count: 2, Seed: 1,
-		Posts: 100, MaxAttempts: 3, Logger: logger(&logs)})
+	cfg := emulator.Config{Gateway: "http://" + addr, Target: "kafka", TopicPrefix: "p", Count: 10, Seed: 1, Posts: 100}
+	began := time.Now()
 	sum, err := emulator.Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("failed posts are in the summary, not an error: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "the gateway http://"+addr+" is unreachable") || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("a gateway that is down: %v", err)
 	}
-	if sum.Posts != 2 || sum.Sent != 0 || sum.Failed != 2 || sum.Records != 0 || sum.RecordsFailed != 6 || sum.Retried != 12 {
-		t.Errorf("summary %+v, want 2 failed posts, 6 failed records after 12 retries", sum)
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("the run took %v to fail, want at once", took)
 	}
-	if n := strings.Count(logs.String(), "record not delivered"); n != 6 {
-		t.Errorf("%d failures logged, want 6:\n%s", n, logs.String())
+	if sum.Posts != 0 {
+		t.Errorf("summary %+v, want no post attempted", sum)
 	}
-	if !strings.Contains(logs.String(), "connection refused") || !strings.Contains(logs.String(), "gave up after 3 attempts") {
-		t.Errorf("the log does not say why:\n%s", logs.String())
-	}
+}
 
-	// With no end in sight, a dead gateway ends the run.
-	cfg.Count, cfg.MaxAttempts, cfg.MaxConsecutiveFailures = 0, 1, 3
-	sum, err = emulator.Run(context.Background(), cfg)
-	if err == nil || !strings.Contains(err.Error(), "giving up after 3 failed posts in a row") || !strings.Contains(err.Error(), "connection refused") {
-		t.Errorf("a dead gateway: %v", err)
+// TestGatewayDiesMidRun: once the gateway goes away, the run ends within
+// GiveUpAfter, although every record has retries left (8 attempts with
+// backoffs up to 10 s, the defaults: 20 posts would take minutes).
+func TestGatewayDiesMidRun(t *testing.T) {
+	var served atomic.Int64
+	dead := make(chan struct{})
+	var once sync.Once
+	s := newStub(t, func(r recorded) reply {
+		if served.Add(1) == 30 { // 10 posts delivered, then the gateway dies
+			once.Do(func() { close(dead) })
+		}
+		return reply{}
+	})
+	go func() {
+		<-dead
+		s.CloseClientConnections()
+		s.Listener.Close()
+		s.CloseClientConnections()
+	}()
+	var logs lockedBuffer
+	cfg := emulator.Config{Gateway: s.URL, Target: "kafka", TopicPrefix: "p", Seed: 1, Posts: 100, Concurrency: 2,
+		GiveUpAfter: 2 * time.Second, Logger: logger(&logs)}
+	began := time.Now()
+	sum, err := emulator.Run(context.Background(), cfg)
+	took := time.Since(began)
+	if err == nil || !strings.Contains(err.Error(), "giving up: requests have failed and none succeeded for 2s") {
+		t.Fatalf("a gateway that died: %v", err)
 	}
-	if sum.Failed != 3 || sum.Sent != 0 {
-		t.Errorf("summary %+v, want 3 failed posts", sum)
+	if took > 5*time.Second {
+		t.Errorf("the run took %v to give up, want about 2 s", took)
+	}
+	if sum.Sent < 9 || sum.Failed == 0 {
+		t.Errorf("summary %+v, want about 10 posts sent and the rest failed", sum)
 	}
 }
 
@@ -633,5 +658,24 @@ func TestSourceReconnects(t *testing.T) {
 	}
 	if diff := cmp.Diff(bodies(calm), bodies(s)); diff != "" {
 		t.Errorf("a reconnection changed what was sent (-calm +disturbed):\n%s", diff)
+	}
+}
+
+// TestProgressLines: for logs and pipes, whole progress lines, with the
+// counts and the rate.
+func TestProgressLines(t *testing.T) {
+	s := newStub(t, func(recorded) reply { return reply{} })
+	var out lockedBuffer
+	cfg := emulator.Config{Gateway: s.URL, Target: "kafka", TopicPrefix: "p", Seed: 1, Posts: 100, Count: 40, Rate: 100,
+		Progress: &out, ProgressLines: true, ProgressInterval: 50 * time.Millisecond}
+	if _, err := emulator.Run(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) < 3 || strings.Contains(out.String(), "\r") || strings.Contains(out.String(), "\033") {
+		t.Fatalf("progress %q, want several plain lines", out.String())
+	}
+	if !regexp.MustCompile(`^emulate: \d+/40 posts sent, 0 failed, 0 retried, [0-9.]+ posts/s$`).MatchString(lines[len(lines)-1]) {
+		t.Errorf("progress line %q", lines[len(lines)-1])
 	}
 }

@@ -26,6 +26,8 @@ type sender struct {
 	maxBackoff     time.Duration
 	requestTimeout time.Duration
 	log            *slog.Logger
+	// attempted, when set, learns every attempt's outcome.
+	attempted func(err error)
 }
 
 // send delivers r, retrying transient failures (connection errors, 408,
@@ -36,6 +38,9 @@ type sender struct {
 func (s *sender) send(ctx context.Context, r *request) (retries int, err error) {
 	for attempt := 1; ; attempt++ {
 		retriable, after, err := s.attempt(ctx, r)
+		if s.attempted != nil {
+			s.attempted(err)
+		}
 		if err == nil {
 			return retries, nil
 		}

@@ -52,13 +52,16 @@
 //     still be written: a client's retry can then duplicate it, which
 //     at-least-once delivery allows and the pipelines' deduplication
 //     absorbs.
-//   - Topic creation is the brokers' call, as behind a stock REST Proxy: the
-//     producer asks for topics with auto-creation allowed, so brokers with
-//     auto.create.topics.enable create a topic on its first record (with
-//     their default partition count); other brokers leave it unknown, and
-//     the gateway answers 40401 within about a second, where a stock REST
-//     Proxy's producer waits for the topic (max.block.ms, 60 s by default)
-//     and then reports a retriable Kafka error. Records with
+//   - Topics are not created by produce requests: the producer asks for
+//     topics with auto-creation off, so even brokers with
+//     auto.create.topics.enable leave a mistyped topic unknown, and the
+//     gateway answers 404 with error_code 40401 within about a second,
+//     where a stock REST Proxy's producer lets such brokers create the
+//     topic (or, on other brokers, waits for it, max.block.ms, 60 s by
+//     default, and then reports a retriable Kafka error). Create the
+//     topics before producing, or give Config.AutoCreateTopics
+//     (--auto-create-topics) to leave creation to the brokers, as a stock
+//     REST Proxy does. Records with
 //     an explicit partition are checked against the topic first, so a bad
 //     partition fails the request before any of its records is written.
 //

@@ -47,6 +47,12 @@ type Config struct {
 	// concurrent requests share produce requests instead of each sending its
 	// own: less CPU for the gateway and the brokers.
 	KafkaLinger time.Duration
+	// AutoCreateTopics lets the brokers create a topic on its first record
+	// (when they allow it: auto.create.topics.enable), as the Java producer
+	// behind a stock REST Proxy does. Off by default: a produce request to a
+	// topic that does not exist is answered 404 with error_code 40401, so
+	// that a mistyped topic is an error rather than a new topic.
+	AutoCreateTopics bool
 	// Kinesis serves the Kinesis routes; nil turns them off.
 	Kinesis *kinesis.Client
 	// NoStreamAdmin turns off POST and DELETE /streams/{name}, so that

@@ -80,19 +80,22 @@ func kafkaFormat(contentType string) (embedded, string, bool) {
 // a produce request for nearly every record, which costs it and the
 // brokers more CPU than the records do; a request alone in the gateway does
 // not wait for it, see produceAll; the Java producer's default linger is
-// 5 ms since Kafka 4.0), and topics created on first use if the brokers
-// allow it, as the Java producer behind a stock REST Proxy does.
+// 5 ms since Kafka 4.0), and, with Config.AutoCreateTopics only, topics
+// created on first use if the brokers allow it, as the Java producer behind
+// a stock REST Proxy does.
 func newKafkaClient(cfg Config, health *kafkaHealth) (*kgo.Client, error) {
 	opts := []kgo.Opt{
 		kgo.WithHooks(health),
 		kgo.SeedBrokers(cfg.KafkaBrokers...),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.AllowAutoTopicCreation(),
 		kgo.ProducerLinger(max(cfg.KafkaLinger, 0)),
 		kgo.RecordPartitioner(restPartitioner{kgo.StickyKeyPartitioner(nil)}),
 		kgo.RecordDeliveryTimeout(cfg.BackendTimeout),
 		kgo.ProducerBatchMaxBytes(int32(cfg.MaxKafkaRecordBytes) + 4096),
 		kgo.ClientID("pinpipe-gateway"),
+	}
+	if cfg.AutoCreateTopics {
+		opts = append(opts, kgo.AllowAutoTopicCreation())
 	}
 	return kgo.NewClient(append(opts, cfg.KafkaOptions...)...)
 }
@@ -722,10 +725,10 @@ func (s *Server) topicMetadata(ctx context.Context, topic string, autoCreate boo
 }
 
 // partitionCount returns a topic's partition count, or the error to answer.
-// Like the Java producer's metadata lookup, it lets brokers that create
-// topics on first use create this one.
+// With Config.AutoCreateTopics, like the Java producer's metadata lookup, it
+// lets brokers that create topics on first use create this one.
 func (s *Server) partitionCount(ctx context.Context, topic string) (n int32, status, code int, msg string) {
-	resp, err := s.topicMetadata(ctx, topic, true)
+	resp, err := s.topicMetadata(ctx, topic, s.cfg.AutoCreateTopics)
 	if err != nil {
 		c := kafkaErrorCode(err)
 		return 0, http.StatusInternalServerError, c, "Kafka error: " + err.Error()

@@ -165,7 +165,7 @@ func TestKafkaProduceBinaryKeysAndPartitions(t *testing.T) {
 
 func TestKafkaTopicsAndAutoCreate(t *testing.T) {
 	c := newCluster(t, kfake.AllowAutoTopicCreation(), kfake.SeedTopics(2, "pinpipe.geo", "pinpipe.user"))
-	g := startGateway(t, Config{KafkaBrokers: c.ListenAddrs()})
+	g := startGateway(t, Config{KafkaBrokers: c.ListenAddrs(), AutoCreateTopics: true})
 
 	r := do(t, "GET", g.url+"/topics", "", nil)
 	var names []string
@@ -176,8 +176,9 @@ func TestKafkaTopicsAndAutoCreate(t *testing.T) {
 		t.Fatalf("topics %v", names)
 	}
 
-	// A stock REST Proxy's producer lets the brokers create a topic on its
-	// first use when they are configured to (auto.create.topics.enable).
+	// With AutoCreateTopics, as a stock REST Proxy's producer does, the
+	// gateway lets the brokers create a topic on its first use when they are
+	// configured to (auto.create.topics.enable).
 	r = do(t, "POST", g.url+"/topics/pinpipe.pin", ctJSON, []byte(`{"records":[{"value":{"index":1}}]}`))
 	if r.status != 200 {
 		t.Fatalf("produce to a new topic: %d %s", r.status, r.body)
@@ -253,6 +254,33 @@ func endOffset(t testing.TB, g *gw, topic string, partition int32) int64 {
 		t.Fatal(err)
 	}
 	return p.Offset
+}
+
+// TestKafkaNoAutoCreateByDefault: brokers that create topics on first use
+// (Kafka's default, and pinpipe dev kafka's) still get no topic from a
+// mistyped name: without AutoCreateTopics the gateway answers 404 40401, as
+// emulate's 404 for a wrong prefix does, and creates nothing.
+func TestKafkaNoAutoCreateByDefault(t *testing.T) {
+	c := newCluster(t, kfake.AllowAutoTopicCreation(), kfake.SeedTopics(2, "pinpipe.pin"))
+	g := startGateway(t, Config{KafkaBrokers: c.ListenAddrs()})
+	r := do(t, "POST", g.url+"/topics/pinpipe.pn", ctJSON, []byte(`{"records":[{"value":{"index":1}}]}`))
+	expectError(t, r, 404, 40401, "Topic not found.")
+	r = do(t, "POST", g.url+"/topics/pinpipe.pn", ctJSON, []byte(`{"records":[{"value":1,"partition":0}]}`))
+	expectError(t, r, 404, 40401, "Topic not found.")
+	expectError(t, do(t, "GET", g.url+"/topics/pinpipe.pn", "", nil), 404, 40401, "Topic not found.")
+	r = do(t, "GET", g.url+"/topics", "", nil)
+	var names []string
+	if r.status != 200 || json.Unmarshal(r.body, &names) != nil {
+		t.Fatalf("GET /topics: %d %s", r.status, r.body)
+	}
+	if !slices.Equal(names, []string{"pinpipe.pin"}) {
+		t.Fatalf("topics after producing to a mistyped one: %v, want only pinpipe.pin", names)
+	}
+	// Existing topics are served as before.
+	r = do(t, "POST", g.url+"/topics/pinpipe.pin", ctJSON, []byte(`{"records":[{"value":{"index":1}},{"value":2,"partition":1}]}`))
+	if r.status != 200 {
+		t.Fatalf("produce to an existing topic: %d %s", r.status, r.body)
+	}
 }
 
 func TestKafkaUnknownTopicWithoutAutoCreate(t *testing.T) {
@@ -377,7 +405,7 @@ func TestKafkaBrokerErrors(t *testing.T) {
 }
 
 func TestKafkaConcurrentProduce(t *testing.T) {
-	c := newCluster(t, kfake.AllowAutoTopicCreation())
+	c := newCluster(t, kfake.SeedTopics(3, "conc"))
 	g := startGateway(t, Config{KafkaBrokers: c.ListenAddrs()})
 	const workers, each = 50, 10
 	var wg sync.WaitGroup

@@ -32,7 +32,7 @@ func TestStreamingOnPrismJobServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer broker.Close()
-	gw, err := gateway.New(gateway.Config{KafkaBrokers: []string{broker.Addr()}, TopicPrefix: "js"})
+	gw, err := gateway.New(gateway.Config{KafkaBrokers: []string{broker.Addr()}, TopicPrefix: "js", AutoCreateTopics: true})
 	if err != nil {
 		t.Fatal(err)
 	}

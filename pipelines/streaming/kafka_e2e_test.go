@@ -31,7 +31,7 @@ func TestKafkaEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer broker.Close()
-	gw, err := gateway.New(gateway.Config{KafkaBrokers: []string{broker.Addr()}, TopicPrefix: "e2e"})
+	gw, err := gateway.New(gateway.Config{KafkaBrokers: []string{broker.Addr()}, TopicPrefix: "e2e", AutoCreateTopics: true})
 	if err != nil {
 		t.Fatal(err)
 	}
