@@ -304,7 +304,7 @@ func TestDiscoverStartPositionsAndNewPartitions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			fn := tc.fn
 			fn.Brokers = c.brokers()
-			if err := fn.Setup(); err != nil {
+			if err := fn.Setup(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			defer fn.Teardown()
@@ -320,7 +320,7 @@ func TestDiscoverStartPositionsAndNewPartitions(t *testing.T) {
 
 	t.Run("re-listing", func(t *testing.T) {
 		fn := &discoverFn{Brokers: c.brokers(), Start: StartLatest, Group: "d-g", Interval: 50 * time.Millisecond}
-		if err := fn.Setup(); err != nil {
+		if err := fn.Setup(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		defer fn.Teardown()
@@ -366,7 +366,7 @@ func TestDiscoverStartPositionsAndNewPartitions(t *testing.T) {
 
 	t.Run("missing topic", func(t *testing.T) {
 		fn := &discoverFn{Brokers: c.brokers(), Start: StartEarliest, Interval: time.Millisecond}
-		if err := fn.Setup(); err != nil {
+		if err := fn.Setup(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		defer fn.Teardown()

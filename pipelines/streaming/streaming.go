@@ -45,6 +45,18 @@ type Options struct {
 	// AllowedLateness is how long after a window's end late records still
 	// update its count; later records only reach the tables.
 	AllowedLateness time.Duration
+
+	// DurableSource, used instead of Source when set, also gives each
+	// record's span of source positions; with Positions, the spans are
+	// recorded there under Job once every output of their records is
+	// written (see "Durable positions" in durable.go), and the source
+	// resumes from them.
+	DurableSource DurableSource
+	// Positions is the PostgreSQL DSN of the durable positions
+	// (kafkaio.PositionTable); usually Sink.
+	Positions string
+	// Job names the positions.
+	Job string
 }
 
 // Source reads the raw records of one table.
@@ -56,8 +68,11 @@ const DefaultAllowedLateness = 5 * time.Minute
 
 // Build adds the streaming pipeline to s.
 func Build(s beam.Scope, o Options) error {
-	if o.Source == nil {
+	if o.Source == nil && o.DurableSource == nil {
 		return fmt.Errorf("streaming: no source")
+	}
+	if o.Positions != "" && (o.DurableSource == nil || o.Job == "") {
+		return fmt.Errorf("streaming: durable positions need a source that gives them and a job name")
 	}
 	if o.Sink == "" && o.Files == "" {
 		return fmt.Errorf("streaming: give --sink (PostgreSQL) or --files, or both")
@@ -70,7 +85,13 @@ func Build(s beam.Scope, o Options) error {
 	}
 	for _, table := range transforms.Tables {
 		ts := s.Scope(table)
-		c := transforms.Clean(ts, table, o.Source(ts, table))
+		var values, spans beam.PCollection
+		if o.DurableSource != nil {
+			values, spans = o.DurableSource(ts, table)
+		} else {
+			values = o.Source(ts, table)
+		}
+		c := transforms.Clean(ts, table, values)
 		if o.Sink != "" {
 			postgres.WriteRows(ts, o.Sink, table, c.Rows)
 			// One dead-letter writer per table rather than one behind a
@@ -84,7 +105,20 @@ func Build(s beam.Scope, o Options) error {
 			files.WriteWindowedJSONLines(ts, files.Join(o.Files, table), table,
 				beam.WindowInto(ts, window.NewFixedWindows(o.Window), c.Rows))
 		}
-		if table == transforms.TablePin && o.Sink != "" {
+		counts := table == transforms.TablePin && o.Sink != ""
+		switch {
+		case o.Positions != "":
+			// The spans and the posts meet in the same panes, and a
+			// pane's positions are recorded only once its posts are.
+			items := []beam.PCollection{beam.ParDo(ts, &spanItemFn{Lateness: o.AllowedLateness}, spans)}
+			sink := ""
+			if counts {
+				items = append(items, beam.ParDo(ts, postItem, c.Rows))
+				sink = o.Sink
+			}
+			panes := durablePanes(ts, beam.Flatten(ts, items...), o.Window, o.AllowedLateness)
+			beam.ParDo0(ts, &writePaneFn{Sink: sink, Positions: o.Positions, Job: o.Job}, panes)
+		case counts:
 			postgres.WriteCategoryCounts(ts, o.Sink, CategoryPosts(ts, c.Rows, o.Window, o.AllowedLateness))
 		}
 	}

@@ -1,0 +1,246 @@
+package streaming
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window/trigger"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pinpipe/pinpipe/io/kafkaio"
+	"github.com/pinpipe/pinpipe/io/postgres"
+	"github.com/pinpipe/pinpipe/transforms"
+)
+
+func init() {
+	register.DoFn3x0[beam.EventTime, kafkaio.Record, func(beam.EventTime, paneItem)](&spanItemFn{})
+	register.Function2x0(postItem)
+	register.Function2x0(paneKey)
+	register.Emitter1[paneItem]()
+	register.Emitter2[beam.EventTime, paneItem]()
+	register.Emitter2[int, paneItem]()
+	register.Combiner3[pane, paneItem, pane](&paneFn{})
+	register.DoFn4x1[context.Context, beam.Window, int, pane, error](&writePaneFn{})
+	beam.RegisterType(reflect.TypeOf((*paneItem)(nil)).Elem())
+	beam.RegisterCoder(reflect.TypeOf((*pane)(nil)).Elem(), encodePane, decodePane)
+}
+
+// DurableSource reads one table's raw records, as Source does, and also
+// gives each record's span of source positions (see kafkaio.Record.From),
+// as a PCollection<kafkaio.Record> without keys and values.
+type DurableSource func(s beam.Scope, table string) (values, spans beam.PCollection)
+
+// Durable positions, and what a restart gives
+//
+// With Options.Positions (pinpipe stream --source=kafka with a PostgreSQL
+// sink or --checkpoint-dsn) no source position is recorded before every
+// output of its records is written. Rows and dead letters are written in
+// the bundle that read the records (fused with the read). Each table's
+// records' spans of offsets then join the table's window panes: one pane
+// per window and firing, carrying the category posts (pin table) and the
+// spans of every record the firing covers. writePaneFn writes a pane's
+// posts and then its spans (kafkaio.RecordSpans), in one transaction when
+// both go to the same PostgreSQL. The source starts each partition at the
+// end of the first unbroken run of recorded spans, so after a crash it
+// re-reads every record whose window had not fired (and, at most, some
+// that were already written: every sink is keyed, and a pane written again
+// adds nothing). Nothing of the guarantee lives in one process's memory.
+
+// paneItem is one element of a table's window panes: a post of a category
+// (Post) or a record's span of source positions.
+type paneItem struct {
+	Post      bool
+	Category  string
+	Ind       int64
+	Topic     string
+	Partition int32
+	From      int64
+	To        int64
+}
+
+// pane is one firing of a window: the posts of each category and the
+// merged spans of the records it covers.
+type pane struct {
+	Categories map[string][]int64 `json:"c,omitempty"`
+	Spans      []kafkaio.Span     `json:"s,omitempty"`
+}
+
+func encodePane(p pane) ([]byte, error) { return json.Marshal(p) }
+
+func decodePane(b []byte) (pane, error) {
+	var p pane
+	err := json.Unmarshal(b, &p)
+	return p, err
+}
+
+// spanItemFn turns a record into its span. A span carries the record's
+// event time, so that it lands in the record's window and becomes durable
+// with its pane; a record already later than the allowed lateness by its
+// partition's own watermark (which the pane step's watermark cannot pass)
+// would be dropped by the windowing with its span, so its span is moved
+// to that watermark minus the lateness instead.
+type spanItemFn struct {
+	Lateness time.Duration
+}
+
+func (f *spanItemFn) ProcessElement(et beam.EventTime, r kafkaio.Record, emit func(beam.EventTime, paneItem)) {
+	if floor := mtime.FromMilliseconds(r.Watermark).Subtract(f.Lateness); et < floor {
+		et = floor
+	}
+	emit(et, paneItem{Topic: r.Topic, Partition: r.Partition, From: r.From, To: r.Offset})
+}
+
+// postItem is a pin's post, for the category counts.
+func postItem(p transforms.Pin, emit func(paneItem)) {
+	if p.Category != nil {
+		emit(paneItem{Post: true, Category: *p.Category, Ind: p.Ind})
+	}
+}
+
+// paneKey puts a window's items under one key: a pane is the window's
+// whole firing.
+func paneKey(it paneItem, emit func(int, paneItem)) { emit(0, it) }
+
+// paneFn gathers a pane: distinct posts per category, merged spans.
+type paneFn struct{}
+
+func (paneFn) CreateAccumulator() pane { return pane{} }
+
+func (paneFn) AddInput(p pane, it paneItem) pane {
+	if it.Post {
+		if p.Categories == nil {
+			p.Categories = map[string][]int64{}
+		}
+		a := p.Categories[it.Category]
+		if i, found := slices.BinarySearch(a, it.Ind); !found {
+			p.Categories[it.Category] = slices.Insert(a, i, it.Ind)
+		}
+		return p
+	}
+	p.Spans = append(p.Spans, kafkaio.Span{Topic: it.Topic, Partition: it.Partition, From: it.From, To: it.To})
+	if len(p.Spans) >= 1024 {
+		p.Spans = kafkaio.MergeSpans(p.Spans)
+	}
+	return p
+}
+
+func (paneFn) MergeAccumulators(a, b pane) pane {
+	for c, inds := range b.Categories {
+		if a.Categories == nil {
+			a.Categories = map[string][]int64{}
+		}
+		m := append(a.Categories[c], inds...)
+		slices.Sort(m)
+		a.Categories[c] = slices.Compact(m)
+	}
+	a.Spans = kafkaio.MergeSpans(append(a.Spans, b.Spans...))
+	return a
+}
+
+func (paneFn) ExtractOutput(p pane) pane {
+	p.Spans = kafkaio.MergeSpans(p.Spans)
+	return p
+}
+
+// durablePanes windows a table's pane items as the category counts are
+// windowed (fixed windows firing when the watermark passes their end,
+// early every few seconds while open, and for each late element within
+// the allowed lateness; discarding) and gathers each firing.
+func durablePanes(s beam.Scope, items beam.PCollection, size, lateness time.Duration) beam.PCollection {
+	s = s.Scope("streaming.DurablePanes")
+	windowed := beam.WindowInto(s, window.NewFixedWindows(size), items,
+		beam.Trigger(trigger.AfterEndOfWindow().
+			EarlyFiring(trigger.AfterProcessingTime().PlusDelay(5*time.Second)).
+			LateFiring(trigger.AfterCount(1))),
+		beam.AllowedLateness(lateness),
+		beam.PanesDiscard())
+	return beam.CombinePerKey(s, &paneFn{}, beam.ParDo(s, paneKey, windowed))
+}
+
+// writePaneFn writes a pane: its category posts into Sink (if set), then
+// its spans into Positions under Job; in one transaction when both are
+// the same database.
+type writePaneFn struct {
+	Sink      string
+	Positions string
+	Job       string
+
+	sink, pos *pgx.Conn
+}
+
+func (f *writePaneFn) Setup(ctx context.Context) error {
+	var err error
+	if f.Sink != "" {
+		if f.sink, err = postgres.Connect(ctx, f.Sink); err != nil {
+			return err
+		}
+		if err := postgres.CreateCategoryTables(ctx, f.sink); err != nil {
+			return err
+		}
+	}
+	f.pos = f.sink
+	if f.Positions != f.Sink {
+		if f.pos, err = postgres.Connect(ctx, f.Positions); err != nil {
+			return err
+		}
+	}
+	return kafkaio.CreatePositionTable(ctx, f.pos)
+}
+
+func (f *writePaneFn) Teardown() {
+	if f.pos != nil && f.pos != f.sink {
+		f.pos.Close(context.Background())
+	}
+	if f.sink != nil {
+		f.sink.Close(context.Background())
+	}
+}
+
+func (f *writePaneFn) ProcessElement(ctx context.Context, w beam.Window, _ int, p pane) error {
+	iw, ok := w.(window.IntervalWindow)
+	if !ok {
+		return fmt.Errorf("streaming: a pane in %v, not a fixed window", w)
+	}
+	posts := func(ctx context.Context, tx pgx.Tx) error {
+		cats := make([]string, 0, len(p.Categories))
+		for c := range p.Categories {
+			cats = append(cats, c)
+		}
+		slices.Sort(cats)
+		for _, c := range cats {
+			err := postgres.InsertCategoryPosts(ctx, tx, postgres.CategoryPosts{
+				WindowStart: iw.Start.ToTime().UTC(), WindowEnd: iw.End.ToTime().UTC(),
+				Category: c, Inds: p.Categories[c]})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	spans := func(ctx context.Context, tx pgx.Tx) error {
+		return kafkaio.RecordSpans(ctx, tx, f.Job, p.Spans)
+	}
+	if f.sink != nil && len(p.Categories) > 0 && f.sink != f.pos {
+		// Two databases: the posts first, then the positions that
+		// depended on them.
+		if err := pgx.BeginFunc(ctx, f.sink, func(tx pgx.Tx) error { return posts(ctx, tx) }); err != nil {
+			return err
+		}
+	}
+	return pgx.BeginFunc(ctx, f.pos, func(tx pgx.Tx) error {
+		if f.sink == f.pos {
+			if err := posts(ctx, tx); err != nil {
+				return err
+			}
+		}
+		return spans(ctx, tx)
+	})
+}
