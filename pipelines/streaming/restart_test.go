@@ -50,7 +50,7 @@ func TestRestartAfterKill(t *testing.T) {
 // after the restart). The restarted job's counts equal an uninterrupted
 // run's, with no post twice.
 func TestRestartAfterKillWindowOpen(t *testing.T) {
-	testRestart(t, restartCase{window: time.Minute, rowsAtStop: 1, nothingFired: true,
+	testRestart(t, restartCase{window: time.Minute, rowsAtStop: 60, nothingFired: true,
 		stop: func(t *testing.T, p *testenv.Proc) { p.Kill() }})
 }
 
@@ -135,9 +135,9 @@ func testRestart(t *testing.T, rc restartCase) {
 		if n := rows(postgres.CategoryPostsTable); n != 0 {
 			t.Fatalf("%d category posts were written before the kill: not the moment this test is for", n)
 		}
-		var spans int
-		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+kafkaio.PositionTable+" WHERE to_offset >= from_offset").Scan(&spans); err != nil || spans != 0 {
-			t.Fatalf("%d durable ranges recorded before the kill (%v): not the moment this test is for", spans, err)
+		// (No table yet counts as none.)
+		if n := rows(kafkaio.PositionTable + " WHERE to_offset >= from_offset"); n != 0 {
+			t.Fatalf("%d durable ranges recorded before the kill: not the moment this test is for", n)
 		}
 	}
 	select {
