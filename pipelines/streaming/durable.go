@@ -1,11 +1,13 @@
 package streaming
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -15,6 +17,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pinpipe/pinpipe/io/files"
 	"github.com/pinpipe/pinpipe/io/kafkaio"
 	"github.com/pinpipe/pinpipe/io/postgres"
 	"github.com/pinpipe/pinpipe/transforms"
@@ -64,6 +67,7 @@ type paneItem struct {
 	Partition int32
 	From      int64
 	To        int64
+	Row       []byte // the record's clean row as JSON, for the files (nil: none)
 }
 
 // pane is one firing of a window: the posts of each category and the
@@ -71,6 +75,16 @@ type paneItem struct {
 type pane struct {
 	Categories map[string][]int64 `json:"c,omitempty"`
 	Spans      []kafkaio.Span     `json:"s,omitempty"`
+	Rows       []paneRow          `json:"r,omitempty"`
+}
+
+// paneRow is a clean row of the pane, for the files, with the position of
+// its record.
+type paneRow struct {
+	Topic     string `json:"t"`
+	Partition int32  `json:"p"`
+	Offset    int64  `json:"o"`
+	Row       []byte `json:"r"`
 }
 
 func encodePane(p pane) ([]byte, error) { return json.Marshal(p) }
@@ -87,15 +101,49 @@ func decodePane(b []byte) (pane, error) {
 // partition's own watermark (which the pane step's watermark cannot pass)
 // would be dropped by the windowing with its span, so its span is moved
 // to that watermark minus the lateness instead.
+//
+// With Table set (the job writes files), the item also carries the
+// record's clean row, so that the files are written from the panes, named
+// by their records' positions (see writePaneFn.writeFiles).
 type spanItemFn struct {
 	Lateness time.Duration
+	Table    string
 }
 
 func (f *spanItemFn) ProcessElement(et beam.EventTime, r kafkaio.Record, emit func(beam.EventTime, paneItem)) {
 	if floor := mtime.FromMilliseconds(r.Watermark).Subtract(f.Lateness); et < floor {
 		et = floor
 	}
-	emit(et, paneItem{Topic: r.Topic, Partition: r.Partition, From: r.From, To: r.Offset})
+	it := paneItem{Topic: r.Topic, Partition: r.Partition, From: r.From, To: r.Offset}
+	if f.Table != "" {
+		it.Row = cleanRowJSON(f.Table, r.Value)
+	}
+	emit(et, it)
+}
+
+// cleanRowJSON is a raw record's clean row as the files hold it, or nil
+// for a record that is a dead letter.
+func cleanRowJSON(table string, raw []byte) []byte {
+	var row any
+	var err error
+	switch table {
+	case transforms.TablePin:
+		row, _, err = transforms.CleanPinRecord(raw)
+	case transforms.TableGeo:
+		row, _, err = transforms.CleanGeoRecord(raw)
+	case transforms.TableUser:
+		row, _, err = transforms.CleanUserRecord(raw)
+	default:
+		return nil
+	}
+	if err != nil {
+		return nil
+	}
+	b, err := json.Marshal(row)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // postItem is a pin's post, for the category counts.
@@ -126,6 +174,9 @@ func (paneFn) AddInput(p pane, it paneItem) pane {
 		return p
 	}
 	p.Spans = append(p.Spans, kafkaio.Span{Topic: it.Topic, Partition: it.Partition, From: it.From, To: it.To})
+	if it.Row != nil {
+		p.Rows = append(p.Rows, paneRow{Topic: it.Topic, Partition: it.Partition, Offset: it.To, Row: it.Row})
+	}
 	if len(p.Spans) >= 1024 {
 		p.Spans = kafkaio.MergeSpans(p.Spans)
 	}
@@ -142,6 +193,7 @@ func (paneFn) MergeAccumulators(a, b pane) pane {
 		a.Categories[c] = slices.Compact(m)
 	}
 	a.Spans = kafkaio.MergeSpans(append(a.Spans, b.Spans...))
+	a.Rows = append(a.Rows, b.Rows...)
 	return a
 }
 
@@ -172,6 +224,10 @@ type writePaneFn struct {
 	Sink      string
 	Positions string
 	Job       string
+	// Files, when set, is the table's directory (or prefix) of windowed
+	// JSON-lines files, and Prefix their names' prefix.
+	Files  string
+	Prefix string
 
 	sink, pos *pgx.Conn
 }
@@ -225,6 +281,11 @@ func (f *writePaneFn) ProcessElement(ctx context.Context, w beam.Window, _ int, 
 		}
 		return nil
 	}
+	if f.Files != "" {
+		if err := f.writeFiles(ctx, iw, p); err != nil {
+			return err
+		}
+	}
 	spans := func(ctx context.Context, tx pgx.Tx) error {
 		return kafkaio.RecordSpans(ctx, tx, f.Job, p.Spans)
 	}
@@ -243,4 +304,71 @@ func (f *writePaneFn) ProcessElement(ctx context.Context, w beam.Window, _ int, 
 		}
 		return spans(ctx, tx)
 	})
+}
+
+// writeFiles writes the pane's rows, one file per partition and run of
+// positions the pane covers, <Files>/window=<start>/<Prefix>-<start>-
+// <topic>-<partition>-<from>-<to>.jsonl, in the order of the records, each
+// replaced whole (atomically on a local disk, a single upload on S3). A
+// re-read after a restart makes the same window's runs again, perhaps cut
+// differently; each file it writes replaces every earlier one of the
+// window and partition whose run starts inside its own, so the files hold
+// each record once: the earlier files that start inside the re-read were
+// made by the run the crash cut short, or by this one; those before it
+// hold records that are not read again.
+func (f *writePaneFn) writeFiles(ctx context.Context, iw window.IntervalWindow, p pane) error {
+	if len(p.Spans) == 0 {
+		return nil
+	}
+	start := iw.Start.ToTime().UTC().Format(time.RFC3339)
+	dir := files.Join(f.Files, "window="+start)
+	slices.SortFunc(p.Rows, func(a, b paneRow) int {
+		if c := cmp.Compare(a.Topic, b.Topic); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Partition, b.Partition); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Offset, b.Offset)
+	})
+	existing := map[string][]string{} // by topic and partition
+	for _, s := range p.Spans {
+		var buf []byte
+		for _, r := range p.Rows {
+			if r.Topic == s.Topic && r.Partition == s.Partition && r.Offset >= s.From && r.Offset <= s.To {
+				buf = append(buf, r.Row...)
+				buf = append(buf, '\n')
+			}
+		}
+		part := fmt.Sprintf("%s-%s-%s-%d-", f.Prefix, start, s.Topic, s.Partition)
+		name := files.Join(dir, fmt.Sprintf("%s%d-%d.jsonl", part, s.From, s.To))
+		if len(buf) > 0 {
+			if err := files.WriteFileAtomic(ctx, name, buf); err != nil {
+				return fmt.Errorf("streaming: writing %s: %w", name, err)
+			}
+		}
+		old, ok := existing[part]
+		if !ok {
+			var err error
+			if old, err = files.Expand(ctx, files.Join(dir, part+"*.jsonl")); err != nil {
+				return fmt.Errorf("streaming: listing %s: %w", dir, err)
+			}
+			existing[part] = old
+		}
+		var stale []string
+		for _, o := range old {
+			var from, to int64
+			base := o[strings.LastIndex(o, "/")+1:]
+			if _, err := fmt.Sscanf(strings.TrimPrefix(base, part), "%d-%d.jsonl", &from, &to); err != nil {
+				continue
+			}
+			if from >= s.From && from <= s.To && base != name[strings.LastIndex(name, "/")+1:] {
+				stale = append(stale, o)
+			}
+		}
+		if err := files.RemoveFiles(ctx, stale...); err != nil {
+			return fmt.Errorf("streaming: replacing the files of %s: %w", dir, err)
+		}
+	}
+	return nil
 }

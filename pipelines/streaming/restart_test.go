@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,8 +122,9 @@ func testRestart(t *testing.T, rc restartCase) {
 	}
 	defer conn.Close(ctx)
 	rows := tableRows(ctx, conn)
+	filesDir := t.TempDir()
 	args := []string{"stream", "--source=kafka", "--kafka-brokers=" + broker.Addr(), "--topic-prefix=" + prefix,
-		"--sink=" + dsn, "--group=restart", "--start=committed", "--window=" + rc.window.String()}
+		"--sink=" + dsn, "--files=" + filesDir, "--group=restart", "--start=committed", "--window=" + rc.window.String()}
 	first := testenv.Start(t, bin, nil, args...)
 	testenv.WaitFor(t, 90*time.Second, fmt.Sprintf("the first job's first %d posts", rc.rowsAtStop), func() bool {
 		if done, err := first.Exited(); done {
@@ -175,9 +178,47 @@ func testRestart(t *testing.T, rc restartCase) {
 		t.Errorf("pin inds: %d distinct in [%d, %d] (%v), want 0 to %d", inds, lo, hi, err, posts-1)
 	}
 
+	// The files: each clean row of each topic once, in the window of its
+	// record's timestamp.
+	size := rc.window.Milliseconds()
+	for _, table := range transforms.Tables {
+		wantLines := map[string]int{}
+		for _, r := range readTopic(t, broker.Addr(), KafkaTopic(prefix, table)) {
+			if row := cleanRowJSON(table, r.Value); row != nil {
+				start := time.UnixMilli(r.Timestamp.UnixMilli() - r.Timestamp.UnixMilli()%size).UTC()
+				wantLines["window="+start.Format(time.RFC3339)+" "+string(row)]++
+			}
+		}
+		gotLines := map[string]int{}
+		names, _ := filepath.Glob(filepath.Join(filesDir, table, "window=*", "*.jsonl"))
+		for _, name := range names {
+			b, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+				gotLines[filepath.Base(filepath.Dir(name))+" "+line]++
+			}
+		}
+		var bad []string
+		for k, n := range gotLines {
+			if wantLines[k] != n {
+				bad = append(bad, fmt.Sprintf("%dx (want %d) %.80s", n, wantLines[k], k))
+			}
+		}
+		for k, n := range wantLines {
+			if gotLines[k] == 0 {
+				bad = append(bad, fmt.Sprintf("0x (want %d) %.80s", n, k))
+			}
+		}
+		sort.Strings(bad)
+		if len(wantLines) < posts/2 || len(bad) > 0 {
+			t.Errorf("%s files (%d files): %d lines wrong of %d, e.g. %v", table, len(names), len(bad), len(wantLines), bad[:min(5, len(bad))])
+		}
+	}
+
 	// The category counts: each post of the pin topic, cleaned, in the
 	// window of its record's timestamp, once.
-	size := rc.window.Milliseconds()
 	want := map[string]bool{}
 	for _, r := range readTopic(t, broker.Addr(), KafkaTopic(prefix, "pin")) {
 		pin, _, err := transforms.CleanPinRecord(r.Value)

@@ -101,7 +101,7 @@ func Build(s beam.Scope, o Options) error {
 			// (see kinesisio's checkpoints and kafkaio's commits).
 			postgres.WriteDeadLetters(ts, o.Sink, c.DeadLetters)
 		}
-		if o.Files != "" {
+		if o.Files != "" && o.Positions == "" {
 			files.WriteWindowedJSONLines(ts, files.Join(o.Files, table), table,
 				beam.WindowInto(ts, window.NewFixedWindows(o.Window), c.Rows))
 		}
@@ -110,14 +110,20 @@ func Build(s beam.Scope, o Options) error {
 		case o.Positions != "":
 			// The spans and the posts meet in the same panes, and a
 			// pane's positions are recorded only once its posts are.
-			items := []beam.PCollection{beam.ParDo(ts, &spanItemFn{Lateness: o.AllowedLateness}, spans)}
+			// With files, the pane items carry the rows too: the files
+			// are written from the panes, named by source positions.
+			fileTable, fileDir := "", ""
+			if o.Files != "" {
+				fileTable, fileDir = table, files.Join(o.Files, table)
+			}
+			items := []beam.PCollection{beam.ParDo(ts, &spanItemFn{Lateness: o.AllowedLateness, Table: fileTable}, spans)}
 			sink := ""
 			if counts {
 				items = append(items, beam.ParDo(ts, postItem, c.Rows))
 				sink = o.Sink
 			}
 			panes := durablePanes(ts, beam.Flatten(ts, items...), o.Window, o.AllowedLateness)
-			beam.ParDo0(ts, &writePaneFn{Sink: sink, Positions: o.Positions, Job: o.Job}, panes)
+			beam.ParDo0(ts, &writePaneFn{Sink: sink, Positions: o.Positions, Job: o.Job, Files: fileDir, Prefix: fileTable}, panes)
 		case counts:
 			postgres.WriteCategoryCounts(ts, o.Sink, CategoryPosts(ts, c.Rows, o.Window, o.AllowedLateness))
 		}
