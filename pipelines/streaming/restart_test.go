@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -56,7 +57,20 @@ func TestRestartAfterKillWindowOpen(t *testing.T) {
 		stop: func(t *testing.T, p *testenv.Proc) { p.Kill() }})
 }
 
+// TestRestartAfterKillOnJobServer is TestRestartAfterKillWindowOpen on a
+// prism job server with --environment_type=PROCESS (Beam's boot program
+// starts the workers in processes of their own, as Flink does): the
+// launcher, the job server and the workers' process group are killed
+// together, and a new job server and launcher finish the stream (bounded,
+// --until-latest, since a drain request cannot reach separate workers).
+// No part of the guarantee lives in one process.
+func TestRestartAfterKillOnJobServer(t *testing.T) {
+	testRestart(t, restartCase{window: time.Minute, rowsAtStop: 60, nothingFired: true, jobServer: true,
+		stop: func(t *testing.T, p *testenv.Proc) { p.Kill() }})
+}
+
 type restartCase struct {
+	jobServer    bool // on a prism job server with PROCESS workers (the stop also kills its process group)
 	window       time.Duration
 	rowsAtStop   int  // pin rows written before the stop
 	nothingFired bool // the stop comes before any window pane is written
@@ -125,7 +139,21 @@ func testRestart(t *testing.T, rc restartCase) {
 	filesDir := t.TempDir()
 	args := []string{"stream", "--source=kafka", "--kafka-brokers=" + broker.Addr(), "--topic-prefix=" + prefix,
 		"--sink=" + dsn, "--files=" + filesDir, "--group=restart", "--start=committed", "--window=" + rc.window.String()}
-	first := testenv.Start(t, bin, nil, args...)
+	var procEnv string
+	if rc.jobServer {
+		procEnv = testenv.ProcessEnvironment(t)
+	}
+	start := func(extra ...string) (*testenv.Proc, *testenv.JobServer) {
+		a := append(slices.Clone(args), extra...)
+		if !rc.jobServer {
+			return testenv.Start(t, bin, nil, a...), nil
+		}
+		js := testenv.StartPrismJobServer(t, nil)
+		a = append(a, "--runner=universal", "--endpoint="+js.Endpoint, "--environment_type=PROCESS",
+			"--environment_config="+procEnv, "--worker_binary="+bin)
+		return testenv.Start(t, bin, nil, a...), js
+	}
+	first, firstJS := start()
 	testenv.WaitFor(t, 90*time.Second, fmt.Sprintf("the first job's first %d posts", rc.rowsAtStop), func() bool {
 		if done, err := first.Exited(); done {
 			t.Fatalf("the first job exited: %v", err)
@@ -133,6 +161,9 @@ func testRestart(t *testing.T, rc restartCase) {
 		return rows(postgres.StreamPinTable) >= rc.rowsAtStop
 	})
 	rc.stop(t, first)
+	if firstJS != nil {
+		firstJS.KillGroup()
+	}
 	atStop := rows(postgres.StreamPinTable)
 	if rc.nothingFired {
 		if n := rows(postgres.CategoryPostsTable); n != 0 {
@@ -150,20 +181,33 @@ func testRestart(t *testing.T, rc restartCase) {
 	}
 	t.Logf("stopped with %d of %d posts in %s", atStop, posts, postgres.StreamPinTable)
 
-	second := testenv.Start(t, bin, nil, args...)
-	produceBad()
-	if err := <-sent; err != nil {
-		t.Fatalf("emulate: %v", err)
-	}
-	testenv.WaitFor(t, 120*time.Second, "every post in the tables", func() bool {
-		if done, err := second.Exited(); done {
-			t.Fatalf("the second job exited: %v", err)
+	if rc.jobServer {
+		produceBad()
+		if err := <-sent; err != nil {
+			t.Fatalf("emulate: %v", err)
 		}
-		return rows(postgres.StreamPinTable) == posts && rows(postgres.StreamGeoTable) == posts &&
-			rows(postgres.StreamUserTable) == posts && rows(postgres.StreamDeadLetterTable) >= len(bad)
-	})
-	if err := second.Signal(os.Interrupt, 90*time.Second); err != nil {
-		t.Fatalf("the second job, drained: %v", err)
+		second, js := start("--until-latest")
+		testenv.WaitFor(t, 4*time.Minute, "the second job to finish", func() bool { done, _ := second.Exited(); return done })
+		if _, err := second.Exited(); err != nil {
+			t.Fatalf("the second job: %v", err)
+		}
+		js.KillGroup()
+	} else {
+		second, _ := start()
+		produceBad()
+		if err := <-sent; err != nil {
+			t.Fatalf("emulate: %v", err)
+		}
+		testenv.WaitFor(t, 120*time.Second, "every post in the tables", func() bool {
+			if done, err := second.Exited(); done {
+				t.Fatalf("the second job exited: %v", err)
+			}
+			return rows(postgres.StreamPinTable) == posts && rows(postgres.StreamGeoTable) == posts &&
+				rows(postgres.StreamUserTable) == posts && rows(postgres.StreamDeadLetterTable) >= len(bad)
+		})
+		if err := second.Signal(os.Interrupt, 90*time.Second); err != nil {
+			t.Fatalf("the second job, drained: %v", err)
+		}
 	}
 
 	for table, want := range map[string]int{postgres.StreamPinTable: posts, postgres.StreamGeoTable: posts,
