@@ -46,6 +46,19 @@
 // dynamic splits of a partition and only checkpoints: the second half of a
 // split could commit its start before the first half is durable.
 //
+// Group offsets only cover what the read's own bundle writes (fused
+// sinks). Outputs that wait in the runner's state, such as the window
+// panes of a GroupByKey, are not durable when the next bundle starts: on a
+// local runner a crash loses them, and a restart from the group's offsets
+// never reads their records again. ReadPositions is for those pipelines:
+// each emitted Record carries the span of offsets it accounts for
+// ([From, Offset], the spans tiling the partition), the pipeline's sinks
+// record spans in PositionTable with RecordSpans once every output of
+// their records is written (in the same transaction as the last of them),
+// and the read resumes each partition at the end of the first unbroken run
+// of recorded spans (DurableStart). The read itself records nothing there
+// but where a partition's reading starts.
+//
 // # Writing
 //
 // Write produces []byte values or Records (key, value, timestamp) to one
