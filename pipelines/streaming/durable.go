@@ -25,7 +25,6 @@ import (
 
 func init() {
 	register.DoFn3x0[beam.EventTime, kafkaio.Record, func(beam.EventTime, paneItem)](&spanItemFn{})
-	register.Function2x0(postItem)
 	register.Function2x0(paneKey)
 	register.Emitter1[paneItem]()
 	register.Emitter2[beam.EventTime, paneItem]()
@@ -57,8 +56,11 @@ type DurableSource func(s beam.Scope, table string) (values, spans beam.PCollect
 // that were already written: every sink is keyed, and a pane written again
 // adds nothing). Nothing of the guarantee lives in one process's memory.
 
-// paneItem is one element of a table's window panes: a post of a category
-// (Post) or a record's span of source positions.
+// paneItem is one record in a table's window panes: its span of source
+// positions and what it gives the outputs that wait for the window: its
+// post (Post, for the category counts) and its clean row (for the files).
+// One element per record, so that a pane never holds a record's span
+// without its post or row.
 type paneItem struct {
 	Post      bool
 	Category  string
@@ -105,25 +107,42 @@ func decodePane(b []byte) (pane, error) {
 // With Table set (the job writes files), the item also carries the
 // record's clean row, so that the files are written from the panes, named
 // by their records' positions (see writePaneFn.writeFiles).
+//
+// With Counts (the pin table, with a sink), the item carries the record's
+// post (category and ind), unless the record was moved: a record late by
+// its own partition's watermark is not counted. With Files, it carries
+// the record's clean row, so that the files are written from the panes,
+// named by their records' positions (see writePaneFn.writeFiles).
 type spanItemFn struct {
 	Lateness time.Duration
 	Table    string
+	Counts   bool
+	Files    bool
 }
 
 func (f *spanItemFn) ProcessElement(et beam.EventTime, r kafkaio.Record, emit func(beam.EventTime, paneItem)) {
+	moved := false
 	if floor := mtime.FromMilliseconds(r.Watermark).Subtract(f.Lateness); et < floor {
-		et = floor
+		et, moved = floor, true
 	}
 	it := paneItem{Topic: r.Topic, Partition: r.Partition, From: r.From, To: r.Offset}
-	if f.Table != "" {
-		it.Row = cleanRowJSON(f.Table, r.Value)
+	if f.Counts || f.Files {
+		row, ok := cleanRow(f.Table, r.Value)
+		if ok && f.Files {
+			if b, err := json.Marshal(row); err == nil {
+				it.Row = b
+			}
+		}
+		if p, isPin := row.(transforms.Pin); ok && isPin && f.Counts && !moved && p.Category != nil {
+			it.Post, it.Category, it.Ind = true, *p.Category, p.Ind
+		}
 	}
 	emit(et, it)
 }
 
-// cleanRowJSON is a raw record's clean row as the files hold it, or nil
-// for a record that is a dead letter.
-func cleanRowJSON(table string, raw []byte) []byte {
+// cleanRow is a raw record's clean row, or false for a record that is a
+// dead letter.
+func cleanRow(table string, raw []byte) (any, bool) {
 	var row any
 	var err error
 	switch table {
@@ -134,9 +153,16 @@ func cleanRowJSON(table string, raw []byte) []byte {
 	case transforms.TableUser:
 		row, _, err = transforms.CleanUserRecord(raw)
 	default:
-		return nil
+		return nil, false
 	}
-	if err != nil {
+	return row, err == nil
+}
+
+// cleanRowJSON is a raw record's clean row as the files hold it, or nil
+// for a record that is a dead letter.
+func cleanRowJSON(table string, raw []byte) []byte {
+	row, ok := cleanRow(table, raw)
+	if !ok {
 		return nil
 	}
 	b, err := json.Marshal(row)
@@ -144,13 +170,6 @@ func cleanRowJSON(table string, raw []byte) []byte {
 		return nil
 	}
 	return b
-}
-
-// postItem is a pin's post, for the category counts.
-func postItem(p transforms.Pin, emit func(paneItem)) {
-	if p.Category != nil {
-		emit(paneItem{Post: true, Category: *p.Category, Ind: p.Ind})
-	}
 }
 
 // paneKey puts a window's items under one key: a pane is the window's
@@ -171,7 +190,6 @@ func (paneFn) AddInput(p pane, it paneItem) pane {
 		if i, found := slices.BinarySearch(a, it.Ind); !found {
 			p.Categories[it.Category] = slices.Insert(a, i, it.Ind)
 		}
-		return p
 	}
 	p.Spans = append(p.Spans, kafkaio.Span{Topic: it.Topic, Partition: it.Partition, From: it.From, To: it.To})
 	if it.Row != nil {

@@ -138,22 +138,20 @@ func Build(s beam.Scope, o Options) error {
 		counts := table == transforms.TablePin && o.Sink != ""
 		switch {
 		case o.Positions != "":
-			// The spans and the posts meet in the same panes, and a
-			// pane's positions are recorded only once its posts are.
-			// With files, the pane items carry the rows too: the files
-			// are written from the panes, named by source positions.
-			fileTable, fileDir := "", ""
+			// Each record's span, post and file row travel as one pane
+			// item, and a pane's positions are recorded only once its
+			// posts and file are written. The files are written from
+			// the panes, named by source positions.
+			fileDir, sink := "", ""
 			if o.Files != "" {
-				fileTable, fileDir = table, files.Join(o.Files, table)
+				fileDir = files.Join(o.Files, table)
 			}
-			items := []beam.PCollection{beam.ParDo(ts, &spanItemFn{Lateness: o.AllowedLateness, Table: fileTable}, spans)}
-			sink := ""
 			if counts {
-				items = append(items, beam.ParDo(ts, postItem, c.Rows))
 				sink = o.Sink
 			}
-			panes := durablePanes(ts, beam.Flatten(ts, items...), o.Window, o.AllowedLateness)
-			beam.ParDo0(ts, &writePaneFn{Sink: sink, Positions: o.Positions, Job: o.Job, Files: fileDir, Prefix: fileTable}, panes)
+			items := beam.ParDo(ts, &spanItemFn{Lateness: o.AllowedLateness, Table: table, Counts: counts, Files: o.Files != ""}, spans)
+			panes := durablePanes(ts, items, o.Window, o.AllowedLateness)
+			beam.ParDo0(ts, &writePaneFn{Sink: sink, Positions: o.Positions, Job: o.Job, Files: fileDir, Prefix: table}, panes)
 		case counts:
 			postgres.WriteCategoryCounts(ts, o.Sink, CategoryPosts(ts, c.Rows, o.Window, o.AllowedLateness))
 		}
