@@ -3,7 +3,6 @@ package streaming
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
@@ -13,9 +12,9 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window/trigger"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/jackc/pgx/v5"
+	"github.com/segmentio/encoding/json"
 
 	"github.com/pinpipe/pinpipe/io/files"
 	"github.com/pinpipe/pinpipe/io/kafkaio"
@@ -45,12 +44,12 @@ type DurableSource func(s beam.Scope, table string) (values, spans beam.PCollect
 // With Options.Positions (pinpipe stream --source=kafka with a PostgreSQL
 // sink or --checkpoint-dsn) no source position is recorded before every
 // output of its records is written. Rows and dead letters are written in
-// the bundle that read the records (fused with the read). Each table's
-// records' spans of offsets then join the table's window panes: one pane
-// per window and firing, carrying the category posts (pin table) and the
-// spans of every record the firing covers. writePaneFn writes a pane's
-// posts and then its spans (kafkaio.RecordSpans), in one transaction when
-// both go to the same PostgreSQL. The source starts each partition at the
+// the bundle that read the records (fused with the read). Each record then
+// goes, as one pane item (its span of offsets, its post for the pin
+// table's counts, its clean row with --files), into the table's window
+// panes: one pane per window and firing. writePaneFn writes a pane's file,
+// then its posts and its spans (kafkaio.RecordSpans), the last two in one
+// transaction when both go to the same PostgreSQL. The source starts each partition at the
 // end of the first unbroken run of recorded spans, so after a crash it
 // re-reads every record whose window had not fired (and, at most, some
 // that were already written: every sink is keyed, and a pane written again
@@ -158,20 +157,6 @@ func cleanRow(table string, raw []byte) (any, bool) {
 	return row, err == nil
 }
 
-// cleanRowJSON is a raw record's clean row as the files hold it, or nil
-// for a record that is a dead letter.
-func cleanRowJSON(table string, raw []byte) []byte {
-	row, ok := cleanRow(table, raw)
-	if !ok {
-		return nil
-	}
-	b, err := json.Marshal(row)
-	if err != nil {
-		return nil
-	}
-	return b
-}
-
 // paneKey puts a window's items under one key: a pane is the window's
 // whole firing.
 func paneKey(it paneItem, emit func(int, paneItem)) { emit(0, it) }
@@ -226,12 +211,7 @@ func (paneFn) ExtractOutput(p pane) pane {
 // the allowed lateness; discarding) and gathers each firing.
 func durablePanes(s beam.Scope, items beam.PCollection, size, lateness time.Duration) beam.PCollection {
 	s = s.Scope("streaming.DurablePanes")
-	windowed := beam.WindowInto(s, window.NewFixedWindows(size), items,
-		beam.Trigger(trigger.AfterEndOfWindow().
-			EarlyFiring(trigger.AfterProcessingTime().PlusDelay(5*time.Second)).
-			LateFiring(trigger.AfterCount(1))),
-		beam.AllowedLateness(lateness),
-		beam.PanesDiscard())
+	windowed := countWindows(s, items, size, lateness)
 	return beam.CombinePerKey(s, &paneFn{}, beam.ParDo(s, paneKey, windowed))
 }
 

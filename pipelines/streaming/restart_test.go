@@ -3,6 +3,7 @@ package streaming
 import (
 	"context"
 	"fmt"
+	segjson "github.com/segmentio/encoding/json"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -382,4 +383,28 @@ func readTopic(t *testing.T, addr, topic string) []*kgo.Record {
 		recs = append(recs, fs.Records()...)
 	}
 	return recs
+}
+
+// cleanRowJSON is a raw record's clean row as the window files hold it
+// (JSON, as files.WriteWindowedJSONLines writes it), or nil for a dead
+// letter.
+func cleanRowJSON(table string, raw []byte) []byte {
+	var row any
+	var err error
+	switch table {
+	case transforms.TablePin:
+		row, _, err = transforms.CleanPinRecord(raw)
+	case transforms.TableGeo:
+		row, _, err = transforms.CleanGeoRecord(raw)
+	case transforms.TableUser:
+		row, _, err = transforms.CleanUserRecord(raw)
+	}
+	if err != nil || row == nil {
+		return nil
+	}
+	b, err := segjson.Marshal(row)
+	if err != nil {
+		return nil
+	}
+	return b
 }

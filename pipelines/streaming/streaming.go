@@ -168,14 +168,22 @@ func Build(s beam.Scope, o Options) error {
 // positions; with them the posts travel in the durable panes (durable.go).
 func CategoryPosts(s beam.Scope, pins beam.PCollection, size, lateness time.Duration) beam.PCollection {
 	s = s.Scope("streaming.CategoryPosts")
-	windowed := beam.WindowInto(s, window.NewFixedWindows(size), pins,
+	windowed := countWindows(s, pins, size, lateness)
+	inds := beam.CombinePerKey(s, &distinctIndsFn{}, beam.ParDo(s, categoryKey, windowed))
+	return beam.ParDo(s, &toCategoryPostsFn{}, inds)
+}
+
+// countWindows is the windowing of the category counts: fixed windows
+// firing when the watermark passes their end, early every 5 s of
+// processing time while open, and again for each late element within the
+// allowed lateness; discarding panes.
+func countWindows(s beam.Scope, col beam.PCollection, size, lateness time.Duration) beam.PCollection {
+	return beam.WindowInto(s, window.NewFixedWindows(size), col,
 		beam.Trigger(trigger.AfterEndOfWindow().
 			EarlyFiring(trigger.AfterProcessingTime().PlusDelay(5*time.Second)).
 			LateFiring(trigger.AfterCount(1))),
 		beam.AllowedLateness(lateness),
 		beam.PanesDiscard())
-	inds := beam.CombinePerKey(s, &distinctIndsFn{}, beam.ParDo(s, categoryKey, windowed))
-	return beam.ParDo(s, &toCategoryPostsFn{}, inds)
 }
 
 // categoryKey keys a pin's ind by its category; pins without one are not
