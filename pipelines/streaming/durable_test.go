@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
 
@@ -71,3 +72,44 @@ func TestWindowFilesReplaced(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestSpanItem: a record's span, post and file row travel as one item; a
+// record already later than the allowed lateness by its partition's
+// watermark moves to that watermark minus the lateness (so that the
+// windowing keeps its span) and is not counted.
+func TestSpanItem(t *testing.T) {
+	fn := &spanItemFn{Lateness: time.Minute, Table: "pin", Counts: true, Files: true}
+	wm := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	rec := kafkaio.Record{Topic: "t", Partition: 2, Offset: 9, From: 7, Watermark: wm.UnixMilli(),
+		Value: []byte(`{"index": 5, "category": "art", "title": "x"}`)}
+	var ets []mtime.Time
+	var items []paneItem
+	emit := func(et beam.EventTime, it paneItem) { ets, items = append(ets, et), append(items, it) }
+	fn.ProcessElement(mtime.FromTime(wm.Add(-30*time.Second)), rec, emit)
+	fn.ProcessElement(mtime.FromTime(wm.Add(-2*time.Minute)), rec, emit)
+	bad := rec
+	bad.Value = []byte(`not json`)
+	fn.ProcessElement(mtime.FromTime(wm), bad, emit)
+
+	if it := items[0]; !it.Post || it.Category != "art" || it.Ind != 5 || it.From != 7 || it.To != 9 || it.Partition != 2 || len(it.Row) == 0 {
+		t.Errorf("on time: %+v", it)
+	}
+	if ets[0] != mtime.FromTime(wm.Add(-30*time.Second)) {
+		t.Errorf("on time, moved to %v", ets[0])
+	}
+	if it := items[1]; it.Post || it.From != 7 || it.To != 9 || len(it.Row) == 0 || ets[1] != mtime.FromTime(wm.Add(-time.Minute)) {
+		t.Errorf("late: %+v at %v, want its span and row at the watermark minus the lateness, not counted", it, ets[1])
+	}
+	if it := items[2]; it.Post || it.Row != nil || it.From != 7 || it.To != 9 {
+		t.Errorf("a dead letter: %+v, want its span alone", it)
+	}
+
+	// A pane gathers distinct posts and merged spans.
+	var fnp paneFn
+	a := fnp.AddInput(fnp.AddInput(fnp.CreateAccumulator(), items[0]), items[2])
+	b := fnp.AddInput(fnp.CreateAccumulator(), paneItem{Post: true, Category: "art", Ind: 5, Topic: "t", Partition: 2, From: 10, To: 12})
+	p := fnp.ExtractOutput(fnp.MergeAccumulators(a, b))
+	if !slices.Equal(p.Categories["art"], []int64{5}) || !slices.Equal(p.Spans, []kafkaio.Span{{Topic: "t", Partition: 2, From: 7, To: 12}}) || len(p.Rows) != 1 {
+		t.Errorf("pane %+v", p)
+	}
+}
