@@ -8,12 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pinpipe/pinpipe/ingest/s3sink"
 )
@@ -148,4 +151,79 @@ func (m *s3sinkMetrics) failed() {
 	m.mu.Lock()
 	m.fatal = true
 	m.mu.Unlock()
+}
+
+// kafkaLagCollector gives `pinpipe stream`'s Kafka consumer lag, computed
+// when scraped from the group's committed offsets against the partitions'
+// end offsets: it is right whichever process reads the records (a Flink
+// or Dataflow worker as well as this one).
+type kafkaLagCollector struct {
+	adm       *kadm.Client
+	group     string
+	topics    []string
+	committed *prometheus.Desc
+	end       *prometheus.Desc
+	lag       *prometheus.Desc
+	up        *prometheus.Desc
+}
+
+// newKafkaLagCollector registers the stream's Kafka metrics on reg; close
+// the client when done.
+func newKafkaLagCollector(reg prometheus.Registerer, brokers []string, group string, topics []string) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("pinpipe-stream-metrics"))
+	if err != nil {
+		return nil, err
+	}
+	labels := []string{"topic", "partition"}
+	c := &kafkaLagCollector{
+		adm: kadm.NewClient(cl), group: group, topics: topics,
+		committed: prometheus.NewDesc("pinpipe_stream_kafka_committed_offset",
+			"The next offset the consumer group has committed, per partition.", labels, nil),
+		end: prometheus.NewDesc("pinpipe_stream_kafka_end_offset",
+			"The partition's end offset (the next record's).", labels, nil),
+		lag: prometheus.NewDesc("pinpipe_stream_kafka_consumer_lag_records",
+			"Records between the group's committed offset and the partition's end.", labels, nil),
+		up: prometheus.NewDesc("pinpipe_stream_kafka_up",
+			"1 when the broker answered the last scrape's offset requests.", nil, nil),
+	}
+	if err := reg.Register(c); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return cl, nil
+}
+
+func (c *kafkaLagCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.committed
+	ch <- c.end
+	ch <- c.lag
+	ch <- c.up
+}
+
+func (c *kafkaLagCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ends, err := c.adm.ListEndOffsets(ctx, c.topics...)
+	var committed kadm.OffsetResponses
+	if err == nil {
+		committed, err = c.adm.FetchOffsetsForTopics(ctx, c.group, c.topics...)
+	}
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
+	ends.Each(func(e kadm.ListedOffset) {
+		if e.Err != nil {
+			return
+		}
+		p := strconv.Itoa(int(e.Partition))
+		ch <- prometheus.MustNewConstMetric(c.end, prometheus.GaugeValue, float64(e.Offset), e.Topic, p)
+		o, ok := committed.Lookup(e.Topic, e.Partition)
+		if !ok || o.Err != nil || o.At < 0 {
+			return // nothing committed yet
+		}
+		ch <- prometheus.MustNewConstMetric(c.committed, prometheus.GaugeValue, float64(o.At), e.Topic, p)
+		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(max(e.Offset-o.At, 0)), e.Topic, p)
+	})
 }

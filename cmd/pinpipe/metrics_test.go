@@ -152,3 +152,73 @@ func TestS3SinkMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStreamMetrics runs `pinpipe stream --metrics-listen` on a Kafka
+// broker and scrapes the consumer lag of its group as it reads.
+func TestStreamMetrics(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	k, err := devkafka.Start(context.Background(), devkafka.Options{Listen: "127.0.0.1:0", Partitions: 2, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()), kgo.AllowAutoTopicCreation(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	produce := func(topic string, partition int32, from, n int) {
+		var recs []*kgo.Record
+		for i := from; i < from+n; i++ {
+			recs = append(recs, &kgo.Record{Topic: topic, Partition: partition, Value: fmt.Appendf(nil, `{"index": %d, "ind": %d}`, i, i)})
+		}
+		if err := prod.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce("m.pin", 0, 0, 7)
+	produce("m.pin", 1, 7, 5)
+	produce("m.geo", 0, 0, 3)
+	produce("m.user", 1, 0, 2)
+
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testenv.Start(t, exe, []string{"PINPIPE_TEST_MAIN=1"}, "stream", "--source=kafka", "--kafka-brokers="+k.Addr(),
+		"--topic-prefix=m", "--group=metrics-test", "--start=earliest", "--files="+t.TempDir(), "--window=1s",
+		"--metrics-listen=127.0.0.1:0")
+	addr := metricsAddr(t, p)
+	if c := get(t, "http://"+addr+"/healthz"); c != 200 {
+		t.Errorf("/healthz: %d", c)
+	}
+	lagged := func(name string, want map[string]float64) {
+		t.Helper()
+		var m map[string]float64
+		testenv.WaitFor(t, 90*time.Second, fmt.Sprintf("%s %v", name, want), func() bool {
+			m = scrape(t, addr)
+			for labels, v := range want {
+				if m[name+labels] != v {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	pin0, pin1 := `{partition="0",topic="m.pin"}`, `{partition="1",topic="m.pin"}`
+	lagged("pinpipe_stream_kafka_end_offset", map[string]float64{pin0: 7, pin1: 5})
+	lagged("pinpipe_stream_kafka_committed_offset", map[string]float64{pin0: 7, pin1: 5,
+		`{partition="0",topic="m.geo"}`: 3, `{partition="1",topic="m.user"}`: 2})
+	lagged("pinpipe_stream_kafka_consumer_lag_records", map[string]float64{pin0: 0, pin1: 0})
+	if m := scrape(t, addr); m["pinpipe_stream_kafka_up"] != 1 {
+		t.Errorf("pinpipe_stream_kafka_up = %v", m["pinpipe_stream_kafka_up"])
+	}
+
+	produce("m.pin", 1, 12, 4)
+	lagged("pinpipe_stream_kafka_end_offset", map[string]float64{pin1: 9})
+	lagged("pinpipe_stream_kafka_committed_offset", map[string]float64{pin0: 7, pin1: 9})
+	lagged("pinpipe_stream_kafka_consumer_lag_records", map[string]float64{pin1: 0})
+	if err := p.Stop(); err != nil {
+		t.Error(err)
+	}
+}
