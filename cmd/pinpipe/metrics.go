@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pinpipe/pinpipe/ingest/emulator"
 	"github.com/pinpipe/pinpipe/ingest/s3sink"
 )
 
@@ -226,4 +227,35 @@ func (c *kafkaLagCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.committed, prometheus.GaugeValue, float64(o.At), e.Topic, p)
 		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(max(e.Offset-o.At, 0)), e.Topic, p)
 	})
+}
+
+// registerEmulateMetrics registers `pinpipe emulate`'s metrics on reg,
+// read from the run's counts (emulator.Config.OnStart) when scraped.
+func registerEmulateMetrics(reg prometheus.Registerer) (onStart func(func() emulator.Summary)) {
+	var mu sync.Mutex
+	var counts func() emulator.Summary
+	counter := func(name, help string, v func(emulator.Summary) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "pinpipe", Subsystem: "emulate", Name: name, Help: help},
+			func() float64 {
+				mu.Lock()
+				c := counts
+				mu.Unlock()
+				if c == nil {
+					return 0
+				}
+				return float64(v(c()))
+			})
+	}
+	reg.MustRegister(
+		counter("posts_sent_total", "Posts whose records all got through the gateway.", func(s emulator.Summary) int64 { return s.Sent }),
+		counter("posts_failed_total", "Posts with a record that did not get through.", func(s emulator.Summary) int64 { return s.Failed }),
+		counter("records_sent_total", "Records the gateway accepted.", func(s emulator.Summary) int64 { return s.Records }),
+		counter("records_failed_total", "Records given up on.", func(s emulator.Summary) int64 { return s.RecordsFailed }),
+		counter("retries_total", "Requests sent again after a transient failure.", func(s emulator.Summary) int64 { return s.Retried }),
+	)
+	return func(f func() emulator.Summary) {
+		mu.Lock()
+		counts = f
+		mu.Unlock()
+	}
 }

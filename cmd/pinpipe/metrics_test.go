@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -221,4 +222,35 @@ func TestStreamMetrics(t *testing.T) {
 	if err := p.Stop(); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestEmulateMetrics scrapes `pinpipe emulate --metrics-listen` while it
+// sends posts to a gateway that accepts them.
+func TestEmulateMetrics(t *testing.T) {
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/vnd.kafka.v2+json")
+		io.WriteString(w, `{"offsets":[{"partition":0,"offset":1}]}`)
+	}))
+	defer gw.Close()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testenv.Start(t, exe, []string{"PINPIPE_TEST_MAIN=1", "PINPIPE_SOURCE_DSN="}, "emulate", "--gateway="+gw.URL,
+		"--rate=20", "--seed=7", "--metrics-listen=127.0.0.1:0")
+	addr := metricsAddr(t, p)
+	var first float64
+	testenv.WaitFor(t, 20*time.Second, "posts sent", func() bool {
+		first = scrape(t, addr)["pinpipe_emulate_posts_sent_total"]
+		return first >= 3
+	})
+	testenv.WaitFor(t, 20*time.Second, "more posts sent", func() bool {
+		m := scrape(t, addr)
+		return m["pinpipe_emulate_posts_sent_total"] > first && m["pinpipe_emulate_records_sent_total"] >= m["pinpipe_emulate_posts_sent_total"]
+	})
+	if m := scrape(t, addr); m["pinpipe_emulate_posts_failed_total"] != 0 {
+		t.Errorf("failed posts: %v", m)
+	}
+	p.Stop()
 }
