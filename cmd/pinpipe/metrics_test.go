@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	devkafka "github.com/pinpipe/pinpipe/ingest/devserver/kafka"
@@ -253,4 +255,24 @@ func TestEmulateMetrics(t *testing.T) {
 		t.Errorf("failed posts: %v", m)
 	}
 	p.Stop()
+}
+
+// TestMetricNamesLint checks every metric the commands define against
+// Prometheus's naming conventions (the client library's promlint).
+func TestMetricNamesLint(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	newS3SinkMetrics(reg)
+	registerEmulateMetrics(reg)
+	cl, err := newKafkaLagCollector(reg, []string{"127.0.0.1:1"}, "g", []string{"t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
 }
