@@ -38,9 +38,9 @@ func s3sinkCmd(fs *flag.FlagSet) func(context.Context) error {
 		if *metricsListen != "" {
 			m := newS3SinkMetrics(promRegistry)
 			o.OnStats = m.observe
-			stop, err := serveMetrics(*metricsListen, nil)
-			if err != nil {
-				return err
+			stop, serr := serveMetrics(*metricsListen, nil)
+			if serr != nil {
+				return serr
 			}
 			defer stop()
 			defer func() {
