@@ -2,6 +2,7 @@ package transforms
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"reflect"
@@ -12,9 +13,9 @@ import (
 )
 
 func init() {
-	register.DoFn4x0[[]byte, func(Pin), func(DeadLetter), func(TableStats)](&cleanPinFn{})
-	register.DoFn4x0[[]byte, func(Geo), func(DeadLetter), func(TableStats)](&cleanGeoFn{})
-	register.DoFn4x0[[]byte, func(User), func(DeadLetter), func(TableStats)](&cleanUserFn{})
+	register.DoFn6x0[context.Context, beam.EventTime, []byte, func(Pin), func(DeadLetter), func(TableStats)](&cleanPinFn{})
+	register.DoFn6x0[context.Context, beam.EventTime, []byte, func(Geo), func(DeadLetter), func(TableStats)](&cleanGeoFn{})
+	register.DoFn6x0[context.Context, beam.EventTime, []byte, func(User), func(DeadLetter), func(TableStats)](&cleanUserFn{})
 	register.Emitter1[Pin]()
 	register.Emitter1[Geo]()
 	register.Emitter1[User]()
@@ -116,16 +117,18 @@ func isBlank(b []byte) bool { return len(bytes.TrimSpace(b)) == 0 }
 
 type cleanPinFn struct{ c cleanStats }
 
-func (f *cleanPinFn) ProcessElement(data []byte, emit func(Pin), dead func(DeadLetter), _ func(TableStats)) {
+func (f *cleanPinFn) ProcessElement(ctx context.Context, et beam.EventTime, data []byte, emit func(Pin), dead func(DeadLetter), _ func(TableStats)) {
 	if isBlank(data) {
 		return
 	}
 	row, bad, err := CleanPinRecord(data)
 	if err != nil {
 		f.c.reject(TablePin, data, err, dead)
+		tableMetrics[TablePin].record(ctx, et, err.(*RejectError).Reason)
 		return
 	}
 	f.c.clean(PinFields, bad)
+	tableMetrics[TablePin].record(ctx, et, "")
 	emit(row)
 }
 
@@ -135,16 +138,18 @@ func (f *cleanPinFn) FinishBundle(_ func(Pin), _ func(DeadLetter), stats func(Ta
 
 type cleanGeoFn struct{ c cleanStats }
 
-func (f *cleanGeoFn) ProcessElement(data []byte, emit func(Geo), dead func(DeadLetter), _ func(TableStats)) {
+func (f *cleanGeoFn) ProcessElement(ctx context.Context, et beam.EventTime, data []byte, emit func(Geo), dead func(DeadLetter), _ func(TableStats)) {
 	if isBlank(data) {
 		return
 	}
 	row, bad, err := CleanGeoRecord(data)
 	if err != nil {
 		f.c.reject(TableGeo, data, err, dead)
+		tableMetrics[TableGeo].record(ctx, et, err.(*RejectError).Reason)
 		return
 	}
 	f.c.clean(GeoFields, bad)
+	tableMetrics[TableGeo].record(ctx, et, "")
 	emit(row)
 }
 
@@ -154,16 +159,18 @@ func (f *cleanGeoFn) FinishBundle(_ func(Geo), _ func(DeadLetter), stats func(Ta
 
 type cleanUserFn struct{ c cleanStats }
 
-func (f *cleanUserFn) ProcessElement(data []byte, emit func(User), dead func(DeadLetter), _ func(TableStats)) {
+func (f *cleanUserFn) ProcessElement(ctx context.Context, et beam.EventTime, data []byte, emit func(User), dead func(DeadLetter), _ func(TableStats)) {
 	if isBlank(data) {
 		return
 	}
 	row, bad, err := CleanUserRecord(data)
 	if err != nil {
 		f.c.reject(TableUser, data, err, dead)
+		tableMetrics[TableUser].record(ctx, et, err.(*RejectError).Reason)
 		return
 	}
 	f.c.clean(UserFields, bad)
+	tableMetrics[TableUser].record(ctx, et, "")
 	emit(row)
 }
 

@@ -38,6 +38,7 @@ func emulateCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.DurationVar(&cfg.GiveUpAfter, "give-up-after", 30*time.Second, "stop the run once requests have failed and none has succeeded for this long (a gateway that is down at the start fails the run at once)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 30*time.Second, "timeout of one HTTP request")
 	fs.StringVar(&apiKeyEnv, "api-key-env", "", "name of an environment variable holding the API key to send as x-api-key")
+	metricsListen := metricsListenFlag(fs)
 	return func(ctx context.Context) error {
 		if apiKeyEnv != "" {
 			cfg.APIKey = os.Getenv(apiKeyEnv)
@@ -60,6 +61,14 @@ func emulateCmd(fs *flag.FlagSet) func(context.Context) error {
 		}
 		if jsonLogs() || !isTerminal(os.Stderr) {
 			cfg.ProgressLines, cfg.ProgressInterval = true, 5*time.Second
+		}
+		if *metricsListen != "" {
+			cfg.OnStart = registerEmulateMetrics(promRegistry)
+			stop, err := serveMetrics(*metricsListen, nil)
+			if err != nil {
+				return err
+			}
+			defer stop()
 		}
 		sum, err := emulator.Run(ctx, cfg)
 		if sum.Posts > 0 || err == nil {

@@ -25,7 +25,8 @@ func s3sinkCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.Group, "group", s3sink.DefaultGroup, "consumer group the offsets are committed to")
 	fs.StringVar(&o.InstanceID, "instance-id", "", "static group membership: a sink restarted with the same id gets its partitions back at once")
 	fs.BoolVar(&o.Compress, "compress", false, "gzip the objects (.json.gz)")
-	return func(ctx context.Context) error {
+	metricsListen := metricsListenFlag(fs)
+	return func(ctx context.Context) (err error) {
 		for _, b := range strings.Split(brokers, ",") {
 			if b = strings.TrimSpace(b); b != "" {
 				o.Brokers = append(o.Brokers, b)
@@ -33,6 +34,20 @@ func s3sinkCmd(fs *flag.FlagSet) func(context.Context) error {
 		}
 		if o.Dest == "" {
 			return usageErrorf("--s3 is required")
+		}
+		if *metricsListen != "" {
+			m := newS3SinkMetrics(promRegistry)
+			o.OnStats = m.observe
+			stop, serr := serveMetrics(*metricsListen, nil)
+			if serr != nil {
+				return serr
+			}
+			defer stop()
+			defer func() {
+				if err != nil {
+					m.failed()
+				}
+			}()
 		}
 		start := time.Now()
 		st, err := s3sink.Run(ctx, o)

@@ -42,6 +42,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.Files, "files", "", "directory or s3://bucket/prefix for windowed JSON-lines files of the clean rows")
 	fs.DurationVar(&o.Window, "window", time.Minute, "event-time window of the files and the category counts")
 	fs.DurationVar(&o.AllowedLateness, "allowed-lateness", streaming.DefaultAllowedLateness, "how late a post may arrive and still update its window's count")
+	metricsListen := metricsListenFlag(fs)
 	return func(ctx context.Context) error {
 		runCtx := context.WithoutCancel(ctx)
 		if runners.Runner() == "direct" {
@@ -129,6 +130,24 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 		p, s := beam.NewPipelineWithRoot()
 		if err := streaming.Build(s, o); err != nil {
 			return err
+		}
+		if *metricsListen != "" && !runners.DryRun() {
+			if *source == "kafka" {
+				var topics []string
+				for _, t := range transforms.Tables {
+					topics = append(topics, streaming.KafkaTopic(*prefix, t))
+				}
+				cl, err := newKafkaLagCollector(promRegistry, strings.Split(*brokers, ","), *group, topics)
+				if err != nil {
+					return err
+				}
+				defer cl.Close()
+			}
+			stop, err := serveMetrics(*metricsListen, nil)
+			if err != nil {
+				return err
+			}
+			defer stop()
 		}
 		// SIGINT/SIGTERM drains rather than cancels: the reads stop at what
 		// they have, windows fire and the sinks flush, then the run ends. A

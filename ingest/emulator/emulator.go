@@ -111,6 +111,10 @@ type Config struct {
 	// Logger receives failures (warn) and retries (debug); default
 	// slog.Default().
 	Logger *slog.Logger
+	// OnStart, when set, is given a function that returns the run's
+	// counts so far (without the latencies and the elapsed time), for
+	// live metrics; it may be called from any goroutine.
+	OnStart func(counts func() Summary)
 }
 
 func (c *Config) setDefaults() {
@@ -224,6 +228,14 @@ type counters struct {
 	posts, sent, failed, incomplete, records, recordsFailed, retried atomic.Int64
 }
 
+// summary is the counts so far.
+func (c *counters) summary() Summary {
+	return Summary{
+		Posts: c.posts.Load(), Sent: c.sent.Load(), Failed: c.failed.Load(), Incomplete: c.incomplete.Load(),
+		Records: c.records.Load(), RecordsFailed: c.recordsFailed.Load(), Retried: c.retried.Load(),
+	}
+}
+
 // Run emulates until cfg.Count posts are done or ctx ends, and says what
 // it did. It returns an error when it cannot start (bad config, source
 // unreachable or empty, nothing listening at the gateway's address), when
@@ -298,6 +310,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if cfg.GiveUpAfter > 0 {
 		stopWatch := e.watchFailures(runCtx, func(err error) { abort(err); stopSends(err) })
 		defer stopWatch()
+	}
+	if cfg.OnStart != nil {
+		cfg.OnStart(e.c.summary)
 	}
 	stopProgress := e.progress(start)
 	hists := make([]histogram, cfg.Concurrency)

@@ -77,6 +77,10 @@ type Options struct {
 	S3 *s3.Client
 	// Logger gets the sink's logs. Default slog.Default().
 	Logger *slog.Logger
+	// OnStats, when set, is given the run's stats so far after each poll
+	// and after each commit (for live metrics). It is called with the
+	// sink's lock held: it must return quickly.
+	OnStats func(Stats)
 }
 
 // Stats say what a run did.
@@ -272,6 +276,7 @@ func (s *sink) run(ctx context.Context) (Stats, error) {
 		err = s.fatal
 	}
 	st := s.stats
+	s.report()
 	s.log.Info("s3sink stopped", "took", time.Since(start).Round(time.Millisecond), "records", st.Records,
 		"objects", st.Objects, "bytes", st.Bytes, "object_records", st.ObjectRecords, "rewrites", st.Rewrites,
 		"unwritten", st.Unwritten, "commits", st.Commits, "commit_failures", st.CommitFailures, "err", err)
@@ -311,6 +316,7 @@ func (s *sink) consume(ctx context.Context) error {
 		if err = s.process(fetches); err != nil && s.fatal == nil {
 			s.fatal = err
 		}
+		s.report()
 		if time.Since(lastProgress) >= 30*time.Second {
 			lastProgress = time.Now()
 			s.log.Info("s3sink progress", "records", s.stats.Records, "objects", s.stats.Objects, "bytes", s.stats.Bytes)
@@ -580,9 +586,18 @@ func (s *sink) commit(offsets map[string]map[int32]kgo.EpochOffset) {
 	if failed != nil {
 		s.stats.CommitFailures++
 		s.log.Warn("s3sink: committing offsets failed; the records will be read again", "err", failed)
+		s.report()
 		return
 	}
 	s.stats.Commits++
+	s.report()
+}
+
+// report gives the stats to Options.OnStats; s.mu is held.
+func (s *sink) report() {
+	if s.o.OnStats != nil {
+		s.o.OnStats(s.stats)
+	}
 }
 
 // onRevoked writes the open objects of the partitions taken away and

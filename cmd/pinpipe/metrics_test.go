@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	devkafka "github.com/pinpipe/pinpipe/ingest/devserver/kafka"
+	devs3 "github.com/pinpipe/pinpipe/ingest/devserver/s3"
+	"github.com/pinpipe/pinpipe/internal/testenv"
+)
+
+// metricsAddr waits for the "metrics on http://ADDR/metrics" line.
+func metricsAddr(t *testing.T, p *testenv.Proc) string {
+	t.Helper()
+	var addr string
+	testenv.WaitFor(t, 20*time.Second, "the metrics server", func() bool {
+		if done, err := p.Exited(); done {
+			t.Fatalf("%s exited: %v\n%s", p.Name, err, p.Stderr())
+		}
+		_, rest, ok := strings.Cut(p.Stderr(), "metrics on http://")
+		if ok {
+			addr, _, ok = strings.Cut(rest, "/metrics")
+		}
+		return ok
+	})
+	return addr
+}
+
+// scrape fetches /metrics and returns each sample line's value by its
+// name and labels as written.
+func scrape(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %s\n%s", resp.Status, body)
+	}
+	out := map[string]float64{}
+	for _, l := range strings.Split(string(body), "\n") {
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(l, ' ')
+		v, err := strconv.ParseFloat(l[i+1:], 64)
+		if err != nil {
+			t.Fatalf("bad sample %q", l)
+		}
+		out[l[:i]] = v
+	}
+	return out
+}
+
+func get(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestS3SinkMetrics runs `pinpipe s3sink --metrics-listen` against a Kafka
+// broker and an S3 server and scrapes its metrics as records land.
+func TestS3SinkMetrics(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	k, err := devkafka.Start(context.Background(), devkafka.Options{Listen: "127.0.0.1:0", Partitions: 1, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	s3srv, err := devs3.Start(context.Background(), devs3.Options{Listen: "127.0.0.1:0", Buckets: []string{"lake"}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s3srv.Close() })
+	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	produce := func(from, n int) {
+		var recs []*kgo.Record
+		for i := from; i < from+n; i++ {
+			recs = append(recs, &kgo.Record{Topic: "pinpipe.pin", Value: fmt.Appendf(nil, `{"index": %d}`, i)})
+		}
+		if err := prod.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce(0, 25)
+
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"PINPIPE_TEST_MAIN=1", "AWS_ACCESS_KEY_ID=dev", "AWS_SECRET_ACCESS_KEY=dev", "AWS_REGION=us-east-1",
+		"AWS_ENDPOINT_URL_S3=" + s3srv.URL()}
+	p := testenv.Start(t, exe, env, "s3sink", "--kafka-brokers="+k.Addr(), "--s3=s3://lake/raw",
+		"--flush-size=10", "--rotate-interval=300ms", "--metrics-listen=:0")
+	addr := metricsAddr(t, p)
+	if !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Errorf("--metrics-listen=:0 listens on %s, want the loopback interface", addr)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if c := get(t, "http://"+addr+path); c != 200 {
+			t.Errorf("%s: %d", path, c)
+		}
+	}
+
+	want := func(records, objects float64) map[string]float64 {
+		var m map[string]float64
+		testenv.WaitFor(t, 20*time.Second, fmt.Sprintf("%v records in %v objects", records, objects), func() bool {
+			m = scrape(t, addr)
+			return m["pinpipe_s3sink_records_written_total"] == records && m["pinpipe_s3sink_objects_written_total"] == objects
+		})
+		return m
+	}
+	before := time.Now()
+	m := want(25, 3) // 10, 10, and 5 at the rotate interval
+	if m["pinpipe_s3sink_records_read_total"] != 25 || m["pinpipe_s3sink_written_bytes_total"] <= float64(25*len(`{"index": 0}`)) ||
+		m["pinpipe_s3sink_commits_total"] < 1 || m["pinpipe_s3sink_errors_total"] != 0 {
+		t.Errorf("after 25 records: %v", m)
+	}
+	last := m["pinpipe_s3sink_last_flush_timestamp_seconds"]
+	if last < float64(before.Add(-time.Second).Unix()) || last > float64(time.Now().Unix()+1) {
+		t.Errorf("last flush at %v, want about %v", last, before.Unix())
+	}
+	bytes := m["pinpipe_s3sink_written_bytes_total"]
+
+	produce(25, 12)
+	m = want(37, 5)
+	if m["pinpipe_s3sink_records_read_total"] != 37 || m["pinpipe_s3sink_written_bytes_total"] <= bytes ||
+		m["pinpipe_s3sink_last_flush_timestamp_seconds"] < last {
+		t.Errorf("after 37 records: %v", m)
+	}
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStreamMetrics runs `pinpipe stream --metrics-listen` on a Kafka
+// broker and scrapes the consumer lag of its group as it reads.
+func TestStreamMetrics(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	k, err := devkafka.Start(context.Background(), devkafka.Options{Listen: "127.0.0.1:0", Partitions: 2, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()), kgo.AllowAutoTopicCreation(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	produce := func(topic string, partition int32, from, n int) {
+		var recs []*kgo.Record
+		for i := from; i < from+n; i++ {
+			recs = append(recs, &kgo.Record{Topic: topic, Partition: partition, Value: fmt.Appendf(nil, `{"index": %d, "ind": %d}`, i, i)})
+		}
+		if err := prod.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce("m.pin", 0, 0, 7)
+	produce("m.pin", 1, 7, 5)
+	produce("m.geo", 0, 0, 3)
+	produce("m.user", 1, 0, 2)
+
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testenv.Start(t, exe, []string{"PINPIPE_TEST_MAIN=1"}, "stream", "--source=kafka", "--kafka-brokers="+k.Addr(),
+		"--topic-prefix=m", "--group=metrics-test", "--start=earliest", "--files="+t.TempDir(), "--window=1s",
+		"--metrics-listen=127.0.0.1:0")
+	addr := metricsAddr(t, p)
+	if c := get(t, "http://"+addr+"/healthz"); c != 200 {
+		t.Errorf("/healthz: %d", c)
+	}
+	lagged := func(name string, want map[string]float64) {
+		t.Helper()
+		var m map[string]float64
+		testenv.WaitFor(t, 90*time.Second, fmt.Sprintf("%s %v", name, want), func() bool {
+			m = scrape(t, addr)
+			for labels, v := range want {
+				if m[name+labels] != v {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	pin0, pin1 := `{partition="0",topic="m.pin"}`, `{partition="1",topic="m.pin"}`
+	lagged("pinpipe_stream_kafka_end_offset", map[string]float64{pin0: 7, pin1: 5})
+	lagged("pinpipe_stream_kafka_committed_offset", map[string]float64{pin0: 7, pin1: 5,
+		`{partition="0",topic="m.geo"}`: 3, `{partition="1",topic="m.user"}`: 2})
+	lagged("pinpipe_stream_kafka_consumer_lag_records", map[string]float64{pin0: 0, pin1: 0})
+	if m := scrape(t, addr); m["pinpipe_stream_kafka_up"] != 1 {
+		t.Errorf("pinpipe_stream_kafka_up = %v", m["pinpipe_stream_kafka_up"])
+	}
+
+	produce("m.pin", 1, 12, 4)
+	lagged("pinpipe_stream_kafka_end_offset", map[string]float64{pin1: 9})
+	lagged("pinpipe_stream_kafka_committed_offset", map[string]float64{pin0: 7, pin1: 9})
+	lagged("pinpipe_stream_kafka_consumer_lag_records", map[string]float64{pin1: 0})
+	if err := p.Stop(); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestEmulateMetrics scrapes `pinpipe emulate --metrics-listen` while it
+// sends posts to a gateway that accepts them.
+func TestEmulateMetrics(t *testing.T) {
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/vnd.kafka.v2+json")
+		io.WriteString(w, `{"offsets":[{"partition":0,"offset":1}]}`)
+	}))
+	defer gw.Close()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testenv.Start(t, exe, []string{"PINPIPE_TEST_MAIN=1", "PINPIPE_SOURCE_DSN="}, "emulate", "--gateway="+gw.URL,
+		"--rate=20", "--seed=7", "--metrics-listen=127.0.0.1:0")
+	addr := metricsAddr(t, p)
+	var first float64
+	testenv.WaitFor(t, 20*time.Second, "posts sent", func() bool {
+		first = scrape(t, addr)["pinpipe_emulate_posts_sent_total"]
+		return first >= 3
+	})
+	testenv.WaitFor(t, 20*time.Second, "more posts sent", func() bool {
+		m := scrape(t, addr)
+		return m["pinpipe_emulate_posts_sent_total"] > first && m["pinpipe_emulate_records_sent_total"] >= m["pinpipe_emulate_posts_sent_total"]
+	})
+	if m := scrape(t, addr); m["pinpipe_emulate_posts_failed_total"] != 0 {
+		t.Errorf("failed posts: %v", m)
+	}
+	p.Stop()
+}
+
+// TestMetricNamesLint checks every metric the commands define against
+// Prometheus's naming conventions (the client library's promlint).
+func TestMetricNamesLint(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	newS3SinkMetrics(reg)
+	registerEmulateMetrics(reg)
+	cl, err := newKafkaLagCollector(reg, []string{"127.0.0.1:1"}, "g", []string{"t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+}
