@@ -146,6 +146,16 @@ func note(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, format+"\n", args...)
 }
 
+// warn warns the user on stderr: a line of text, or a warning log with
+// --log-format=json; shown whatever --log-level says.
+func warn(format string, args ...any) {
+	if jsonLogs() {
+		noteLogger().Warn(fmt.Sprintf(format, args...))
+		return
+	}
+	fmt.Fprintf(os.Stderr, "warning: "+format+"\n", args...)
+}
+
 // failure prints the one line of a failed command: text, or with
 // --log-format=json an error log.
 func failure(w io.Writer, name, msg string) {
