@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pinpipe/pinpipe/ingest/s3sink"
+	"github.com/pinpipe/pinpipe/io/kafkaio"
 )
 
 func init() {
@@ -26,11 +27,7 @@ func s3sinkCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.InstanceID, "instance-id", "", "static group membership: a sink restarted with the same id gets its partitions back at once")
 	fs.BoolVar(&o.Compress, "compress", false, "gzip the objects (.json.gz)")
 	return func(ctx context.Context) error {
-		for _, b := range strings.Split(brokers, ",") {
-			if b = strings.TrimSpace(b); b != "" {
-				o.Brokers = append(o.Brokers, b)
-			}
-		}
+		o.Brokers = kafkaio.ParseBrokers(brokers)
 		if o.Dest == "" {
 			return usageErrorf("--s3 is required")
 		}

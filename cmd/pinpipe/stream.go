@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -66,7 +65,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			if *untilLatest {
 				opts = append(opts, kafkaio.ReadUntilLatest())
 			}
-			o.Source = streaming.KafkaSource(strings.Split(*brokers, ","), *prefix, opts...)
+			o.Source = streaming.KafkaSource(kafkaio.ParseBrokers(*brokers), *prefix, opts...)
 		case "kinesis":
 			dsn := *checkpointDSN
 			if dsn == "" {
