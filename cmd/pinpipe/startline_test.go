@@ -68,7 +68,7 @@ wait:
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err = <-done:
+	case <-done:
 	case <-time.After(time.Minute):
 		cmd.Process.Kill()
 		t.Fatalf("pinpipe %v did not stop within a minute of SIGTERM; stderr:\n%s", args, errb.String())
