@@ -48,16 +48,28 @@ FUZZTIME ?= 5m
 
 # Each fuzz target for FUZZTIME (5 minutes), one after the other; each one's
 # output is in out/fuzz/<target>.log, and out/fuzz/summary.txt says how many
-# executions each ran (the figures RELIABILITY.md quotes).
+# executions each ran (the figures RELIABILITY.md quotes). A target fails when
+# the fuzzer wrote a failing input (testdata/fuzz/<target>/). A bare "context
+# deadline exceeded" at the -fuzztime boundary with no failing input is Go's
+# fuzz coordinator race (go.dev/issue/75804, fixed in Go 1.27, not in 1.26),
+# not a finding: it is reported as such in the summary and does not fail.
 fuzz:
 	@mkdir -p out/fuzz; : > out/fuzz/summary.txt; \
 	for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; name=$${t##*:}; \
+		pkg=$${t%%:*}; name=$${t##*:}; corpus=$$pkg/testdata/fuzz/$$name; \
+		before=$$(ls $$corpus 2>/dev/null | wc -l); \
 		echo "fuzz: $$name ($$pkg) for $(FUZZTIME)"; \
 		PINPIPE_KINESALITE_DIR=$(CURDIR)/.cache/kinesalite $(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg \
 			> out/fuzz/$$name.log 2>&1; rc=$$?; \
+		after=$$(ls $$corpus 2>/dev/null | wc -l); \
 		execs=$$(grep -o 'execs: [0-9]*' out/fuzz/$$name.log | tail -n 1 | cut -d' ' -f2); \
-		result=PASS; [ $$rc -eq 0 ] || result=FAIL; \
+		result=PASS; \
+		if [ $$rc -ne 0 ]; then \
+			if [ "$$after" = "$$before" ] && grep -q 'context deadline exceeded' out/fuzz/$$name.log \
+				&& ! grep -q 'Failing input written' out/fuzz/$$name.log; then \
+				result="PASS (stopped by go.dev/issue/75804 at the deadline, no failing input)"; rc=0; \
+			else result=FAIL; fi; \
+		fi; \
 		echo "$$name $$pkg $(FUZZTIME) execs=$${execs:-0} $$result" | tee -a out/fuzz/summary.txt; \
 		[ $$rc -eq 0 ] || { tail -n 40 out/fuzz/$$name.log; exit 1; }; \
 	done

@@ -20,6 +20,15 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
 )
 
+// Flink's checkpoints. Beam Go sends every flag set on the command line to
+// the runner as a pipeline option of the same name, and the Flink runner
+// reads these (FlinkPipelineOptions); defining them lets the command line
+// take them. Not tested here: no Flink runs on the test machine.
+var (
+	_ = flag.Int64("checkpointing_interval", -1, "Flink: milliseconds between checkpoints of a streaming job (-1: none); a streaming job on Flink needs it to resume after a failure")
+	_ = flag.String("checkpointing_mode", "EXACTLY_ONCE", "Flink: EXACTLY_ONCE or AT_LEAST_ONCE")
+)
+
 // Names are the runners this binary can use.
 var Names = []string{"direct", "prism", "flink", "universal", "dataflow"}
 

@@ -33,7 +33,7 @@ func TestJSONLogs(t *testing.T) {
 		msg  string // in the last line
 	}{
 		{[]string{"batch", "--input=" + t.TempDir(), "--output=" + filepath.Join(t.TempDir(), "o")}, 1, "no input objects"},
-		{[]string{"stream", "--kafka-brokers=" + kafka, "--topic-prefix=ef", "--start=earliest", "--until-latest", "--sink=" + down, "--log-level=info"}, 1, "cannot reach PostgreSQL"},
+		{[]string{"stream", "--kafka-brokers=" + kafka, "--topic-prefix=ef", "--start=earliest", "--until-latest", "--sink=" + down, "--log-level=info"}, 1, "PostgreSQL at 127.0.0.1:1"},
 		{[]string{"schedule", "--input=a", "--output=b", "--every=-1s"}, 2, "--every must be positive"},
 		{[]string{"demo", "--posts=lots"}, 2, "invalid value"},
 		{[]string{"emulate", "--gateway=" + gw.URL, "--count=3", "--log-level=info"}, 0, "seed"},

@@ -32,10 +32,10 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 	source := fs.String("source", "kafka", "kafka or kinesis")
 	prefix := fs.String("topic-prefix", "pinpipe", "topics <prefix>.pin|geo|user, or streams streaming-<prefix>-pin|geo|user")
 	brokers := fs.String("kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka brokers (--source=kafka)")
-	group := fs.String("group", "pinpipe-stream", "Kafka consumer group whose offsets the job commits")
-	start := fs.String("start", "committed", "where to start: committed (Kafka: the group's offsets; Kinesis: each shard after its checkpoint; else earliest), earliest (from the beginning) or latest (from now)")
-	jobName := fs.String("job-name", "pinpipe-stream", "Kinesis: the name the shards' checkpoints are kept under; a second job with the same name cannot read the same streams")
-	checkpointDSN := fs.String("checkpoint-dsn", "", "Kinesis: PostgreSQL DSN of the checkpoint table ("+kinesisio.CheckpointTable+"); default: --sink")
+	group := fs.String("group", "pinpipe-stream", "Kafka consumer group the job commits its read offsets to (for monitoring; with a checkpoint table the job resumes from that table, not from the group)")
+	start := fs.String("start", "committed", "where to start: committed (Kafka: each partition after its durable positions in "+kafkaio.PositionTable+", else the group's offsets; Kinesis: each shard after its checkpoint; else earliest), earliest (from the beginning) or latest (from now)")
+	jobName := fs.String("job-name", "pinpipe-stream", "the name the positions (Kafka) or the shards' checkpoints and lease (Kinesis) are kept under; a second Kinesis job with the same name cannot read the same streams")
+	checkpointDSN := fs.String("checkpoint-dsn", "", "PostgreSQL DSN of the checkpoint tables ("+kafkaio.PositionTable+", "+kinesisio.CheckpointTable+"); default: --sink")
 	untilLatest := fs.Bool("until-latest", false, "read what is there now and stop (a bounded catch-up; for backfills and tests)")
 	fs.StringVar(&o.Sink, "sink", "", "PostgreSQL DSN to upsert the clean tables, dead letters and category counts into")
 	fs.StringVar(&o.Files, "files", "", "directory or s3://bucket/prefix for windowed JSON-lines files of the clean rows")
@@ -65,7 +65,19 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			if *untilLatest {
 				opts = append(opts, kafkaio.ReadUntilLatest())
 			}
-			o.Source = streaming.KafkaSource(kafkaio.ParseBrokers(*brokers), *prefix, opts...)
+			dsn := *checkpointDSN
+			if dsn == "" {
+				dsn = o.Sink
+			}
+			if dsn != "" {
+				// Positions recorded only once the outputs are written,
+				// and the restart from them: no window lost to a crash.
+				opts = append(opts, kafkaio.ReadPositions(dsn, *jobName))
+				o.DurableSource = streaming.KafkaDurableSource(kafkaio.ParseBrokers(*brokers), *prefix, opts...)
+				o.Positions, o.Job = dsn, *jobName
+			} else {
+				o.Source = streaming.KafkaSource(kafkaio.ParseBrokers(*brokers), *prefix, opts...)
+			}
 		case "kinesis":
 			dsn := *checkpointDSN
 			if dsn == "" {

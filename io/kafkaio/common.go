@@ -46,6 +46,19 @@
 // dynamic splits of a partition and only checkpoints: the second half of a
 // split could commit its start before the first half is durable.
 //
+// Group offsets only cover what the read's own bundle writes (fused
+// sinks). Outputs that wait in the runner's state, such as the window
+// panes of a GroupByKey, are not durable when the next bundle starts: on a
+// local runner a crash loses them, and a restart from the group's offsets
+// never reads their records again. ReadPositions is for those pipelines:
+// each emitted Record carries the span of offsets it accounts for
+// ([From, Offset], the spans tiling the partition), the pipeline's sinks
+// record spans in PositionTable with RecordSpans once every output of
+// their records is written (in the same transaction as the last of them),
+// and the read resumes each partition at the end of the first unbroken run
+// of recorded spans (DurableStart). The read itself records nothing there
+// but where a partition's reading starts.
+//
 // # Writing
 //
 // Write produces []byte values or Records (key, value, timestamp) to one
@@ -86,6 +99,17 @@ type Record struct {
 	Key       []byte
 	Value     []byte
 	Timestamp time.Time
+
+	// From is, on a record Read emitted, the first offset this record
+	// accounts for: the offset after the previous record the read emitted
+	// from the partition (or where its reading started), so that the
+	// records' [From, Offset] spans tile the partition without gaps, even
+	// across offsets with no record (compaction, transaction markers,
+	// retention). See Span and RecordSpans. Write ignores it.
+	From int64
+	// Watermark is the partition's watermark (its own, in milliseconds)
+	// when Read emitted the record. Write ignores it.
+	Watermark int64
 }
 
 // encodeRecord is Record's coder: a compact varint encoding, a few bytes
@@ -109,6 +133,8 @@ func encodeRecord(r Record) ([]byte, error) {
 	} else {
 		b = append(b, 1)
 	}
+	b = binary.AppendVarint(b, r.From)
+	b = binary.AppendVarint(b, r.Watermark)
 	return b, nil
 }
 
@@ -149,11 +175,19 @@ func decodeRecord(b []byte) (Record, error) {
 		return r, err
 	}
 	ms, k := binary.Varint(b)
-	if k <= 0 || len(b) != k+1 {
+	if k <= 0 || len(b) < k+1 {
 		return r, errShortRecord
 	}
 	if b[k] == 1 {
 		r.Timestamp = time.UnixMilli(ms).UTC()
+	}
+	b = b[k+1:]
+	if r.From, k = binary.Varint(b); k <= 0 {
+		return r, errShortRecord
+	}
+	b = b[k:]
+	if r.Watermark, k = binary.Varint(b); k <= 0 || len(b) != k {
+		return r, errShortRecord
 	}
 	return r, nil
 }

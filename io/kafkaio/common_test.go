@@ -11,7 +11,7 @@ import (
 func TestRecordCoderRoundTrip(t *testing.T) {
 	for _, r := range []Record{
 		{},
-		{Topic: "pin", Partition: 3, Offset: 1 << 40, Key: []byte("k"), Value: []byte(`{"a":1}`), Timestamp: time.UnixMilli(1_700_000_000_123).UTC()},
+		{Topic: "pin", Partition: 3, Offset: 1 << 40, Key: []byte("k"), Value: []byte(`{"a":1}`), Timestamp: time.UnixMilli(1_700_000_000_123).UTC(), From: 1<<40 - 7, Watermark: 1_700_000_000_000},
 		{Topic: "t", Key: []byte{}, Value: nil, Timestamp: time.UnixMilli(-5).UTC()}, // empty key, tombstone
 		{Topic: strings.Repeat("x", 300), Partition: -1, Offset: -1, Value: []byte{}},
 	} {

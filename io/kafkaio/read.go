@@ -74,6 +74,7 @@ func Read(s beam.Scope, brokers []string, topics []string, opts ...ReadOptionFn)
 		UntilLatest: o.UntilLatest,
 		Ends:        o.Ends,
 		Interval:    o.Discovery,
+		Positions:   o.Positions,
 	}, beam.CreateList(s, ts))
 	return beam.ParDo(s, &readFn{
 		ID:             id,
@@ -106,17 +107,24 @@ type discoverFn struct {
 	UntilLatest bool
 	Ends        []partitionOffset
 	Interval    time.Duration // 0: list once
+	Positions   positionConfig
 
 	cl  *kgo.Client
 	adm *kadm.Client
+	pos *positionStore
 }
 
-func (fn *discoverFn) Setup() error {
+func (fn *discoverFn) Setup(ctx context.Context) error {
 	cl, err := newClient(fn.Brokers)
 	if err != nil {
 		return err
 	}
 	fn.cl, fn.adm = cl, kadm.NewClient(cl)
+	if fn.Positions.enabled() {
+		if fn.pos, err = openPositions(ctx, fn.Positions); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -124,6 +132,7 @@ func (fn *discoverFn) Teardown() {
 	if fn.cl != nil {
 		fn.cl.Close()
 	}
+	fn.pos.close()
 }
 
 // CreateInitialRestriction is every partition number: [0, ∞).
@@ -243,7 +252,7 @@ func (fn *discoverFn) list(ctx context.Context, topic string, rest offsetrange.R
 	pos := fn.Start
 	if !first {
 		pos = StartEarliest
-		if fn.Group != "" {
+		if fn.Group != "" || fn.pos != nil {
 			pos = StartCommitted
 		}
 	}
@@ -258,7 +267,7 @@ func (fn *discoverFn) list(ctx context.Context, topic string, rest offsetrange.R
 		}
 	}
 	var commits kadm.OffsetResponses
-	if pos == StartCommitted {
+	if pos == StartCommitted && fn.Group != "" {
 		// A group that never committed is unknown to some brokers.
 		if commits, err = fn.adm.FetchOffsetsForTopics(ctx, fn.Group, topic); err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
 			return nil, retryError{err}
@@ -279,10 +288,28 @@ func (fn *discoverFn) list(ctx context.Context, topic string, rest offsetrange.R
 			latest = e.Offset
 		}
 		tp := topicPartition{Topic: topic, Partition: p, Start: s.Offset, End: math.MaxInt64}
-		switch pos {
-		case StartLatest:
+		durable, hasDurable := int64(0), false
+		if fn.pos != nil && pos == StartCommitted {
+			if durable, hasDurable, err = fn.pos.start(ctx, topic, p); err != nil {
+				return nil, retryError{err}
+			}
+		}
+		switch {
+		case pos == StartLatest:
 			tp.Start = latest
-		case StartCommitted:
+		case hasDurable:
+			switch {
+			case durable < s.Offset:
+				log.Warnf(ctx, "kafkaio: %s/%d: job %s is durable up to %d but the log starts at %d: records were deleted before their outputs were written",
+					topic, p, fn.Positions.Job, durable, s.Offset)
+			case durable > latest:
+				log.Warnf(ctx, "kafkaio: %s/%d: job %s is durable up to %d but the log ends at %d: starting there",
+					topic, p, fn.Positions.Job, durable, latest)
+				tp.Start = latest
+			default:
+				tp.Start = durable
+			}
+		case pos == StartCommitted:
 			if c, ok := commits.Lookup(topic, p); ok && c.Err == nil && c.At >= 0 {
 				switch {
 				case c.At < s.Offset:
@@ -307,6 +334,13 @@ func (fn *discoverFn) list(ctx context.Context, topic string, rest offsetrange.R
 			}
 		}
 		tp.End = max(tp.End, tp.Start)
+		if fn.pos != nil && (!hasDurable || tp.Start != durable) {
+			// Where this job's reading starts: the base its durable
+			// ranges grow from. An explicit start forgets the old ones.
+			if err := fn.pos.base(ctx, topic, p, tp.Start, pos != StartCommitted || hasDurable); err != nil {
+				return nil, retryError{err}
+			}
+		}
 		parts = append(parts, tp)
 	}
 	return parts, nil
@@ -449,6 +483,7 @@ func (fn *readFn) read(
 	rest := rt.GetRestriction().(offsetrange.Restriction)
 	fn.commit(ctx, tp, rest.Start, commitEvery)
 	next, last := rest.Start, int64(-1)
+	from := rest.Start // the first offset the next record emitted accounts for
 	deadline := time.Now().Add(maxReadTime)
 	for {
 		end := rt.GetRestriction().(offsetrange.Restriction).End
@@ -512,7 +547,10 @@ func (fn *readFn) read(
 				Key:       r.Key,
 				Value:     r.Value,
 				Timestamp: r.Timestamp.UTC(),
+				From:      from,
+				Watermark: we.state,
 			})
+			from = r.Offset + 1
 		}
 		next = res.next
 		if pastEnd {

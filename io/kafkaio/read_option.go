@@ -50,6 +50,7 @@ type readOption struct {
 	Discovery      time.Duration
 	UntilLatest    bool
 	Ends           []partitionOffset
+	Positions      positionConfig
 }
 
 // ReadOptionFn configures Read.
@@ -66,6 +67,26 @@ func ReadGroup(group string) ReadOptionFn {
 			return errors.New("empty group")
 		}
 		o.Group = group
+		return nil
+	}
+}
+
+// ReadPositions makes the read start each partition from job's durable
+// positions in PositionTable, in the PostgreSQL at dsn, rather than from
+// the group's offsets: StartCommitted resumes at DurableStart, and a
+// partition the job has no position in starts from the group's offset (or
+// its beginning), recorded there as the job's base. An explicit
+// StartEarliest or StartLatest forgets the job's positions. The positions
+// are recorded by the pipeline's sinks, with RecordSpans, only once every
+// output of a range's records is written: the read records none itself.
+// Group offsets, if ReadGroup is set too, are still committed, and then
+// tell how far the read got, not what is durable.
+func ReadPositions(dsn, job string) ReadOptionFn {
+	return func(o *readOption) error {
+		if dsn == "" || job == "" {
+			return errors.New("ReadPositions needs a DSN and a job name")
+		}
+		o.Positions = positionConfig{DSN: dsn, Job: job}
 		return nil
 	}
 }
@@ -186,8 +207,11 @@ func newReadOption(opts []ReadOptionFn) (*readOption, error) {
 			o.Start = StartCommitted
 		}
 	}
-	if o.Start == StartCommitted && o.Group == "" {
-		return nil, errors.New("StartCommitted needs ReadGroup")
+	if !o.startSet && o.Positions.enabled() {
+		o.Start = StartCommitted
+	}
+	if o.Start == StartCommitted && o.Group == "" && !o.Positions.enabled() {
+		return nil, errors.New("StartCommitted needs ReadGroup or ReadPositions")
 	}
 	if o.UntilLatest || len(o.Ends) > 0 {
 		o.Discovery = 0

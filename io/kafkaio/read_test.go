@@ -176,6 +176,7 @@ func TestReadFnTailsPartitionExactlyOnce(t *testing.T) {
 	got, calls, wms := drive(t, fn, topicPartition{Topic: "tail", Partition: 0, Start: 0, End: 500}, 20*time.Second, nil)
 	<-done
 	checkOnce(t, got, "tail", 0, 0, 500)
+	checkSpans(t, got, 0)
 	if calls < 5 {
 		t.Errorf("only %d calls: the test did not exercise checkpoints", calls)
 	}
@@ -241,6 +242,22 @@ func TestReadFnSkipsDeletedOffsets(t *testing.T) {
 	defer fn.Teardown()
 	got, _, _ := drive(t, fn, topicPartition{Topic: "gone", Start: 0, End: 50}, 10*time.Second, nil)
 	checkOnce(t, got, "gone", 0, 20, 50)
+	checkSpans(t, got, 0) // the first record accounts for the deleted offsets
+}
+
+// checkSpans checks that the records' spans [From, Offset], in the order
+// they were emitted, tile the partition from start without a gap or an
+// overlap, across the calls and checkpoints: what durable positions rely
+// on.
+func checkSpans(t *testing.T, got []Record, start int64) {
+	t.Helper()
+	next := start
+	for _, r := range got {
+		if r.From != next || r.Offset < r.From {
+			t.Fatalf("record at %d spans [%d, %d], want it to start at %d", r.Offset, r.From, r.Offset, next)
+		}
+		next = r.Offset + 1
+	}
 }
 
 // discover runs one listing of topic and returns what it emitted, the
@@ -304,7 +321,7 @@ func TestDiscoverStartPositionsAndNewPartitions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			fn := tc.fn
 			fn.Brokers = c.brokers()
-			if err := fn.Setup(); err != nil {
+			if err := fn.Setup(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			defer fn.Teardown()
@@ -320,7 +337,7 @@ func TestDiscoverStartPositionsAndNewPartitions(t *testing.T) {
 
 	t.Run("re-listing", func(t *testing.T) {
 		fn := &discoverFn{Brokers: c.brokers(), Start: StartLatest, Group: "d-g", Interval: 50 * time.Millisecond}
-		if err := fn.Setup(); err != nil {
+		if err := fn.Setup(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		defer fn.Teardown()
@@ -366,7 +383,7 @@ func TestDiscoverStartPositionsAndNewPartitions(t *testing.T) {
 
 	t.Run("missing topic", func(t *testing.T) {
 		fn := &discoverFn{Brokers: c.brokers(), Start: StartEarliest, Interval: time.Millisecond}
-		if err := fn.Setup(); err != nil {
+		if err := fn.Setup(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		defer fn.Teardown()

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pinpipe/pinpipe/transforms"
 )
@@ -277,6 +278,12 @@ func (f *insertCategoryPostsFn) Setup(ctx context.Context) error {
 		return err
 	}
 	f.conn = conn
+	return CreateCategoryTables(ctx, conn)
+}
+
+// CreateCategoryTables creates CategoryPostsTable and the view
+// CategoryCountsTable if they are missing.
+func CreateCategoryTables(ctx context.Context, conn *pgx.Conn) error {
 	return createTable(ctx, conn, `CREATE TABLE IF NOT EXISTS `+CategoryPostsTable+` (
 		window_start timestamptz NOT NULL, window_end timestamptz NOT NULL, category text NOT NULL,
 		ind bigint NOT NULL, seen_at timestamptz NOT NULL DEFAULT now(),
@@ -293,7 +300,19 @@ func (f *insertCategoryPostsFn) Teardown() {
 }
 
 func (f *insertCategoryPostsFn) ProcessElement(ctx context.Context, c CategoryPosts) error {
-	_, err := f.conn.Exec(ctx, `INSERT INTO `+CategoryPostsTable+` (window_start, window_end, category, ind)
+	return InsertCategoryPosts(ctx, f.conn, c)
+}
+
+// Execer is a connection or a transaction.
+type Execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// InsertCategoryPosts records the posts of c in CategoryPostsTable, on a
+// connection or inside a transaction; posts already there stay as they
+// are, so a pane written again (a replay, a re-read) changes nothing.
+func InsertCategoryPosts(ctx context.Context, db Execer, c CategoryPosts) error {
+	_, err := db.Exec(ctx, `INSERT INTO `+CategoryPostsTable+` (window_start, window_end, category, ind)
 		SELECT $1, $2, $3, unnest($4::bigint[])
 		ON CONFLICT DO NOTHING`,
 		c.WindowStart, c.WindowEnd, c.Category, c.Inds)

@@ -727,21 +727,20 @@ func openTableFile(ctx context.Context, name, table, format string) (smb.Iterato
 	if err != nil {
 		return nil, err
 	}
-	if format == FormatParquet {
-		r, err := parquetio.NewReader(data, transforms.SchemaOf(table))
-		if err != nil {
+	var rows transforms.SortedRows
+	switch {
+	case format == FormatParquet:
+		if rows, err = parquetio.NewReader(data, transforms.SchemaOf(table)); err != nil {
 			return nil, err
 		}
-		return &sortedCheck{SortedRows: r, last: -1 << 63}, nil
-	}
-	switch table {
-	case transforms.TablePin:
-		return newFileRows[transforms.Pin](data, func(p *transforms.Pin) int64 { return p.Ind })
-	case transforms.TableGeo:
-		return newFileRows[transforms.Geo](data, func(g *transforms.Geo) int64 { return g.Ind })
+	case table == transforms.TablePin:
+		rows = newFileRows(data, func(p *transforms.Pin) int64 { return p.Ind })
+	case table == transforms.TableGeo:
+		rows = newFileRows(data, func(g *transforms.Geo) int64 { return g.Ind })
 	default:
-		return newFileRows[transforms.User](data, func(u *transforms.User) int64 { return u.Ind })
+		rows = newFileRows(data, func(u *transforms.User) int64 { return u.Ind })
 	}
+	return &sortedCheck{SortedRows: rows, last: -1 << 63}, nil
 }
 
 // sortedCheck fails a stream of rows that is not sorted by ind: a file that
@@ -779,13 +778,12 @@ type fileRows[R any] struct {
 	i, n int
 	row  []byte
 	key  int64
-	last int64
 	err  error
 	eof  bool
 }
 
-func newFileRows[R any](data []byte, ind func(*R) int64) (*fileRows[R], error) {
-	fr := &fileRows[R]{ind: ind, buf: make([]R, writeBatch), last: -1 << 63}
+func newFileRows[R any](data []byte, ind func(*R) int64) *fileRows[R] {
+	fr := &fileRows[R]{ind: ind, buf: make([]R, writeBatch)}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	fr.read = func(buf []R) (int, error) {
 		for i := range buf {
@@ -797,7 +795,7 @@ func newFileRows[R any](data []byte, ind func(*R) int64) (*fileRows[R], error) {
 		}
 		return len(buf), nil
 	}
-	return fr, nil
+	return fr
 }
 
 func (fr *fileRows[R]) Next() bool {
@@ -824,11 +822,6 @@ func (fr *fileRows[R]) Next() bool {
 	r := &fr.buf[fr.i]
 	fr.i++
 	fr.key = fr.ind(r)
-	if fr.key < fr.last {
-		fr.err = fmt.Errorf("rows not sorted by ind (%d after %d): not a bucket file of this layout", fr.key, fr.last)
-		return false
-	}
-	fr.last = fr.key
 	fr.row = transforms.AppendRow(fr.row[:0], r)
 	return true
 }

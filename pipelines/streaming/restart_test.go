@@ -3,9 +3,13 @@ package streaming
 import (
 	"context"
 	"fmt"
+	segjson "github.com/segmentio/encoding/json"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +21,7 @@ import (
 	"github.com/pinpipe/pinpipe/ingest/emulator"
 	"github.com/pinpipe/pinpipe/ingest/gateway"
 	"github.com/pinpipe/pinpipe/internal/testenv"
+	"github.com/pinpipe/pinpipe/io/kafkaio"
 	"github.com/pinpipe/pinpipe/io/postgres"
 	"github.com/pinpipe/pinpipe/transforms"
 )
@@ -26,24 +31,54 @@ import (
 // row of each table, each bad record one dead letter, and every window's
 // category count holds each of its posts once.
 func TestRestartAfterDrain(t *testing.T) {
-	testRestart(t, func(t *testing.T, p *testenv.Proc) {
+	testRestart(t, restartCase{window: 2 * time.Second, rowsAtStop: 150, stop: func(t *testing.T, p *testenv.Proc) {
 		if err := p.Signal(os.Interrupt, 90*time.Second); err != nil {
 			t.Fatalf("the drained job: %v", err)
 		}
-	}, true)
+	}})
 }
 
 // TestRestartAfterKill kills `pinpipe stream` with SIGKILL in mid-stream
-// and starts it again: the tables and dead letters are still exact. The
-// category counts hold no post twice and none in a wrong window; posts of
-// windows the killed job had not fired yet may be missing from them, since
-// prism keeps no state across a crash (a Flink or Dataflow job restores its
-// window state and read positions from the same checkpoint).
+// and starts it again: the tables, dead letters and category counts are
+// exact, each post counted once in its window. Prism keeps no state across
+// a crash; the job resumes from its durable positions (kafka_positions),
+// recorded only once a window pane's posts were written, so the windows
+// the killed job had not fired are read again.
 func TestRestartAfterKill(t *testing.T) {
-	testRestart(t, func(t *testing.T, p *testenv.Proc) { p.Kill() }, false)
+	testRestart(t, restartCase{window: 2 * time.Second, rowsAtStop: 150, stop: func(t *testing.T, p *testenv.Proc) { p.Kill() }})
 }
 
-func testRestart(t *testing.T, stop func(*testing.T, *testenv.Proc), exactCounts bool) {
+// TestRestartAfterKillWindowOpen kills `pinpipe stream` at the worst
+// moment: records read and written to the tables, their window open and
+// nothing of it fired yet (the issue's reproduction: the counts were 0
+// after the restart). The restarted job's counts equal an uninterrupted
+// run's, with no post twice.
+func TestRestartAfterKillWindowOpen(t *testing.T) {
+	testRestart(t, restartCase{window: time.Minute, rowsAtStop: 60, nothingFired: true,
+		stop: func(t *testing.T, p *testenv.Proc) { p.Kill() }})
+}
+
+// TestRestartAfterKillOnJobServer is TestRestartAfterKillWindowOpen on a
+// prism job server with --environment_type=PROCESS (Beam's boot program
+// starts the workers in processes of their own, as Flink does): the
+// launcher, the job server and the workers' process group are killed
+// together, and a new job server and launcher finish the stream (bounded,
+// --until-latest, since a drain request cannot reach separate workers).
+// No part of the guarantee lives in one process.
+func TestRestartAfterKillOnJobServer(t *testing.T) {
+	testRestart(t, restartCase{window: time.Minute, rowsAtStop: 60, nothingFired: true, jobServer: true,
+		stop: func(t *testing.T, p *testenv.Proc) { p.Kill() }})
+}
+
+type restartCase struct {
+	jobServer    bool // on a prism job server with PROCESS workers (the stop also kills its process group)
+	window       time.Duration
+	rowsAtStop   int  // pin rows written before the stop
+	nothingFired bool // the stop comes before any window pane is written
+	stop         func(*testing.T, *testenv.Proc)
+}
+
+func testRestart(t *testing.T, rc restartCase) {
 	if testing.Short() {
 		t.Skip("builds and runs the pinpipe binary")
 	}
@@ -92,7 +127,10 @@ func testRestart(t *testing.T, stop func(*testing.T, *testenv.Proc), exactCounts
 	}
 	produceBad()
 
-	const posts = 900
+	posts := 900 // 20 s of posts
+	if rc.jobServer {
+		posts = 2700 // a job server and its PROCESS workers start slowly on a busy machine
+	}
 	sent := emulateInBackground(ctx, emulator.Config{Posts: posts, All: true, Seed: 3, Gateway: srv.URL,
 		Target: emulator.TargetKafka, TopicPrefix: prefix, Rate: 45, Concurrency: 4})
 
@@ -102,17 +140,44 @@ func testRestart(t *testing.T, stop func(*testing.T, *testenv.Proc), exactCounts
 	}
 	defer conn.Close(ctx)
 	rows := tableRows(ctx, conn)
+	filesDir := t.TempDir()
 	args := []string{"stream", "--source=kafka", "--kafka-brokers=" + broker.Addr(), "--topic-prefix=" + prefix,
-		"--sink=" + dsn, "--group=restart", "--start=committed", "--window=2s"}
-	first := testenv.Start(t, bin, nil, args...)
-	testenv.WaitFor(t, 90*time.Second, "the first job's first 150 posts", func() bool {
+		"--sink=" + dsn, "--files=" + filesDir, "--group=restart", "--start=committed", "--window=" + rc.window.String()}
+	var procEnv string
+	if rc.jobServer {
+		procEnv = testenv.ProcessEnvironment(t)
+	}
+	start := func(extra ...string) (*testenv.Proc, *testenv.JobServer) {
+		a := append(slices.Clone(args), extra...)
+		if !rc.jobServer {
+			return testenv.Start(t, bin, nil, a...), nil
+		}
+		js := testenv.StartPrismJobServer(t, nil)
+		a = append(a, "--runner=universal", "--endpoint="+js.Endpoint, "--environment_type=PROCESS",
+			"--environment_config="+procEnv, "--worker_binary="+bin)
+		return testenv.Start(t, bin, nil, a...), js
+	}
+	first, firstJS := start()
+	testenv.WaitFor(t, 90*time.Second, fmt.Sprintf("the first job's first %d posts", rc.rowsAtStop), func() bool {
 		if done, err := first.Exited(); done {
 			t.Fatalf("the first job exited: %v", err)
 		}
-		return rows(postgres.StreamPinTable) >= 150
+		return rows(postgres.StreamPinTable) >= rc.rowsAtStop
 	})
-	stop(t, first)
+	rc.stop(t, first)
+	if firstJS != nil {
+		firstJS.KillGroup()
+	}
 	atStop := rows(postgres.StreamPinTable)
+	if rc.nothingFired {
+		if n := rows(postgres.CategoryPostsTable); n != 0 {
+			t.Fatalf("%d category posts were written before the kill: not the moment this test is for", n)
+		}
+		// (No table yet counts as none.)
+		if n := rows(kafkaio.PositionTable + " WHERE to_offset >= from_offset"); n != 0 {
+			t.Fatalf("%d durable ranges recorded before the kill: not the moment this test is for", n)
+		}
+	}
 	select {
 	case err := <-sent:
 		t.Fatalf("the emulator finished (%v) before the job was stopped: not a stop in mid-stream; slow it down", err)
@@ -120,20 +185,33 @@ func testRestart(t *testing.T, stop func(*testing.T, *testenv.Proc), exactCounts
 	}
 	t.Logf("stopped with %d of %d posts in %s", atStop, posts, postgres.StreamPinTable)
 
-	second := testenv.Start(t, bin, nil, args...)
-	produceBad()
-	if err := <-sent; err != nil {
-		t.Fatalf("emulate: %v", err)
-	}
-	testenv.WaitFor(t, 120*time.Second, "every post in the tables", func() bool {
-		if done, err := second.Exited(); done {
-			t.Fatalf("the second job exited: %v", err)
+	if rc.jobServer {
+		produceBad()
+		if err := <-sent; err != nil {
+			t.Fatalf("emulate: %v", err)
 		}
-		return rows(postgres.StreamPinTable) == posts && rows(postgres.StreamGeoTable) == posts &&
-			rows(postgres.StreamUserTable) == posts && rows(postgres.StreamDeadLetterTable) >= len(bad)
-	})
-	if err := second.Signal(os.Interrupt, 90*time.Second); err != nil {
-		t.Fatalf("the second job, drained: %v", err)
+		second, js := start("--until-latest")
+		testenv.WaitFor(t, 4*time.Minute, "the second job to finish", func() bool { done, _ := second.Exited(); return done })
+		if _, err := second.Exited(); err != nil {
+			t.Fatalf("the second job: %v", err)
+		}
+		js.KillGroup()
+	} else {
+		second, _ := start()
+		produceBad()
+		if err := <-sent; err != nil {
+			t.Fatalf("emulate: %v", err)
+		}
+		testenv.WaitFor(t, 120*time.Second, "every post in the tables", func() bool {
+			if done, err := second.Exited(); done {
+				t.Fatalf("the second job exited: %v", err)
+			}
+			return rows(postgres.StreamPinTable) == posts && rows(postgres.StreamGeoTable) == posts &&
+				rows(postgres.StreamUserTable) == posts && rows(postgres.StreamDeadLetterTable) >= len(bad)
+		})
+		if err := second.Signal(os.Interrupt, 90*time.Second); err != nil {
+			t.Fatalf("the second job, drained: %v", err)
+		}
 	}
 
 	for table, want := range map[string]int{postgres.StreamPinTable: posts, postgres.StreamGeoTable: posts,
@@ -144,19 +222,58 @@ func testRestart(t *testing.T, stop func(*testing.T, *testenv.Proc), exactCounts
 	}
 	var inds, lo, hi int64
 	if err := conn.QueryRow(ctx, "SELECT count(DISTINCT ind), min(ind), max(ind) FROM "+postgres.StreamPinTable).Scan(&inds, &lo, &hi); err != nil ||
-		inds != posts || lo != 0 || hi != posts-1 {
+		inds != int64(posts) || lo != 0 || hi != int64(posts)-1 {
 		t.Errorf("pin inds: %d distinct in [%d, %d] (%v), want 0 to %d", inds, lo, hi, err, posts-1)
 	}
 
+	// The files: each clean row of each topic once, in the window of its
+	// record's timestamp.
+	size := rc.window.Milliseconds()
+	for _, table := range transforms.Tables {
+		wantLines := map[string]int{}
+		for _, r := range readTopic(t, broker.Addr(), KafkaTopic(prefix, table)) {
+			if row := cleanRowJSON(table, r.Value); row != nil {
+				start := time.UnixMilli(r.Timestamp.UnixMilli() - r.Timestamp.UnixMilli()%size).UTC()
+				wantLines["window="+start.Format(time.RFC3339)+" "+string(row)]++
+			}
+		}
+		gotLines := map[string]int{}
+		names, _ := filepath.Glob(filepath.Join(filesDir, table, "window=*", "*.jsonl"))
+		for _, name := range names {
+			b, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+				gotLines[filepath.Base(filepath.Dir(name))+" "+line]++
+			}
+		}
+		var bad []string
+		for k, n := range gotLines {
+			if wantLines[k] != n {
+				bad = append(bad, fmt.Sprintf("%dx (want %d) %.80s", n, wantLines[k], k))
+			}
+		}
+		for k, n := range wantLines {
+			if gotLines[k] == 0 {
+				bad = append(bad, fmt.Sprintf("0x (want %d) %.80s", n, k))
+			}
+		}
+		sort.Strings(bad)
+		if len(wantLines) < posts/2 || len(bad) > 0 {
+			t.Errorf("%s files (%d files): %d lines wrong of %d, e.g. %v", table, len(names), len(bad), len(wantLines), bad[:min(5, len(bad))])
+		}
+	}
+
 	// The category counts: each post of the pin topic, cleaned, in the
-	// 2 s window of its record's timestamp, once.
+	// window of its record's timestamp, once.
 	want := map[string]bool{}
 	for _, r := range readTopic(t, broker.Addr(), KafkaTopic(prefix, "pin")) {
 		pin, _, err := transforms.CleanPinRecord(r.Value)
 		if err != nil || pin.Category == nil {
 			continue
 		}
-		start := time.UnixMilli(r.Timestamp.UnixMilli() - r.Timestamp.UnixMilli()%2000).UTC()
+		start := time.UnixMilli(r.Timestamp.UnixMilli() - r.Timestamp.UnixMilli()%size).UTC()
 		want[fmt.Sprintf("%s %s %d", start.Format(time.RFC3339), *pin.Category, pin.Ind)] = true
 	}
 	got := map[string]bool{}
@@ -172,8 +289,8 @@ func testRestart(t *testing.T, stop func(*testing.T, *testenv.Proc), exactCounts
 		if err := q.Scan(&start, &size, &category, &ind); err != nil {
 			t.Fatal(err)
 		}
-		if size != 2*time.Second {
-			t.Errorf("a window of %s, want 2s", size)
+		if size != rc.window {
+			t.Errorf("a window of %s, want %s", size, rc.window)
 		}
 		got[fmt.Sprintf("%s %s %d", start.UTC().Format(time.RFC3339), category, ind)] = true
 	}
@@ -199,8 +316,13 @@ func testRestart(t *testing.T, stop func(*testing.T, *testenv.Proc), exactCounts
 	if len(extra) > 0 {
 		t.Errorf("%d (window, category, post) entries that the topic does not have, e.g. %v", len(extra), extra[:min(5, len(extra))])
 	}
-	if exactCounts && len(missing) > 0 {
+	if len(missing) > 0 {
 		t.Errorf("%d of %d (window, category, post) entries missing from the counts, e.g. %v", len(missing), len(want), missing[:min(5, len(missing))])
+	}
+	// The view counts each post once.
+	var counted int
+	if err := conn.QueryRow(ctx, "SELECT coalesce(sum(posts), 0) FROM "+postgres.CategoryCountsTable).Scan(&counted); err != nil || counted != len(want) {
+		t.Errorf("%s sums to %d posts (%v), want %d", postgres.CategoryCountsTable, counted, err, len(want))
 	}
 	t.Logf("category counts: %d of %d (window, category, post) entries (%d missing)", len(got), len(want), len(missing))
 }
@@ -261,4 +383,28 @@ func readTopic(t *testing.T, addr, topic string) []*kgo.Record {
 		recs = append(recs, fs.Records()...)
 	}
 	return recs
+}
+
+// cleanRowJSON is a raw record's clean row as the window files hold it
+// (JSON, as files.WriteWindowedJSONLines writes it), or nil for a dead
+// letter.
+func cleanRowJSON(table string, raw []byte) []byte {
+	var row any
+	var err error
+	switch table {
+	case transforms.TablePin:
+		row, _, err = transforms.CleanPinRecord(raw)
+	case transforms.TableGeo:
+		row, _, err = transforms.CleanGeoRecord(raw)
+	case transforms.TableUser:
+		row, _, err = transforms.CleanUserRecord(raw)
+	}
+	if err != nil || row == nil {
+		return nil
+	}
+	b, err := segjson.Marshal(row)
+	if err != nil {
+		return nil
+	}
+	return b
 }

@@ -28,6 +28,15 @@ func KafkaSource(brokers []string, prefix string, opts ...kafkaio.ReadOptionFn) 
 	}
 }
 
+// KafkaDurableSource is KafkaSource that also gives the records' spans of
+// offsets, for durable positions (give kafkaio.ReadPositions among opts).
+func KafkaDurableSource(brokers []string, prefix string, opts ...kafkaio.ReadOptionFn) DurableSource {
+	return func(s beam.Scope, table string) (beam.PCollection, beam.PCollection) {
+		recs := kafkaio.Read(s, brokers, []string{KafkaTopic(prefix, table)}, opts...)
+		return beam.ParDo(s, kafkaValue, recs), recs
+	}
+}
+
 // KinesisSource reads each table from its stream; the records' arrival
 // times are their event times.
 func KinesisSource(prefix string, opts ...kinesisio.ReadOptionFn) Source {

@@ -1,0 +1,372 @@
+package streaming
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/jackc/pgx/v5"
+	"github.com/segmentio/encoding/json"
+
+	"github.com/pinpipe/pinpipe/io/files"
+	"github.com/pinpipe/pinpipe/io/kafkaio"
+	"github.com/pinpipe/pinpipe/io/postgres"
+	"github.com/pinpipe/pinpipe/transforms"
+)
+
+func init() {
+	register.DoFn3x0[beam.EventTime, kafkaio.Record, func(beam.EventTime, paneItem)](&spanItemFn{})
+	register.Function2x0(paneKey)
+	register.Emitter1[paneItem]()
+	register.Emitter2[beam.EventTime, paneItem]()
+	register.Emitter2[int, paneItem]()
+	register.Combiner3[pane, paneItem, pane](&paneFn{})
+	register.DoFn4x1[context.Context, beam.Window, int, pane, error](&writePaneFn{})
+	beam.RegisterType(reflect.TypeOf((*paneItem)(nil)).Elem())
+	beam.RegisterCoder(reflect.TypeOf((*pane)(nil)).Elem(), encodePane, decodePane)
+}
+
+// DurableSource reads one table's raw records, as Source does, and also
+// gives each record's span of source positions (see kafkaio.Record.From),
+// as a PCollection<kafkaio.Record> without keys and values.
+type DurableSource func(s beam.Scope, table string) (values, spans beam.PCollection)
+
+// Durable positions, and what a restart gives
+//
+// With Options.Positions (pinpipe stream --source=kafka with a PostgreSQL
+// sink or --checkpoint-dsn) no source position is recorded before every
+// output of its records is written. Rows and dead letters are written in
+// the bundle that read the records (fused with the read). Each record then
+// goes, as one pane item (its span of offsets, its post for the pin
+// table's counts, its clean row with --files), into the table's window
+// panes: one pane per window and firing. writePaneFn writes a pane's file,
+// then its posts and its spans (kafkaio.RecordSpans), the last two in one
+// transaction when both go to the same PostgreSQL. The source starts each partition at the
+// end of the first unbroken run of recorded spans, so after a crash it
+// re-reads every record whose window had not fired (and, at most, some
+// that were already written: every sink is keyed, and a pane written again
+// adds nothing). Nothing of the guarantee lives in one process's memory.
+
+// paneItem is one record in a table's window panes: its span of source
+// positions and what it gives the outputs that wait for the window: its
+// post (Post, for the category counts) and its clean row (for the files).
+// One element per record, so that a pane never holds a record's span
+// without its post or row.
+type paneItem struct {
+	Post      bool
+	Category  string
+	Ind       int64
+	Topic     string
+	Partition int32
+	From      int64
+	To        int64
+	Row       []byte // the record's clean row as JSON, for the files (nil: none)
+}
+
+// pane is one firing of a window: the posts of each category and the
+// merged spans of the records it covers.
+type pane struct {
+	Categories map[string][]int64 `json:"c,omitempty"`
+	Spans      []kafkaio.Span     `json:"s,omitempty"`
+	Rows       []paneRow          `json:"r,omitempty"`
+}
+
+// paneRow is a clean row of the pane, for the files, with the position of
+// its record.
+type paneRow struct {
+	Topic     string `json:"t"`
+	Partition int32  `json:"p"`
+	Offset    int64  `json:"o"`
+	Row       []byte `json:"r"`
+}
+
+func encodePane(p pane) ([]byte, error) { return json.Marshal(p) }
+
+func decodePane(b []byte) (pane, error) {
+	var p pane
+	err := json.Unmarshal(b, &p)
+	return p, err
+}
+
+// spanItemFn turns a record into its span. A span carries the record's
+// event time, so that it lands in the record's window and becomes durable
+// with its pane; a record already later than the allowed lateness by its
+// partition's own watermark (which the pane step's watermark cannot pass)
+// would be dropped by the windowing with its span, so its span is moved
+// to that watermark minus the lateness instead.
+//
+// With Table set (the job writes files), the item also carries the
+// record's clean row, so that the files are written from the panes, named
+// by their records' positions (see writePaneFn.writeFiles).
+//
+// With Counts (the pin table, with a sink), the item carries the record's
+// post (category and ind), unless the record was moved: a record late by
+// its own partition's watermark is not counted. With Files, it carries
+// the record's clean row, so that the files are written from the panes,
+// named by their records' positions (see writePaneFn.writeFiles).
+type spanItemFn struct {
+	Lateness time.Duration
+	Table    string
+	Counts   bool
+	Files    bool
+}
+
+func (f *spanItemFn) ProcessElement(et beam.EventTime, r kafkaio.Record, emit func(beam.EventTime, paneItem)) {
+	moved := false
+	if floor := mtime.FromMilliseconds(r.Watermark).Subtract(f.Lateness); et < floor {
+		et, moved = floor, true
+	}
+	it := paneItem{Topic: r.Topic, Partition: r.Partition, From: r.From, To: r.Offset}
+	if f.Counts || f.Files {
+		row, ok := cleanRow(f.Table, r.Value)
+		if ok && f.Files {
+			if b, err := json.Marshal(row); err == nil {
+				it.Row = b
+			}
+		}
+		if p, isPin := row.(transforms.Pin); ok && isPin && f.Counts && !moved && p.Category != nil {
+			it.Post, it.Category, it.Ind = true, *p.Category, p.Ind
+		}
+	}
+	emit(et, it)
+}
+
+// cleanRow is a raw record's clean row, or false for a record that is a
+// dead letter.
+func cleanRow(table string, raw []byte) (any, bool) {
+	var row any
+	var err error
+	switch table {
+	case transforms.TablePin:
+		row, _, err = transforms.CleanPinRecord(raw)
+	case transforms.TableGeo:
+		row, _, err = transforms.CleanGeoRecord(raw)
+	case transforms.TableUser:
+		row, _, err = transforms.CleanUserRecord(raw)
+	default:
+		return nil, false
+	}
+	return row, err == nil
+}
+
+// paneKey puts a window's items under one key: a pane is the window's
+// whole firing.
+func paneKey(it paneItem, emit func(int, paneItem)) { emit(0, it) }
+
+// paneFn gathers a pane: distinct posts per category, merged spans.
+type paneFn struct{}
+
+func (paneFn) CreateAccumulator() pane { return pane{} }
+
+func (paneFn) AddInput(p pane, it paneItem) pane {
+	if it.Post {
+		if p.Categories == nil {
+			p.Categories = map[string][]int64{}
+		}
+		a := p.Categories[it.Category]
+		if i, found := slices.BinarySearch(a, it.Ind); !found {
+			p.Categories[it.Category] = slices.Insert(a, i, it.Ind)
+		}
+	}
+	p.Spans = append(p.Spans, kafkaio.Span{Topic: it.Topic, Partition: it.Partition, From: it.From, To: it.To})
+	if it.Row != nil {
+		p.Rows = append(p.Rows, paneRow{Topic: it.Topic, Partition: it.Partition, Offset: it.To, Row: it.Row})
+	}
+	if len(p.Spans) >= 1024 {
+		p.Spans = kafkaio.MergeSpans(p.Spans)
+	}
+	return p
+}
+
+func (paneFn) MergeAccumulators(a, b pane) pane {
+	for c, inds := range b.Categories {
+		if a.Categories == nil {
+			a.Categories = map[string][]int64{}
+		}
+		m := append(a.Categories[c], inds...)
+		slices.Sort(m)
+		a.Categories[c] = slices.Compact(m)
+	}
+	a.Spans = kafkaio.MergeSpans(append(a.Spans, b.Spans...))
+	a.Rows = append(a.Rows, b.Rows...)
+	return a
+}
+
+func (paneFn) ExtractOutput(p pane) pane {
+	p.Spans = kafkaio.MergeSpans(p.Spans)
+	return p
+}
+
+// durablePanes windows a table's pane items as the category counts are
+// windowed (fixed windows firing when the watermark passes their end,
+// early every few seconds while open, and for each late element within
+// the allowed lateness; discarding) and gathers each firing.
+func durablePanes(s beam.Scope, items beam.PCollection, size, lateness time.Duration) beam.PCollection {
+	s = s.Scope("streaming.DurablePanes")
+	windowed := countWindows(s, items, size, lateness)
+	return beam.CombinePerKey(s, &paneFn{}, beam.ParDo(s, paneKey, windowed))
+}
+
+// writePaneFn writes a pane: its category posts into Sink (if set), then
+// its spans into Positions under Job; in one transaction when both are
+// the same database.
+type writePaneFn struct {
+	Sink      string
+	Positions string
+	Job       string
+	// Files, when set, is the table's directory (or prefix) of windowed
+	// JSON-lines files, and Prefix their names' prefix.
+	Files  string
+	Prefix string
+
+	sink, pos *pgx.Conn
+}
+
+func (f *writePaneFn) Setup(ctx context.Context) error {
+	var err error
+	if f.Sink != "" {
+		if f.sink, err = postgres.Connect(ctx, f.Sink); err != nil {
+			return err
+		}
+		if err := postgres.CreateCategoryTables(ctx, f.sink); err != nil {
+			return err
+		}
+	}
+	f.pos = f.sink
+	if f.Positions != f.Sink {
+		if f.pos, err = postgres.Connect(ctx, f.Positions); err != nil {
+			return err
+		}
+	}
+	return kafkaio.CreatePositionTable(ctx, f.pos)
+}
+
+func (f *writePaneFn) Teardown() {
+	if f.pos != nil && f.pos != f.sink {
+		f.pos.Close(context.Background())
+	}
+	if f.sink != nil {
+		f.sink.Close(context.Background())
+	}
+}
+
+func (f *writePaneFn) ProcessElement(ctx context.Context, w beam.Window, _ int, p pane) error {
+	iw, ok := w.(window.IntervalWindow)
+	if !ok {
+		return fmt.Errorf("streaming: a pane in %v, not a fixed window", w)
+	}
+	posts := func(ctx context.Context, tx pgx.Tx) error {
+		cats := make([]string, 0, len(p.Categories))
+		for c := range p.Categories {
+			cats = append(cats, c)
+		}
+		slices.Sort(cats)
+		for _, c := range cats {
+			err := postgres.InsertCategoryPosts(ctx, tx, postgres.CategoryPosts{
+				WindowStart: iw.Start.ToTime().UTC(), WindowEnd: iw.End.ToTime().UTC(),
+				Category: c, Inds: p.Categories[c]})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if f.Files != "" {
+		if err := f.writeFiles(ctx, iw, p); err != nil {
+			return err
+		}
+	}
+	spans := func(ctx context.Context, tx pgx.Tx) error {
+		return kafkaio.RecordSpans(ctx, tx, f.Job, p.Spans)
+	}
+	if f.sink != nil && len(p.Categories) > 0 && f.sink != f.pos {
+		// Two databases: the posts first, then the positions that
+		// depended on them.
+		if err := pgx.BeginFunc(ctx, f.sink, func(tx pgx.Tx) error { return posts(ctx, tx) }); err != nil {
+			return err
+		}
+	}
+	return pgx.BeginFunc(ctx, f.pos, func(tx pgx.Tx) error {
+		if f.sink == f.pos {
+			if err := posts(ctx, tx); err != nil {
+				return err
+			}
+		}
+		return spans(ctx, tx)
+	})
+}
+
+// writeFiles writes the pane's rows, one file per partition and run of
+// positions the pane covers, <Files>/window=<start>/<Prefix>-<start>-
+// <topic>-<partition>-<from>-<to>.jsonl, in the order of the records, each
+// replaced whole (atomically on a local disk, a single upload on S3). A
+// re-read after a restart makes the same window's runs again, perhaps cut
+// differently; each file it writes replaces every earlier one of the
+// window and partition whose run starts inside its own, so the files hold
+// each record once: the earlier files that start inside the re-read were
+// made by the run the crash cut short, or by this one; those before it
+// hold records that are not read again.
+func (f *writePaneFn) writeFiles(ctx context.Context, iw window.IntervalWindow, p pane) error {
+	if len(p.Spans) == 0 {
+		return nil
+	}
+	start := iw.Start.ToTime().UTC().Format(time.RFC3339)
+	dir := files.Join(f.Files, "window="+start)
+	slices.SortFunc(p.Rows, func(a, b paneRow) int {
+		if c := cmp.Compare(a.Topic, b.Topic); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Partition, b.Partition); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Offset, b.Offset)
+	})
+	existing := map[string][]string{} // by topic and partition
+	for _, s := range p.Spans {
+		var buf []byte
+		for _, r := range p.Rows {
+			if r.Topic == s.Topic && r.Partition == s.Partition && r.Offset >= s.From && r.Offset <= s.To {
+				buf = append(buf, r.Row...)
+				buf = append(buf, '\n')
+			}
+		}
+		part := fmt.Sprintf("%s-%s-%s-%d-", f.Prefix, start, s.Topic, s.Partition)
+		name := files.Join(dir, fmt.Sprintf("%s%d-%d.jsonl", part, s.From, s.To))
+		if len(buf) > 0 {
+			if err := files.WriteFileAtomic(ctx, name, buf); err != nil {
+				return fmt.Errorf("streaming: writing %s: %w", name, err)
+			}
+		}
+		old, ok := existing[part]
+		if !ok {
+			var err error
+			if old, err = files.Expand(ctx, files.Join(dir, part+"*.jsonl")); err != nil {
+				return fmt.Errorf("streaming: listing %s: %w", dir, err)
+			}
+			existing[part] = old
+		}
+		var stale []string
+		for _, o := range old {
+			var from, to int64
+			base := o[strings.LastIndex(o, "/")+1:]
+			if _, err := fmt.Sscanf(strings.TrimPrefix(base, part), "%d-%d.jsonl", &from, &to); err != nil {
+				continue
+			}
+			if from >= s.From && from <= s.To && base != name[strings.LastIndex(name, "/")+1:] {
+				stale = append(stale, o)
+			}
+		}
+		if err := files.RemoveFiles(ctx, stale...); err != nil {
+			return fmt.Errorf("streaming: replacing the files of %s: %w", dir, err)
+		}
+	}
+	return nil
+}
