@@ -12,9 +12,10 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/dataflow" // --runner=dataflow
-	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/direct"   // --runner=direct
-	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/flink"    // --runner=flink
-	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"    // --runner=prism
+	//lint:ignore SA1019 --runner=direct stays the default for bounded jobs (prism is there too)
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/direct" // --runner=direct
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/flink"  // --runner=flink
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"  // --runner=prism
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/universal"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
 )

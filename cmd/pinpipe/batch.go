@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pinpipe/pinpipe/pipelines/batch"
@@ -25,6 +28,9 @@ func batchCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.BoolVar(&o.Incremental, "incremental", false, "process only input objects not yet in the output's commit (_commit.json), merging them into the existing clean tables")
 	fs.StringVar(&o.Warehouse, "warehouse", "", "PostgreSQL DSN (postgres://user@host:5432/db) to load the clean tables into after the run, replacing what was there; "+
 		"give the password in PGPASSWORD or ~/.pgpass, not here (default: no load)")
+	fs.Func("max-reject-rate", "data-quality gate: the largest `fraction` of a table's records this run may reject (0.01, or per table: pin=0.01,user=0.05); "+
+		"over it the run commits, dead letters and all, then fails (exit 1) naming the table, and the warehouse is not loaded (default: no gate)",
+		func(v string) (err error) { o.MaxRejectRate, err = parseRejectRates(v); return err })
 	return func(ctx context.Context) error {
 		if err := checkFormat(o.Format); err != nil {
 			return err
@@ -32,6 +38,9 @@ func batchCmd(fs *flag.FlagSet) func(context.Context) error {
 		start := time.Now()
 		sum, err := batch.Run(ctx, o)
 		if err != nil {
+			if sum != nil { // committed, then failed the data-quality gate
+				printSummary(os.Stdout, sum)
+			}
 			return err
 		}
 		if sum == nil {
@@ -43,6 +52,32 @@ func batchCmd(fs *flag.FlagSet) func(context.Context) error {
 			time.Since(start).Round(time.Millisecond), o.Output)
 		return nil
 	}
+}
+
+// parseRejectRates parses --max-reject-rate: one fraction for every table,
+// or table=fraction pairs separated by commas.
+func parseRejectRates(v string) (map[string]float64, error) {
+	rates := map[string]float64{}
+	for _, part := range strings.Split(v, ",") {
+		table, frac, named := strings.Cut(strings.TrimSpace(part), "=")
+		if !named {
+			table, frac = "", table
+		} else if !slices.Contains(transforms.Tables, table) {
+			return nil, fmt.Errorf("unknown table %q (the tables are %s)", table, strings.Join(transforms.Tables, ", "))
+		}
+		f, err := strconv.ParseFloat(frac, 64)
+		if err != nil || f < 0 || f > 1 {
+			return nil, fmt.Errorf("%q is not a fraction between 0 and 1", frac)
+		}
+		if !named {
+			for _, t := range transforms.Tables {
+				rates[t] = f
+			}
+			continue
+		}
+		rates[table] = f
+	}
+	return rates, nil
 }
 
 // checkFormat refuses a --format the batch job does not write.

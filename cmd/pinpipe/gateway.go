@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/pinpipe/pinpipe/ingest/gateway"
+	"github.com/pinpipe/pinpipe/io/kafkaio"
 )
 
 func init() {
@@ -61,11 +62,7 @@ func gatewayCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a shutdown waits for requests in flight")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 10<<20, "largest request body accepted")
 	return func(ctx context.Context) error {
-		for _, b := range strings.Split(brokers, ",") {
-			if b = strings.TrimSpace(b); b != "" {
-				cfg.KafkaBrokers = append(cfg.KafkaBrokers, b)
-			}
-		}
+		cfg.KafkaBrokers = kafkaio.ParseBrokers(brokers)
 		for _, name := range apiKeyEnvs {
 			key := os.Getenv(name)
 			if key == "" {

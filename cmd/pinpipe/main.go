@@ -146,6 +146,16 @@ func note(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, format+"\n", args...)
 }
 
+// warn warns the user on stderr: a line of text, or a warning log with
+// --log-format=json; shown whatever --log-level says.
+func warn(format string, args ...any) {
+	if jsonLogs() {
+		noteLogger().Warn(fmt.Sprintf(format, args...))
+		return
+	}
+	fmt.Fprintf(os.Stderr, "warning: "+format+"\n", args...)
+}
+
 // failure prints the one line of a failed command: text, or with
 // --log-format=json an error log.
 func failure(w io.Writer, name, msg string) {
@@ -234,6 +244,10 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case flag.NArg() > 0:
 		failure(stderr, name, fmt.Sprintf("unexpected arguments %q (flags are --name=value)", flag.Args()))
+		return 2
+	}
+	if err := flagsFromEnv(flag.CommandLine, os.LookupEnv); err != nil {
+		failure(stderr, name, err.Error())
 		return 2
 	}
 	if err := checkRequired(own); err != nil {
@@ -328,6 +342,43 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
+// envPrefix starts the environment variables flags can be set with: every
+// flag, Beam's too, as PINPIPE_<FLAG> (upper case, - and . as _); a flag
+// given on the command line wins.
+const envPrefix = "PINPIPE_"
+
+// envHelp says so in every command's help.
+const envHelp = "\nenvironment: every flag can also be set as " + envPrefix + "<FLAG>, upper case with - and . as _\n" +
+	"  (--kafka-brokers as " + envPrefix + "KAFKA_BROKERS, --temp_location as " + envPrefix + "TEMP_LOCATION); the command line wins"
+
+var envReplacer = strings.NewReplacer("-", "_", ".", "_")
+
+// envName is the environment variable that sets the flag name.
+func envName(name string) string { return envPrefix + strings.ToUpper(envReplacer.Replace(name)) }
+
+// flagsFromEnv sets every flag of fs not given on the command line from
+// its PINPIPE_<FLAG> variable, when that is set and not empty. A value the
+// flag refuses is a usage error naming the variable.
+func flagsFromEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || given[f.Name] || f.Name == "help-all" {
+			return
+		}
+		env := envName(f.Name)
+		v, ok := lookup(env)
+		if !ok || v == "" {
+			return
+		}
+		if e := fs.Set(f.Name, v); e != nil {
+			err = usageErrorf("invalid value %q for $%s (--%s): %v", v, env, f.Name, e)
+		}
+	})
+	return err
+}
+
 // checkRequired fails when a flag whose help says "(required)" was not
 // given a value.
 func checkRequired(fs *flag.FlagSet) error {
@@ -356,6 +407,7 @@ func printHelp(w io.Writer, name string, cmd command, own, common *flag.FlagSet)
 	fmt.Fprintf(w, "\nflags:\n")
 	printFlags(w, own)
 	printFlags(w, common)
+	fmt.Fprintf(w, "%s\n", envHelp)
 	if pipelineCommands[name] {
 		fmt.Fprintf(w, "\nrunner flags (Beam's; every one: pinpipe %s --help-all):\n", name)
 		fmt.Fprintf(w, "  --runner=%s (default direct)\n", strings.Join(runners.Names, "|"))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pinpipe/pinpipe/ingest/s3sink"
+	"github.com/pinpipe/pinpipe/io/kafkaio"
 )
 
 func init() {
@@ -27,11 +28,7 @@ func s3sinkCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.BoolVar(&o.Compress, "compress", false, "gzip the objects (.json.gz)")
 	metricsListen := metricsListenFlag(fs)
 	return func(ctx context.Context) (err error) {
-		for _, b := range strings.Split(brokers, ",") {
-			if b = strings.TrimSpace(b); b != "" {
-				o.Brokers = append(o.Brokers, b)
-			}
-		}
+		o.Brokers = kafkaio.ParseBrokers(brokers)
 		if o.Dest == "" {
 			return usageErrorf("--s3 is required")
 		}
@@ -49,6 +46,14 @@ func s3sinkCmd(fs *flag.FlagSet) func(context.Context) error {
 				}
 			}()
 		}
+		o.Started = func(matching []string) {
+			note("pinpipe s3sink: reading Kafka at %s, topics matching %q (now: %s), as group %s; writing %s/topics/<topic>/partition=<p>/ "+
+				"every %d records or %v%s; Ctrl-C stops it after writing what it holds",
+				strings.Join(o.Brokers, ","), o.Topics, orNone(matching), o.Group, strings.TrimSuffix(o.Dest, "/"), o.FlushSize, o.RotateInterval, map[bool]string{true: ", gzipped"}[o.Compress])
+			if len(matching) == 0 {
+				warn("pinpipe s3sink: no topic matches --topics=%q; waiting for one to be created (a typo? the regex must match a topic's whole name)", o.Topics)
+			}
+		}
 		start := time.Now()
 		st, err := s3sink.Run(ctx, o)
 		if err != nil && st == (s3sink.Stats{}) {
@@ -60,4 +65,12 @@ func s3sinkCmd(fs *flag.FlagSet) func(context.Context) error {
 			st.Unwritten, st.Commits, st.CommitFailures, time.Since(start).Round(time.Millisecond))
 		return err
 	}
+}
+
+// orNone lists names, or says there are none.
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }

@@ -31,21 +31,39 @@ func scheduleCmd(fs *flag.FlagSet) func(context.Context) error {
 		if err := checkFormat(o.Format); err != nil {
 			return err
 		}
+		var runs, failed int
 		run := func() {
 			start := time.Now()
+			runs++
 			sum, err := batch.Run(ctx, o)
+			next := time.Now().Add(*every).Format(time.RFC3339)
 			if err != nil {
+				failed++
 				// A failed run is retried at the next tick; the manifest is
 				// only written after a successful one.
 				// The cause on one line; the whole error (a plan dump,
 				// for a failed Beam job) at debug level.
-				slog.Error("scheduled batch run failed", "err", rootCause(err.Error()), "next", time.Now().Add(*every).Format(time.RFC3339))
+				slog.Error("scheduled batch run failed", "err", rootCause(err.Error()), "next", next)
 				slog.Debug("scheduled batch run failed: the whole error", "err", err.Error())
 				return
 			}
 			printSummary(os.Stdout, sum)
-			slog.Info("scheduled batch run finished", "took", time.Since(start).Round(time.Millisecond), "next", time.Now().Add(*every).Format(time.RFC3339))
+			note("pinpipe schedule: run %d finished at %s in %s; outputs in %s; next run at %s",
+				runs, time.Now().Format(time.RFC3339), time.Since(start).Round(time.Millisecond), o.Output, next)
 		}
+		load := ""
+		if o.Warehouse != "" {
+			load = ", then loading the warehouse " + dsnPlace(o.Warehouse)
+		}
+		first := "now"
+		if !*runNow {
+			first = time.Now().Add(*every).Format(time.RFC3339)
+		}
+		note("pinpipe schedule: every %v, an incremental batch run over %s (topics %s.{pin,geo,user}) into %s (%s)%s; first run %s; Ctrl-C stops it",
+			*every, o.Input, o.TopicPrefix, o.Output, o.Format, load, first)
+		defer func() {
+			note("pinpipe schedule: stopped after %d runs (%d failed); outputs in %s", runs, failed, o.Output)
+		}()
 		if *runNow {
 			run()
 		}

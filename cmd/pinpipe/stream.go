@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -75,10 +74,10 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 				// Positions recorded only once the outputs are written,
 				// and the restart from them: no window lost to a crash.
 				opts = append(opts, kafkaio.ReadPositions(dsn, *jobName))
-				o.DurableSource = streaming.KafkaDurableSource(strings.Split(*brokers, ","), *prefix, opts...)
+				o.DurableSource = streaming.KafkaDurableSource(kafkaio.ParseBrokers(*brokers), *prefix, opts...)
 				o.Positions, o.Job = dsn, *jobName
 			} else {
-				o.Source = streaming.KafkaSource(strings.Split(*brokers, ","), *prefix, opts...)
+				o.Source = streaming.KafkaSource(kafkaio.ParseBrokers(*brokers), *prefix, opts...)
 			}
 		case "kinesis":
 			dsn := *checkpointDSN
@@ -137,7 +136,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 				for _, t := range transforms.Tables {
 					topics = append(topics, streaming.KafkaTopic(*prefix, t))
 				}
-				cl, err := newKafkaLagCollector(promRegistry, strings.Split(*brokers, ","), *group, topics)
+				cl, err := newKafkaLagCollector(promRegistry, kafkaio.ParseBrokers(*brokers), *group, topics)
 				if err != nil {
 					return err
 				}

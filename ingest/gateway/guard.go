@@ -243,8 +243,6 @@ func (l *connLimitListener) take() bool {
 	return false
 }
 
-var errConnLimit = errors.New("connection limit")
-
 const connLimitAnswer = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n" +
 	"Content-Length: 65\r\n\r\n{\"message\":\"Too many connections to the gateway: retry later\"}\n\n"
 

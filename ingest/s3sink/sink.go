@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -81,6 +82,11 @@ type Options struct {
 	// and after each commit (for live metrics). It is called with the
 	// sink's lock held: it must return quickly.
 	OnStats func(Stats)
+	// Started, when set, is called once the bucket and Kafka answered,
+	// before the first record is read, with the topics matching Topics at
+	// that moment (sorted; none is not an error: topics created later are
+	// found within seconds).
+	Started func(matching []string)
 }
 
 // Stats say what a run did.
@@ -251,6 +257,14 @@ func newSink(ctx context.Context, o Options) (*sink, error) {
 	if err := s.cl.Ping(checkCtx); err != nil {
 		s.cl.Close()
 		return nil, fmt.Errorf("s3sink: cannot reach Kafka at %v: %w", o.Brokers, err)
+	}
+	if o.Started != nil {
+		matching, err := matchingTopics(checkCtx, s.cl, regexp.MustCompile(topics))
+		if err != nil {
+			s.cl.Close()
+			return nil, fmt.Errorf("s3sink: listing Kafka's topics: %w", err)
+		}
+		o.Started(matching)
 	}
 	return s, nil
 }
@@ -561,6 +575,23 @@ func (s *sink) write(o *object) error {
 	}
 	s.log.Debug("s3sink: object written", "key", o.key, "records", o.records, "bytes", o.size, "reason", o.reason, "rewrite", o.rewrite)
 	return nil
+}
+
+// matchingTopics are the topics of the cluster whose names re matches.
+func matchingTopics(ctx context.Context, cl *kgo.Client, re *regexp.Regexp) ([]string, error) {
+	req := kmsg.NewPtrMetadataRequest() // no topics: all of them
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, t := range resp.Topics {
+		if t.Topic != nil && re.MatchString(*t.Topic) {
+			names = append(names, *t.Topic)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
 }
 
 // commit commits offsets; a failure is logged, not fatal: the next commit

@@ -107,7 +107,8 @@ func (g orderedGroup) GoType() reflect.Type {
 // column's writer.
 type Writer struct {
 	schema transforms.Schema
-	w      *parquet.Writer
+	//lint:ignore SA1019 the row-level Writer writes []parquet.Row column values; its generic replacement needs Go structs
+	w *parquet.Writer
 	// rows holds the batch's encoded rows back to back, ends where each ends.
 	rows   []byte
 	ends   []int

@@ -18,6 +18,7 @@ import (
 // file is sorted by ind, which the caller checks.
 type Reader struct {
 	schema transforms.Schema
+	//lint:ignore SA1019 read as []parquet.Row, column by column, as the Writer writes; the generic replacement needs Go structs
 	r      *parquet.Reader
 	batch  []parquet.Row
 	i, n   int

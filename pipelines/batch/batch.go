@@ -60,6 +60,12 @@ type Options struct {
 	// not list yet, merging them into its clean tables and recomputing the
 	// insights over all of them.
 	Incremental bool
+	// MaxRejectRate is the data-quality gate: per table, the largest
+	// fraction of this run's records (Rejected/Read) that may be rejected.
+	// A run over it commits as usual (its dead letters too) and then fails
+	// with a RejectRateError, without loading the warehouse. A table not
+	// in the map, and a nil map, are not checked.
+	MaxRejectRate map[string]float64
 }
 
 // Bucket sizing, for an output's first run.
@@ -291,6 +297,14 @@ func Run(ctx context.Context, o Options) (transforms.Summary, error) {
 		files.RemoveFiles(ctx, names...)
 	}
 	phases := []report.Phase{{Name: "pipeline", Duration: time.Since(start)}}
+	if err := checkRejectRates(c.Summary, o.MaxRejectRate, o.Output); err != nil {
+		// Committed, dead letters and all, for a look at what was rejected;
+		// the warehouse keeps what it had.
+		if rerr := writeReport(ctx, o, c, start, phases); rerr != nil {
+			return nil, rerr
+		}
+		return c.Summary, err
+	}
 	if o.Warehouse != "" {
 		t := time.Now()
 		if err := postgres.LoadTables(ctx, o.Warehouse, files.Join(o.Output, TablesDir), o.Format); err != nil {

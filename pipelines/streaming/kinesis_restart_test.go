@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the test proxy wraps ReverseProxy.Director to strip Accept-Encoding
+
 package streaming
 
 import (

@@ -21,6 +21,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3bolt"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Options say where the server listens and what it keeps.
@@ -71,7 +72,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		// enough here, and writes are many times faster.
 		var err error
 		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoSync: true})
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("dev s3: %s is in use by another server", path)
 		}
 		if err != nil {
