@@ -59,7 +59,11 @@ func incrementalMain(args []string) error {
 	}
 	os.RemoveAll(dir)
 	bin := filepath.Join(dir, "pinpipe")
-	if b, err := exec.Command("go", "build", "-o", bin, filepath.Join(root, "cmd", "pinpipe")).CombinedOutput(); err != nil {
+	// Built in the main module, with its own go.sum (this module's need not
+	// list every dependency of pinpipe's).
+	build := exec.Command("go", "build", "-o", bin, "./cmd/pinpipe")
+	build.Dir = root
+	if b, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building pinpipe: %v\n%s", err, b)
 	}
 	input, output := filepath.Join(dir, "input"), filepath.Join(dir, "output")
