@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -275,6 +276,63 @@ func ReadFile(ctx context.Context, name string) ([]byte, error) {
 	}
 	defer r.Close()
 	return io.ReadAll(r)
+}
+
+// OpenLocal opens a file for random access without reading it into memory:
+// a local file as it is, a remote object (s3://...) copied to a local
+// temporary file first, removed at Close. Readers that need io.ReaderAt
+// (Parquet's footer and column chunks) then read only what they use.
+func OpenLocal(ctx context.Context, name string) (*os.File, error) {
+	if !strings.Contains(name, "://") {
+		return os.Open(name)
+	}
+	fs, err := filesystem.New(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer fs.Close()
+	r, err := fs.OpenRead(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	tmp, err := os.CreateTemp("", "pinpipe-object-*")
+	if err != nil {
+		return nil, err
+	}
+	// Unlinked at once: the open file is all that holds it, and its space
+	// is freed when it is closed, even if the process dies.
+	os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, r); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("copying %s: %w", name, err)
+	}
+	return tmp, nil
+}
+
+// OpenRead opens one file as a stream; Close releases its filesystem too.
+func OpenRead(ctx context.Context, name string) (io.ReadCloser, error) {
+	fs, err := filesystem.New(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	r, err := fs.OpenRead(ctx, name)
+	if err != nil {
+		fs.Close()
+		return nil, err
+	}
+	return readCloser{r, fs}, nil
+}
+
+type readCloser struct {
+	io.ReadCloser
+	fs filesystem.Interface
+}
+
+func (r readCloser) Close() error {
+	err := r.ReadCloser.Close()
+	r.fs.Close()
+	return err
 }
 
 // Remove deletes every file matching the globs, so that a re-run leaves no

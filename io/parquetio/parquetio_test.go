@@ -78,7 +78,7 @@ func TestWriterRoundTrip(t *testing.T) {
 				t.Errorf("%d row groups, want 2", len(f.RowGroups()))
 			}
 			// Read back as encoded rows: the very bytes written.
-			r, err := NewReader(buf.Bytes(), s)
+			r, err := NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()), s)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,7 +95,7 @@ func TestWriterRoundTrip(t *testing.T) {
 			if r.Err() != nil || read != len(rows) {
 				t.Fatalf("%d rows read back of %d: %v", read, len(rows), r.Err())
 			}
-			if _, err := NewReader(buf.Bytes(), transforms.SchemaOf(otherTable(s.Table))); err == nil {
+			if _, err := NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()), transforms.SchemaOf(otherTable(s.Table))); err == nil {
 				t.Error("a file read as another table's")
 			}
 			switch s.Table {

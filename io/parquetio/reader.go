@@ -1,7 +1,6 @@
 package parquetio
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,10 +32,12 @@ type Reader struct {
 // readBatch is how many rows are read from the file at a time.
 const readBatch = 256
 
-// NewReader opens the Parquet file in data as a table file of s. A file
-// whose schema is not s's (another table, another version) is an error.
-func NewReader(data []byte, s transforms.Schema) (*Reader, error) {
-	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+// NewReader opens the Parquet file of the given size as a table file of s;
+// it reads the footer, then column chunks as rows are read, never the
+// whole file. A file whose schema is not s's (another table, another
+// version) is an error.
+func NewReader(file io.ReaderAt, size int64, s transforms.Schema) (*Reader, error) {
+	f, err := parquet.OpenFile(file, size)
 	if err != nil {
 		return nil, err
 	}

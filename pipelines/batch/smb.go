@@ -413,10 +413,11 @@ func MergeBucket(ctx context.Context, tablesFS, runsFS filesystem.Interface, cfg
 				its = append(its, rr)
 				continue
 			}
-			it, err := openTableFile(ctx, name, t, cfg.Format)
+			it, c, err := openTableFile(ctx, name, t, cfg.Format)
 			if err != nil {
 				return nil, nil, nil, nil, fmt.Errorf("reading the committed table file %s: %w", name, err)
 			}
+			closers = append(closers, c)
 			its = append(its, it)
 		}
 		streams[i] = smb.Merge(its...)
@@ -719,28 +720,44 @@ func (e *jsonlEncoder) add(_ []byte, decoded any) error { return e.enc.Encode(de
 func (e *jsonlEncoder) close() error                    { return e.bw.Flush() }
 
 // openTableFile reads a committed bucket file back as encoded rows in ind
-// order (the file is sorted, which the reader checks). The file's bytes are
-// read whole, a bucket's worth; Parquet is decoded column by column into
-// encoded rows (parquetio.Reader), JSON lines writeBatch rows at a time.
-func openTableFile(ctx context.Context, name, table, format string) (smb.Iterator, error) {
-	data, err := files.ReadFile(ctx, name)
-	if err != nil {
-		return nil, err
-	}
+// order (the file is sorted, which the reader checks), streaming: Parquet by
+// column chunks from a local file (an S3 object is copied to a local
+// temporary file first, see files.OpenLocal), JSON lines writeBatch rows at a
+// time. Memory is a few row groups' pages, not the file, however large the
+// tables grow. Close the closer when done.
+func openTableFile(ctx context.Context, name, table, format string) (smb.Iterator, io.Closer, error) {
 	var rows transforms.SortedRows
-	switch {
-	case format == FormatParquet:
-		if rows, err = parquetio.NewReader(data, transforms.SchemaOf(table)); err != nil {
-			return nil, err
+	var closer io.Closer
+	if format == FormatParquet {
+		f, err := files.OpenLocal(ctx, name)
+		if err != nil {
+			return nil, nil, err
 		}
-	case table == transforms.TablePin:
-		rows = newFileRows(data, func(p *transforms.Pin) int64 { return p.Ind })
-	case table == transforms.TableGeo:
-		rows = newFileRows(data, func(g *transforms.Geo) int64 { return g.Ind })
-	default:
-		rows = newFileRows(data, func(u *transforms.User) int64 { return u.Ind })
+		st, err := f.Stat()
+		if err == nil {
+			rows, err = parquetio.NewReader(f, st.Size(), transforms.SchemaOf(table))
+		}
+		if err != nil {
+			f.Close()
+			return nil, nil, err
+		}
+		closer = f
+	} else {
+		rc, err := files.OpenRead(ctx, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		closer = rc
+		switch table {
+		case transforms.TablePin:
+			rows = newFileRows(rc, func(p *transforms.Pin) int64 { return p.Ind })
+		case transforms.TableGeo:
+			rows = newFileRows(rc, func(g *transforms.Geo) int64 { return g.Ind })
+		default:
+			rows = newFileRows(rc, func(u *transforms.User) int64 { return u.Ind })
+		}
 	}
-	return &sortedCheck{SortedRows: rows, last: -1 << 63}, nil
+	return &sortedCheck{SortedRows: rows, last: -1 << 63}, closer, nil
 }
 
 // sortedCheck fails a stream of rows that is not sorted by ind: a file that
@@ -782,9 +799,9 @@ type fileRows[R any] struct {
 	eof  bool
 }
 
-func newFileRows[R any](data []byte, ind func(*R) int64) *fileRows[R] {
+func newFileRows[R any](r io.Reader, ind func(*R) int64) *fileRows[R] {
 	fr := &fileRows[R]{ind: ind, buf: make([]R, writeBatch)}
-	dec := json.NewDecoder(bytes.NewReader(data))
+	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<16))
 	fr.read = func(buf []R) (int, error) {
 		for i := range buf {
 			var r R

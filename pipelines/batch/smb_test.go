@@ -52,10 +52,11 @@ func TestTableFileMustBeSorted(t *testing.T) {
 		return path
 	}
 	for _, format := range []string{FormatParquet, FormatJSONL} {
-		it, err := openTableFile(ctx, write("sorted", format, users(1, 2, 2, 5)), transforms.TableUser, format)
+		it, c, err := openTableFile(ctx, write("sorted", format, users(1, 2, 2, 5)), transforms.TableUser, format)
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer c.Close()
 		var keys []int64
 		for it.Next() {
 			u, err := transforms.DecodeUserRow(it.Row())
@@ -67,17 +68,18 @@ func TestTableFileMustBeSorted(t *testing.T) {
 		if it.Err() != nil || len(keys) != 4 || keys[3] != 5 {
 			t.Errorf("%s: keys %v, err %v", format, keys, it.Err())
 		}
-		it, err = openTableFile(ctx, write("unsorted", format, users(1, 5, 3)), transforms.TableUser, format)
+		it, c, err = openTableFile(ctx, write("unsorted", format, users(1, 5, 3)), transforms.TableUser, format)
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer c.Close()
 		for it.Next() {
 		}
 		if it.Err() == nil || !strings.Contains(it.Err().Error(), "not sorted") {
 			t.Errorf("%s: an unsorted file read without error (%v)", format, it.Err())
 		}
 	}
-	if _, err := openTableFile(ctx, write("users", FormatParquet, users(1)), transforms.TablePin, FormatParquet); err == nil {
+	if _, _, err := openTableFile(ctx, write("users", FormatParquet, users(1)), transforms.TablePin, FormatParquet); err == nil {
 		t.Error("a user file read as the pin table's")
 	}
 }
