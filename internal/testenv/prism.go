@@ -110,7 +110,8 @@ func (js *JobServer) KillGroup() {
 // the boot program fetches the staged job binary and runs it in its own
 // process, as Flink's and Dataflow's workers do. The wrapper strips the
 // single quotes prism puts around the worker id, which the boot program
-// otherwise rejects.
+// otherwise rejects, and gives each boot a directory of its own under the
+// test's temporary directory.
 func ProcessEnvironment(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -119,7 +120,16 @@ func ProcessEnvironment(t testing.TB) string {
 		t.Fatalf("building Beam's boot program: %v\n%s", err, out)
 	}
 	wrapper := filepath.Join(dir, "boot-wrapper")
-	script := "#!/bin/sh\nid=$(printf '%s' \"$1\" | tr -d \"'\")\nshift\nexec " + boot + " \"$id\" \"$@\"\n"
+	// Each boot gets its own --semi_persist_dir: the default, /tmp, makes
+	// every boot program on the machine fetch the staged binary into the
+	// same /tmp/staged/worker, so two jobs starting workers at once (the
+	// batch and streaming packages' tests run in parallel) overwrite each
+	// other's binary mid-copy: "exec format error" or a worker dying of
+	// SIGSEGV.
+	persist := filepath.Join(dir, "persist")
+	script := "#!/bin/sh\nid=$(printf '%s' \"$1\" | tr -d \"'\")\nshift\n" +
+		"mkdir -p " + persist + "-$$\n" +
+		"exec " + boot + " \"$id\" \"$@\" --semi_persist_dir=" + persist + "-$$\n"
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
