@@ -265,12 +265,7 @@ func WriteFile(ctx context.Context, name string, data []byte) error {
 
 // ReadFile reads one whole file.
 func ReadFile(ctx context.Context, name string) ([]byte, error) {
-	fs, err := filesystem.New(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	defer fs.Close()
-	r, err := fs.OpenRead(ctx, name)
+	r, err := OpenRead(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -286,12 +281,7 @@ func OpenLocal(ctx context.Context, name string) (*os.File, error) {
 	if !strings.Contains(name, "://") {
 		return os.Open(name)
 	}
-	fs, err := filesystem.New(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	defer fs.Close()
-	r, err := fs.OpenRead(ctx, name)
+	r, err := OpenRead(ctx, name)
 	if err != nil {
 		return nil, err
 	}
