@@ -389,17 +389,8 @@ func readTopic(t *testing.T, addr, topic string) []*kgo.Record {
 // (JSON, as files.WriteWindowedJSONLines writes it), or nil for a dead
 // letter.
 func cleanRowJSON(table string, raw []byte) []byte {
-	var row any
-	var err error
-	switch table {
-	case transforms.TablePin:
-		row, _, err = transforms.CleanPinRecord(raw)
-	case transforms.TableGeo:
-		row, _, err = transforms.CleanGeoRecord(raw)
-	case transforms.TableUser:
-		row, _, err = transforms.CleanUserRecord(raw)
-	}
-	if err != nil || row == nil {
+	row, ok := cleanRow(table, raw)
+	if !ok {
 		return nil
 	}
 	b, err := segjson.Marshal(row)
