@@ -96,7 +96,7 @@ lint:
 bench: bench-batch bench-incremental bench-gateway bench-streaming
 
 bench-bin:
-	cd bench && $(GO) build -mod=mod -o work/bench .
+	cd bench && $(GO) build -mod=mod -o work/bench . && $(GO) build -mod=mod -o work/gwserve ./cmd/gwserve
 
 # The batch job against DuckDB and plain Go at three sizes, into
 # bench/RESULTS.md and bench/RESULTS.svg. Needs about 20 GB free under

@@ -90,12 +90,8 @@ func gatewayMain(args []string) error {
 	fs.IntVar(&o.sinkPosts, "sink-posts", 100000, "posts (three records each) the S3 sink lands; 0 skips the sink")
 	fs.StringVar(&o.out, "out", "GATEWAY.md", "markdown file to write the results to")
 	fs.StringVar(&o.profileDir, "server-cpuprofile", "", "directory for CPU profiles of the gateway server, one a measurement (gateway-peak-<conns>.pprof, gateway-rate.pprof)")
-	serve := fs.String("serve", "", "internal: run one server (bare, gateway, kafka, s3) in this process")
-	listen := fs.String("listen", "127.0.0.1:0", "internal: the server's address")
-	brokers := fs.String("brokers", "", "internal: the gateway's Kafka brokers")
+	fs.StringVar(&gwServerBin, "server-bin", "", "the gwserve binary the servers run from (default: gwserve beside this binary)")
 	fs.DurationVar(&o.kafkaLinger, "kafka-linger", 0, "the gateway's Config.KafkaLinger (0: its default; negative: none), for experiments")
-	cpuProfile := fs.String("cpuprofile", "", "internal: CPU profile file of a server")
-	fs.IntVar(&gwMaxInFlight, "max-in-flight", 0, "internal: the gateway's Config.MaxInFlight (0: its default)")
 	fs.Float64Var(&o.overloadFactor, "overload-factor", 2, "overload run at this multiple of the gateway's peak requests/s (0 skips it)")
 	fs.IntVar(&o.overloadConns, "overload-conns", 1024, "connections (workers) of the overload run: more than the gateway serves at once")
 	fs.IntVar(&o.idleConns, "idle-conns", 2000, "idle keep-alive connections held open to the server during the overload run")
@@ -107,9 +103,6 @@ func gatewayMain(args []string) error {
 			return nil
 		}
 		return err
-	}
-	if *serve != "" {
-		return gwServe(*serve, *listen, *brokers, *cpuProfile, o.kafkaLinger)
 	}
 	for _, c := range strings.Split(conns, ",") {
 		if conns == "" && o.rate > 0 { // no peak runs: -rate says the rate
@@ -398,7 +391,7 @@ func (r *gwResults) markdown(o gwOptions) string {
 	ratio := gwPk.RPS() / barePeak.RPS()
 
 	p("# pinpipe benchmark: the gateway and the S3 sink\n\n")
-	p("Produced by `cd bench && go build -mod=mod -o work/bench . && ./work/bench gateway%s` (issue 3, item 7). "+
+	p("Produced by `make bench-bin && cd bench && ./work/bench gateway%s` (issues 3 and 13). "+
 		"Every number below comes from that one run.\n\n", " "+strings.Join(os.Args[2:], " "))
 	p("## Machine\n\n")
 	p("- date: %s\n", r.started.UTC().Format(time.RFC3339))
@@ -417,7 +410,8 @@ func (r *gwResults) markdown(o gwOptions) string {
 	p("- **Requests**: single-record REST Proxy v2 POSTs, `POST /topics/%s` with `Content-Type: %s` and "+
 		"`{\"records\":[{\"value\":{...}}]}`, the value a generated pin record as the posting emulator sends it "+
 		"(1,000 different bodies in turn, %.0f bytes on average).\n", gwTopic, gwRESTContentType, r.bodyBytes)
-	p("- **Servers**, in turn on the same port %s, each started afresh for each measurement in a child process: "+
+	p("- **Servers**, in turn on the same port %s, each started afresh for each measurement in a child process "+
+		"of the small `work/gwserve` binary (`bench/cmd/gwserve`: the server's code and nothing else, so its RSS is the server's): "+
 		"the **bare** handler, `net/http` reading the body and answering 200; the **gateway**, `gateway.New` with the defaults "+
 		"of `pinpipe gateway --kinesis=off` (logs at warn), producing to a kfake broker (`ingest/devserver/kafka`, another child, "+
 		"topic created beforehand with 3 partitions) and answering 200 only after the broker acknowledged the record (acks=all; "+
@@ -516,8 +510,8 @@ func (r *gwResults) markdown(o gwOptions) string {
 		gwEff/bareEff, gwEff, bareEff)
 	if len(r.overload) > 0 {
 		g := r.overload[0]
-		p("| gateway at %.0f× its peak (%.0f req/s), %d idle connections open: accepted p99; 429s; timeouts; peak RSS | %s; %d (p99 %s); %d; %d MiB | "+
-			"p99 < 50 ms, the rest 429 quickly, none time out, < 256 MiB | %s |\n", o.overloadFactor, g.Rate, g.Idle, gwMS(g.P99), g.Throttled,
+		p("| gateway at %.0f× its peak (%.0f req/s scheduled, %.0f sent), %d idle connections open: accepted p99; 429s; timeouts; peak RSS | %s; %d (p99 %s); %d; %d MiB | "+
+			"p99 < 50 ms, the rest 429 quickly, none time out, < 256 MiB | %s |\n", o.overloadFactor, g.Rate, g.SentRate, g.Idle, gwMS(g.P99), g.Throttled,
 			gwMS(g.ThrottledP99), g.Timeouts, g.PeakRSS>>20, gwVerdict(g.gwOverloadOK()))
 	}
 	for _, s := range r.sink {

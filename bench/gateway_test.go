@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -128,7 +130,8 @@ func TestGWOverloadLoop(t *testing.T) {
 	l := &gwLoad{url: srv.URL + "/topics/" + gwTopic, bodies: gwBodies(3)}
 	st := l.overloadLoop(context.Background(), 1000, 8, 400*time.Millisecond, 2*time.Second)
 	if st.Sent != 400 || st.OK+st.Throttled+st.Errors+st.Timeouts != st.Sent || st.Throttled < 150 || st.ThrottledNoRetry < 75 ||
-		st.OK < 150 || st.Errors != 0 || st.Timeouts != 0 || st.P99 <= 0 || st.ThrottledP99 <= 0 {
+		st.OK < 150 || st.Errors != 0 || st.Timeouts != 0 || st.P99 <= 0 || st.ThrottledP99 <= 0 ||
+		st.DueP99 < st.P99 || st.SendLagP99 < 0 || st.SentRate < 500 || st.SentRate > 2000 {
 		t.Errorf("overload loop: %+v", st)
 	}
 	if st.gwOverloadOK() {
@@ -151,5 +154,46 @@ func TestGWOverloadLoop(t *testing.T) {
 	}
 	if rss := gwProcMem(os.Getpid(), "VmRSS"); rss < 1<<20 {
 		t.Errorf("VmRSS %d", rss)
+	}
+}
+
+// TestGWServe starts each server of the benchmark from the gwserve binary
+// and has it answer.
+func TestGWServe(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "gwserve")
+	if out, err := exec.Command("go", "build", "-mod=mod", "-o", bin, "./cmd/gwserve").CombinedOutput(); err != nil {
+		t.Fatalf("building gwserve: %v\n%s", err, out)
+	}
+	old := gwServerBin
+	gwServerBin = bin
+	t.Cleanup(func() { gwServerBin = old })
+	kafka, err := startGWChild("kafka", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kafka.stop()
+	for _, mode := range []string{"bare", "gateway"} {
+		var extra []string
+		if mode == "gateway" {
+			extra = []string{"-brokers=" + kafka.addr, "-max-in-flight=4"}
+		}
+		srv, err := startGWChild(mode, "127.0.0.1:0", extra...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.Get("http://" + srv.addr + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("%s: GET /healthz: %s", mode, res.Status)
+		}
+		if err := srv.stop(); err != nil {
+			t.Errorf("stopping %s: %v", mode, err)
+		}
+	}
+	if _, err := startGWChild("nonsense", "127.0.0.1:0"); err == nil {
+		t.Error("an unknown server started")
 	}
 }
