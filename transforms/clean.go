@@ -1,10 +1,13 @@
 package transforms
 
 import (
+	"bytes"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+	"unsafe"
 
 	"github.com/pinpipe/pinpipe/internal/jsonscan"
 )
@@ -35,6 +38,31 @@ const (
 type fieldReader struct {
 	vals [][]byte
 	bad  Unparsable
+	// borrow makes the strings it returns point into the record's bytes
+	// instead of copies: for a caller that encodes the row before the
+	// bytes can change and keeps nothing of it (LineCleaner), it saves a
+	// copy and an allocation per field.
+	borrow bool
+	// strs, when set (with borrow), holds the text fields that text points
+	// to, one per field, so that they need no allocation either.
+	strs []string
+}
+
+// str is b as a string: a copy, or with borrow a view of b.
+func (r *fieldReader) str(b []byte) string {
+	if r.borrow && len(b) > 0 {
+		return unsafe.String(&b[0], len(b))
+	}
+	return string(b)
+}
+
+// stringValue decodes a raw JSON string value (with its quotes).
+func (r *fieldReader) stringValue(raw []byte) (string, bool) {
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return r.str(inner), true
+	}
+	return stringValue(raw)
 }
 
 func (r *fieldReader) markBad(i int) { r.bad |= 1 << uint(i) }
@@ -48,7 +76,7 @@ func (r *fieldReader) text(i int) *string {
 	}
 	switch c := v[0]; {
 	case c == '"':
-		s, ok := stringValue(v)
+		s, ok := r.stringValue(v)
 		if !ok {
 			r.markBad(i)
 			return nil
@@ -56,15 +84,25 @@ func (r *fieldReader) text(i int) *string {
 		if s == "" {
 			return nil
 		}
-		return &s
+		return r.keep(i, s)
 	case c == '-' || (c >= '0' && c <= '9'):
-		s := string(v)
-		return &s
+		return r.keep(i, r.str(v))
 	case c == 'n':
 		return nil
 	}
 	r.markBad(i)
 	return nil
+}
+
+// keep returns a pointer to s, field i's text: into strs when there is one.
+func (r *fieldReader) keep(i int, s string) *string {
+	if r.strs != nil {
+		r.strs[i] = s
+		return &r.strs[i]
+	}
+	p := new(string) // allocated on this path only (&s would move s to the heap on both)
+	*p = s
+	return p
 }
 
 // number returns field i as the literal of a JSON number, from a JSON number
@@ -78,7 +116,7 @@ func (r *fieldReader) number(i int) (lit string, ok bool) {
 	}
 	var s string
 	if v[0] == '"' {
-		t, valid := stringValue(v)
+		t, valid := r.stringValue(v)
 		if !valid {
 			r.markBad(i)
 			return "", false
@@ -92,7 +130,7 @@ func (r *fieldReader) number(i int) (lit string, ok bool) {
 			return "", false
 		}
 	} else if v[0] == '-' || (v[0] >= '0' && v[0] <= '9') {
-		s = string(v)
+		s = r.str(v)
 	} else {
 		r.markBad(i)
 		return "", false
@@ -148,7 +186,7 @@ func (r *fieldReader) timestamp(i int) *time.Time {
 		r.markBad(i)
 		return nil
 	}
-	s, ok := stringValue(v)
+	s, ok := r.stringValue(v)
 	if !ok {
 		r.markBad(i)
 		return nil
@@ -196,21 +234,34 @@ func (r *fieldReader) key() (int64, error) {
 	return n, nil
 }
 
-func read(data []byte, fields []string, vals [][]byte, parse func([]byte, []string, [][]byte) string) (fieldReader, error) {
-	if reason := parse(data, fields, vals); reason != "" {
+// parser finds a record's fields (objectFields; objectFieldsStd in tests)
+// and says whether the clean row may borrow the record's bytes (see
+// fieldReader.borrow).
+type parser struct {
+	fields func(data []byte, keys []string, vals [][]byte) string
+	borrow bool
+	strs   []string // see fieldReader.strs
+}
+
+// copying is how the exported Clean*Record functions read: their rows own
+// their strings.
+var copying = parser{fields: objectFields}
+
+func read(data []byte, fields []string, vals [][]byte, p parser) (fieldReader, error) {
+	if reason := p.fields(data, fields, vals); reason != "" {
 		return fieldReader{}, &RejectError{reason}
 	}
-	return fieldReader{vals: vals}, nil
+	return fieldReader{vals: vals, borrow: p.borrow, strs: p.strs}, nil
 }
 
 // CleanPinRecord turns one raw pin record into a clean row, or rejects it.
 func CleanPinRecord(data []byte) (Pin, Unparsable, error) {
 	var vals [12][]byte
-	return cleanPin(data, vals[:], objectFields)
+	return cleanPin(data, vals[:], copying)
 }
 
-func cleanPin(data []byte, vals [][]byte, parse func([]byte, []string, [][]byte) string) (Pin, Unparsable, error) {
-	r, err := read(data, PinFields, vals, parse)
+func cleanPin(data []byte, vals [][]byte, ps parser) (Pin, Unparsable, error) {
+	r, err := read(data, PinFields, vals, ps)
 	if err != nil {
 		return Pin{}, 0, err
 	}
@@ -238,7 +289,7 @@ func cleanPin(data []byte, vals [][]byte, parse func([]byte, []string, [][]byte)
 	}
 	if loc := r.text(10); loc != nil {
 		if s := strings.TrimPrefix(*loc, savePrefix); s != "" {
-			p.SaveLocation = &s
+			p.SaveLocation = r.keep(10, s)
 		}
 	}
 	return p, r.bad, nil
@@ -317,11 +368,11 @@ func allDigits(s string) bool {
 // CleanGeoRecord turns one raw geo record into a clean row, or rejects it.
 func CleanGeoRecord(data []byte) (Geo, Unparsable, error) {
 	var vals [5][]byte
-	return cleanGeo(data, vals[:], objectFields)
+	return cleanGeo(data, vals[:], copying)
 }
 
-func cleanGeo(data []byte, vals [][]byte, parse func([]byte, []string, [][]byte) string) (Geo, Unparsable, error) {
-	r, err := read(data, GeoFields, vals, parse)
+func cleanGeo(data []byte, vals [][]byte, ps parser) (Geo, Unparsable, error) {
+	r, err := read(data, GeoFields, vals, ps)
 	if err != nil {
 		return Geo{}, 0, err
 	}
@@ -340,11 +391,11 @@ func cleanGeo(data []byte, vals [][]byte, parse func([]byte, []string, [][]byte)
 // CleanUserRecord turns one raw user record into a clean row, or rejects it.
 func CleanUserRecord(data []byte) (User, Unparsable, error) {
 	var vals [5][]byte
-	return cleanUser(data, vals[:], objectFields)
+	return cleanUser(data, vals[:], copying)
 }
 
-func cleanUser(data []byte, vals [][]byte, parse func([]byte, []string, [][]byte) string) (User, Unparsable, error) {
-	r, err := read(data, UserFields, vals, parse)
+func cleanUser(data []byte, vals [][]byte, ps parser) (User, Unparsable, error) {
+	r, err := read(data, UserFields, vals, ps)
 	if err != nil {
 		return User{}, 0, err
 	}

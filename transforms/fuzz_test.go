@@ -49,17 +49,17 @@ func FuzzCleanRecords(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p1, b1, e1 := CleanPinRecord(data)
-		p2, b2, e2 := cleanPin(data, make([][]byte, len(PinFields)), objectFieldsStd)
+		p2, b2, e2 := cleanPin(data, make([][]byte, len(PinFields)), parser{fields: objectFieldsStd})
 		if diff := cmp.Diff(p2, p1); diff != "" || b1 != b2 || (e1 == nil) != (e2 == nil) {
 			t.Fatalf("pin differs for %q: %s %v %v %v %v", data, diff, b1, b2, e1, e2)
 		}
 		g1, b1, e1 := CleanGeoRecord(data)
-		g2, b2, e2 := cleanGeo(data, make([][]byte, len(GeoFields)), objectFieldsStd)
+		g2, b2, e2 := cleanGeo(data, make([][]byte, len(GeoFields)), parser{fields: objectFieldsStd})
 		if diff := cmp.Diff(g2, g1); diff != "" || b1 != b2 || (e1 == nil) != (e2 == nil) {
 			t.Fatalf("geo differs for %q: %s", data, diff)
 		}
 		u1, b1, e1 := CleanUserRecord(data)
-		u2, b2, e2 := cleanUser(data, make([][]byte, len(UserFields)), objectFieldsStd)
+		u2, b2, e2 := cleanUser(data, make([][]byte, len(UserFields)), parser{fields: objectFieldsStd})
 		if diff := cmp.Diff(u2, u1); diff != "" || b1 != b2 || (e1 == nil) != (e2 == nil) {
 			t.Fatalf("user differs for %q: %s", data, diff)
 		}

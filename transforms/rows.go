@@ -11,13 +11,19 @@ type LineCleaner struct {
 	table  string
 	fields []string
 	vals   [12][]byte
+	strs   [12]string
+	parse  parser
 	enc    encoder
 	c      cleanStats
 }
 
 // NewLineCleaner returns a cleaner for the named table.
 func NewLineCleaner(table string) *LineCleaner {
-	return &LineCleaner{table: table, fields: fieldsOf(table)}
+	c := &LineCleaner{table: table, fields: fieldsOf(table)}
+	// The row is encoded (copied) before Clean returns, so its strings may
+	// point into the line, and be held in c.strs.
+	c.parse = parser{fields: objectFields, borrow: true, strs: c.strs[:]}
+	return c
 }
 
 // Clean cleans one raw line. A clean record returns its ind and its encoded
@@ -41,19 +47,19 @@ func (c *LineCleaner) CleanValue(line []byte) (ind int64, row []byte, dead *Dead
 	switch c.table {
 	case TablePin:
 		var p Pin
-		if p, bad, err = cleanPin(line, vals, objectFields); err == nil {
+		if p, bad, err = cleanPin(line, vals, c.parse); err == nil {
 			ind = p.Ind
 			c.enc.pin(&p)
 		}
 	case TableGeo:
 		var g Geo
-		if g, bad, err = cleanGeo(line, vals, objectFields); err == nil {
+		if g, bad, err = cleanGeo(line, vals, c.parse); err == nil {
 			ind = g.Ind
 			c.enc.geo(&g)
 		}
 	default:
 		var u User
-		if u, bad, err = cleanUser(line, vals, objectFields); err == nil {
+		if u, bad, err = cleanUser(line, vals, c.parse); err == nil {
 			ind = u.Ind
 			c.enc.user(&u)
 		}
