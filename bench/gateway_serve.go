@@ -32,6 +32,7 @@ import (
 	devkafka "github.com/pinpipe/pinpipe/ingest/devserver/kafka"
 	devs3 "github.com/pinpipe/pinpipe/ingest/devserver/s3"
 	"github.com/pinpipe/pinpipe/ingest/gateway"
+	"github.com/pinpipe/pinpipe/io/kafkaio"
 )
 
 // gwBucket is the S3 bucket the s3 child creates.
@@ -86,12 +87,7 @@ func gwServe(mode, listen, brokers, cpuProfile string, kafkaLinger time.Duration
 		}
 		return nil
 	case "gateway":
-		var bs []string
-		for _, b := range strings.Split(brokers, ",") {
-			if b = strings.TrimSpace(b); b != "" {
-				bs = append(bs, b)
-			}
-		}
+		bs := kafkaio.ParseBrokers(brokers)
 		// The defaults of `pinpipe gateway --kinesis=off` (unless
 		// -kafka-linger says otherwise).
 		gw, err := gateway.New(gateway.Config{KafkaBrokers: bs, Logger: log, KafkaLinger: kafkaLinger, MaxInFlight: gwMaxInFlight})
