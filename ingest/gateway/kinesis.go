@@ -143,7 +143,8 @@ func (s *Server) listStreams(w *respWriter, r *http.Request) {
 
 // createStream handles POST /streams/{name} with an optional
 // {"ShardCount": n}.
-func (s *Server) createStream(w *respWriter, r *http.Request, name string) {
+func (s *Server) createStream(w *respWriter, r *http.Request) {
+	name := r.PathValue("name")
 	if !s.checkStream(w, name) {
 		return
 	}
@@ -183,7 +184,8 @@ func (s *Server) createStream(w *respWriter, r *http.Request, name string) {
 }
 
 // deleteStream handles DELETE /streams/{name}.
-func (s *Server) deleteStream(w *respWriter, r *http.Request, name string) {
+func (s *Server) deleteStream(w *respWriter, r *http.Request) {
+	name := r.PathValue("name")
 	if !s.checkStream(w, name) {
 		return
 	}
@@ -235,7 +237,8 @@ func deref[T any](p *T) T {
 }
 
 // describeStream handles GET /streams/{name}.
-func (s *Server) describeStream(w *respWriter, r *http.Request, name string) {
+func (s *Server) describeStream(w *respWriter, r *http.Request) {
+	name := r.PathValue("name")
 	if !s.checkStream(w, name) {
 		return
 	}
@@ -393,7 +396,8 @@ func parsePutRecord(body []byte, lim jsonLimits) (data []byte, pk string, rerr *
 // mapping template ($input.json('$.Data')), the record holds the JSON text
 // of Data, so an object arrives as that object and a string with its
 // quotes. The stream is the path's; a StreamName in the body is ignored.
-func (s *Server) putRecord(w *respWriter, r *http.Request, name string) {
+func (s *Server) putRecord(w *respWriter, r *http.Request) {
+	name := r.PathValue("name")
 	if !s.checkStream(w, name) || !s.checkKinesisContentType(w, r) {
 		return
 	}
@@ -435,7 +439,8 @@ type putRecordsResult struct {
 // its text (the tutorial's $util.base64Encode($elem.data)), any other JSON
 // value as its JSON text. The answer is Kinesis's: records can fail one by
 // one, counted in FailedRecordCount.
-func (s *Server) putRecords(w *respWriter, r *http.Request, name string) {
+func (s *Server) putRecords(w *respWriter, r *http.Request) {
+	name := r.PathValue("name")
 	if !s.checkStream(w, name) || !s.checkKinesisContentType(w, r) {
 		return
 	}

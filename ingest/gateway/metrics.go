@@ -165,3 +165,11 @@ func formatFloat(f float64) string {
 	}
 	return strconv.FormatFloat(f, 'g', -1, 64)
 }
+
+// serveMetrics handles GET /metrics.
+func (s *Server) serveMetrics(w *respWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	s.metrics.write(w)
+	s.writeGuardMetrics(w)
+}
