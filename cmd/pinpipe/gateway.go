@@ -91,6 +91,7 @@ func gatewayCmd(fs *flag.FlagSet) func(context.Context) error {
 		default:
 			return usageErrorf("--kinesis must be on, off or auto, not %q", kinesisOn)
 		}
+		cfg.Registry = promRegistry // the process's one registry, served at the gateway's /metrics
 		srv, err := gateway.New(cfg)
 		if err != nil {
 			return err

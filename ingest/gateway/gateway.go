@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/time/rate"
 )
@@ -134,6 +136,10 @@ type Config struct {
 
 	// Logger receives the request and error logs (default slog.Default()).
 	Logger *slog.Logger
+	// Registry is the Prometheus registry the gateway registers its
+	// metrics on and serves at /metrics (default: one of its own), so that
+	// a process serves one registry with all of its metrics.
+	Registry *prometheus.Registry
 }
 
 func (c *Config) setDefaults() {
@@ -199,10 +205,12 @@ type Server struct {
 	kinesis *kinesis.Client
 	metrics *metrics
 	mux     *http.ServeMux // routes to the endpoints
-	health  *kafkaHealth
-	keys    atomic.Pointer[keySet]
-	certs   *certStore // nil: plain HTTP
-	conns   atomic.Pointer[connLimitListener]
+	// metricsHandler serves Config.Registry at /metrics.
+	metricsHandler http.Handler
+	health         *kafkaHealth
+	keys           atomic.Pointer[keySet]
+	certs          *certStore // nil: plain HTTP
+	conns          atomic.Pointer[connLimitListener]
 	// serving counts the requests being served (bodies read), but
 	// /healthz and /metrics; bodyBytes the bytes of the bodies being read
 	// or served.
@@ -234,8 +242,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TopicPrefix != "" && !validTopic(cfg.TopicPrefix) {
 		return nil, fmt.Errorf("gateway: topic prefix %q is not a valid Kafka topic name", cfg.TopicPrefix)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, kinesis: cfg.Kinesis, metrics: newMetrics(), health: newKafkaHealth(cfg.KafkaUnavailableAfter),
+	s := &Server{cfg: cfg, log: cfg.Logger, kinesis: cfg.Kinesis, health: newKafkaHealth(cfg.KafkaUnavailableAfter),
 		sampleLog: rate.Sometimes{First: 1, Interval: time.Second}}
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg, s)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: metrics: %w", err)
+	}
+	s.metrics = m
+	s.metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)})
 	s.deadlines.timeout = cfg.BackendTimeout
 	s.mux = s.newMux()
 	keys := s.staticKeys()

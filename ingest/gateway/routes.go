@@ -231,7 +231,7 @@ func literalPath(r *http.Request) (_ *http.Request, ok bool) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rw := &respWriter{ResponseWriter: w, api: apiOf(r.URL.EscapedPath())}
-	s.metrics.inFlight.Add(1)
+	s.metrics.inFlight.Inc()
 	defer func() {
 		if rw.admitted {
 			s.serving.Add(-1)
@@ -251,7 +251,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				s.fail(rw, http.StatusInternalServerError, 500, "internal error", "InternalFailure")
 			}
 		}
-		s.metrics.inFlight.Add(-1)
+		s.metrics.inFlight.Dec()
 		d := time.Since(start)
 		s.metrics.observe(rw.route, rw.status(), rw.errKind, rw.recordsOK, rw.recordsFailed, d)
 		s.logRequest(r, rw, d)
