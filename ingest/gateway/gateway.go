@@ -30,6 +30,25 @@ const DefaultListen = "127.0.0.1:8082"
 // Config.KafkaLinger.
 const DefaultKafkaLinger = 500 * time.Microsecond
 
+// The defaults of Config's limits and timeouts, each the one home of its
+// value: setDefaults and the pinpipe gateway command's flags use these.
+// Config's fields say what each bounds.
+const (
+	DefaultMaxBodyBytes          = 10 << 20 // API Gateway's limit
+	DefaultMaxKafkaRecordBytes   = 1_000_000
+	DefaultMaxRecordsPerRequest  = 10_000
+	DefaultMaxInFlight           = 512
+	DefaultMaxBodyBytesInFlight  = 128 << 20
+	DefaultMaxConns              = 10_000
+	DefaultKafkaUnavailableAfter = time.Second
+	DefaultStreamShardCount      = 5 // as in the AWS tutorial's mapping template
+	DefaultBackendTimeout        = 30 * time.Second
+	DefaultReadHeaderTimeout     = 10 * time.Second
+	DefaultReadTimeout           = 60 * time.Second
+	DefaultIdleTimeout           = 120 * time.Second
+	DefaultShutdownTimeout       = 30 * time.Second
+)
+
 // Config configures a Server. The zero value of every limit and timeout
 // means its default.
 type Config struct {
@@ -80,7 +99,7 @@ type Config struct {
 	// Past it a request gets a 429 with Retry-After.
 	RateLimit float64
 	RateBurst int
-	// MaxInFlight bounds the requests being served at once (default 512;
+	// MaxInFlight bounds the requests being served at once (default DefaultMaxInFlight;
 	// /healthz and /metrics do not count). Past it a request gets a 429
 	// with Retry-After at once, instead of queueing until its client times
 	// out or the gateway's memory runs out. A request counts once its body
@@ -88,10 +107,10 @@ type Config struct {
 	// ReadTimeout and MaxBodyBytesInFlight) cannot keep others out.
 	MaxInFlight int
 	// MaxBodyBytesInFlight bounds the bytes of the request bodies being
-	// read and served at once (default 128 MiB). Past it a request gets a
+	// read and served at once (default DefaultMaxBodyBytesInFlight). Past it a request gets a
 	// 429 with Retry-After.
 	MaxBodyBytesInFlight int64
-	// MaxConns bounds the open client connections (default 10,000). Past
+	// MaxConns bounds the open client connections (default DefaultMaxConns). Past
 	// it a new connection gets a 503 and is closed; idle ones are closed
 	// after IdleTimeout.
 	MaxConns int
@@ -102,36 +121,38 @@ type Config struct {
 	// ReloadOnSIGHUP makes Serve call Reload when the process gets SIGHUP.
 	ReloadOnSIGHUP bool
 
-	// MaxBodyBytes bounds a request body (default 10 MiB, API Gateway's limit).
+	// MaxBodyBytes bounds a request body (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
 	// MaxKafkaRecordBytes bounds one Kafka record's key plus value (default
-	// 1,000,000: with the batch's overhead, under the brokers' default
-	// message.max.bytes of 1,048,588).
+	// DefaultMaxKafkaRecordBytes: with the batch's overhead, under the
+	// brokers' default message.max.bytes of 1,048,588).
 	MaxKafkaRecordBytes int
 	// MaxRecordsPerRequest bounds the records of one produce request
-	// (default 10,000; Kinesis's PutRecords has its own 500).
+	// (default DefaultMaxRecordsPerRequest; Kinesis's PutRecords has its
+	// own 500).
 	MaxRecordsPerRequest int
 	// MaxJSONDepth bounds the nesting of a record's JSON (default
 	// DefaultMaxJSONDepth) and MaxNumberChars the length of a number in it
 	// (default DefaultMaxNumberChars).
 	MaxJSONDepth, MaxNumberChars int
 	// KafkaUnavailableAfter: once no broker has answered for this long
-	// (default 1 s) while records wait, the gateway stops waiting and
-	// answers 503, and until a broker answers again it answers new produce
-	// requests 503 at once, instead of letting them wait out
-	// BackendTimeout.
+	// (default DefaultKafkaUnavailableAfter) while records wait, the gateway
+	// stops waiting and answers 503, and until a broker answers again it
+	// answers new produce requests 503 at once, instead of letting them wait
+	// out BackendTimeout.
 	KafkaUnavailableAfter time.Duration
 	// DefaultShardCount is the shard count of a stream created without one
-	// (default 5, as in the AWS tutorial's mapping template).
+	// (default DefaultStreamShardCount).
 	DefaultShardCount int32
 
 	// BackendTimeout bounds how long a request waits for Kafka or Kinesis
-	// (default 30 s).
+	// (default DefaultBackendTimeout).
 	BackendTimeout time.Duration
-	// Connection timeouts (defaults 10 s, 60 s, BackendTimeout+10 s, 120 s).
+	// Connection timeouts (defaults DefaultReadHeaderTimeout,
+	// DefaultReadTimeout, BackendTimeout+10 s, DefaultIdleTimeout).
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// ShutdownTimeout bounds how long a shutdown waits for in-flight
-	// requests (default 30 s).
+	// requests (default DefaultShutdownTimeout).
 	ShutdownTimeout time.Duration
 
 	// Logger receives the request and error logs (default slog.Default()).
@@ -152,16 +173,16 @@ func (c *Config) setDefaults() {
 		c.Listen = DefaultListen
 	}
 	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = 10 << 20
+		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if c.MaxKafkaRecordBytes <= 0 {
-		c.MaxKafkaRecordBytes = 1_000_000
+		c.MaxKafkaRecordBytes = DefaultMaxKafkaRecordBytes
 	}
 	if c.KafkaLinger == 0 {
 		c.KafkaLinger = DefaultKafkaLinger
 	}
 	if c.MaxRecordsPerRequest <= 0 {
-		c.MaxRecordsPerRequest = 10_000
+		c.MaxRecordsPerRequest = DefaultMaxRecordsPerRequest
 	}
 	if c.MaxJSONDepth <= 0 {
 		c.MaxJSONDepth = DefaultMaxJSONDepth
@@ -170,27 +191,27 @@ func (c *Config) setDefaults() {
 		c.MaxNumberChars = DefaultMaxNumberChars
 	}
 	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = 512
+		c.MaxInFlight = DefaultMaxInFlight
 	}
 	if c.MaxBodyBytesInFlight <= 0 {
-		c.MaxBodyBytesInFlight = 128 << 20
+		c.MaxBodyBytesInFlight = DefaultMaxBodyBytesInFlight
 	}
 	if c.MaxConns <= 0 {
-		c.MaxConns = 10_000
+		c.MaxConns = DefaultMaxConns
 	}
 	if c.RateLimit > 0 && c.RateBurst <= 0 {
 		c.RateBurst = int(math.Ceil(c.RateLimit))
 	}
-	def(&c.KafkaUnavailableAfter, time.Second)
+	def(&c.KafkaUnavailableAfter, DefaultKafkaUnavailableAfter)
 	if c.DefaultShardCount <= 0 {
-		c.DefaultShardCount = 5
+		c.DefaultShardCount = DefaultStreamShardCount
 	}
-	def(&c.BackendTimeout, 30*time.Second)
-	def(&c.ReadHeaderTimeout, 10*time.Second)
-	def(&c.ReadTimeout, 60*time.Second)
+	def(&c.BackendTimeout, DefaultBackendTimeout)
+	def(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	def(&c.ReadTimeout, DefaultReadTimeout)
 	def(&c.WriteTimeout, c.BackendTimeout+10*time.Second)
-	def(&c.IdleTimeout, 120*time.Second)
-	def(&c.ShutdownTimeout, 30*time.Second)
+	def(&c.IdleTimeout, DefaultIdleTimeout)
+	def(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
