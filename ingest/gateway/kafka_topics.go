@@ -15,8 +15,12 @@ import (
 // GET /topics/{topic}) and decides which topics the gateway serves.
 
 // validTopic reports whether name is a legal Kafka topic name.
-func validTopic(name string) bool {
-	if name == "" || len(name) > kafkaMaxTopicNameBytes || name == "." || name == ".." {
+func validTopic(name string) bool { return validName(name, kafkaMaxTopicNameBytes) }
+
+// validName is the rule Kafka topic and Kinesis stream names share: 1 to
+// maxLen characters of [a-zA-Z0-9._-], and not "." or "..".
+func validName(name string, maxLen int) bool {
+	if name == "" || len(name) > maxLen || name == "." || name == ".." {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
