@@ -17,17 +17,15 @@ import (
 // The REST Proxy's error codes (kafka-rest's Errors and rest-utils'
 // KafkaExceptionMapper): the HTTP status times 100 plus a detail.
 const (
-	codeTopicNotFound      = 40401
-	codePartitionNotFound  = 40402
-	codeKafkaAuthn         = 40101
-	codeKafkaAuthz         = 40301
-	codeKafkaError         = 50002
-	codeKafkaRetriable     = 50003
-	kafkaV2JSON            = "application/vnd.kafka.v2+json"
-	msgTopicNotFound       = "Topic not found."
-	msgPartitionNotFound   = "Partition not found."
-	msgUnsupportedMedia    = "HTTP 415 Unsupported Media Type"
-	kafkaMaxTopicNameBytes = 249
+	codeTopicNotFound     = 40401
+	codePartitionNotFound = 40402
+	codeKafkaAuthn        = 40101
+	codeKafkaAuthz        = 40301
+	codeKafkaError        = 50002
+	codeKafkaRetriable    = 50003
+	msgTopicNotFound      = "Topic not found."
+	msgPartitionNotFound  = "Partition not found."
+	msgUnsupportedMedia   = "HTTP 415 Unsupported Media Type"
 )
 
 // kafkaErrorCode maps a producer error to the REST Proxy's per-record code.

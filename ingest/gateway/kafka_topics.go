@@ -14,6 +14,9 @@ import (
 // This file answers the REST Proxy's topic metadata routes (GET /topics and
 // GET /topics/{topic}) and decides which topics the gateway serves.
 
+// kafkaMaxTopicNameBytes is the longest topic name Kafka allows.
+const kafkaMaxTopicNameBytes = 249
+
 // validTopic reports whether name is a legal Kafka topic name.
 func validTopic(name string) bool { return validName(name, kafkaMaxTopicNameBytes) }
 

@@ -112,6 +112,9 @@ func writeJSONRaw(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b)
 }
 
+// kafkaV2JSON is the REST Proxy v2's media type, its answers' Content-Type.
+const kafkaV2JSON = "application/vnd.kafka.v2+json"
+
 // hdrKafkaV2JSON is the REST Proxy's Content-Type as a header value. Header
 // values are only ever replaced or appended to, never written in place, so
 // every answer can share it.
