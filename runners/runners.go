@@ -17,6 +17,9 @@ import (
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/flink"  // --runner=flink
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"  // --runner=prism
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/universal"
+	// --runner itself, the reflection-optimized runtime, the local and GCS
+	// filesystems (RunOn calls beam.Run, not beamx).
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
 )
 
 // Flink's checkpoints. Beam Go sends every flag set on the command line to
