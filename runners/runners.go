@@ -17,7 +17,9 @@ import (
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/flink"  // --runner=flink
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"  // --runner=prism
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/universal"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
+	// --runner itself, the reflection-optimized runtime, the local and GCS
+	// filesystems (RunOn calls beam.Run, not beamx).
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
 )
 
 // Flink's checkpoints. Beam Go sends every flag set on the command line to
@@ -49,8 +51,9 @@ func DryRun() bool {
 
 // Validate checks the runner flags before a pipeline is built, so that a
 // mistake is reported clearly rather than deep inside a submission.
-func Validate() error {
-	r := Runner()
+func Validate() error { return validate(Runner()) }
+
+func validate(r string) error {
 	if !slices.Contains(Names, r) {
 		return fmt.Errorf("unknown --runner=%q; use one of %v", r, Names)
 	}
@@ -63,8 +66,25 @@ func Validate() error {
 // Run validates the flags and executes the pipeline on the chosen runner,
 // waiting for it to finish.
 func Run(ctx context.Context, p *beam.Pipeline) (beam.PipelineResult, error) {
-	if err := Validate(); err != nil {
+	return RunOn(ctx, Runner(), p)
+}
+
+// RunOn is Run on the given runner rather than --runner's, so that a
+// command that needs another runner for one job says so to that job
+// instead of changing the process's flag under every other job.
+func RunOn(ctx context.Context, runner string, p *beam.Pipeline) (beam.PipelineResult, error) {
+	if err := validate(runner); err != nil {
 		return nil, err
 	}
-	return beamx.RunWithMetrics(ctx, p)
+	return beam.Run(ctx, runner, p)
+}
+
+// ForUnbounded is the runner for a job with unbounded reads: runner, but
+// prism for the legacy direct runner, which cannot run unbounded
+// splittable DoFns.
+func ForUnbounded(runner string) string {
+	if runner == "direct" {
+		return "prism"
+	}
+	return runner
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -42,25 +41,25 @@ func gatewayCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.StringVar(&cfg.APIKeysFile, "api-keys-file", "", "file of API keys, one a line (# comments allowed), read again on SIGHUP")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests a second each API key may send (the whole gateway's without keys); 0: no limit; past it 429 with Retry-After")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "bursts the rate limit allows (default: --rate-limit rounded up)")
-	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", 512, "requests served at once; past it 429 with Retry-After")
-	fs.Int64Var(&cfg.MaxBodyBytesInFlight, "max-body-bytes-in-flight", 128<<20, "bytes of request bodies read and served at once; past it 429 with Retry-After")
-	fs.IntVar(&cfg.MaxConns, "max-conns", 10_000, "open client connections; past it new ones get a 503 and are closed")
+	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", gateway.DefaultMaxInFlight, "requests served at once; past it 429 with Retry-After")
+	fs.Int64Var(&cfg.MaxBodyBytesInFlight, "max-body-bytes-in-flight", gateway.DefaultMaxBodyBytesInFlight, "bytes of request bodies read and served at once; past it 429 with Retry-After")
+	fs.IntVar(&cfg.MaxConns, "max-conns", gateway.DefaultMaxConns, "open client connections; past it new ones get a 503 and are closed")
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate file: serve HTTPS (with --tls-key); read again on SIGHUP")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key file for --tls-cert")
-	fs.IntVar(&cfg.MaxRecordsPerRequest, "max-records", 10_000, "records in one REST Proxy produce request")
-	fs.IntVar(&cfg.MaxKafkaRecordBytes, "max-record-bytes", 1_000_000, "bytes of one Kafka record (key plus value): keep it under the brokers' max.message.bytes")
+	fs.IntVar(&cfg.MaxRecordsPerRequest, "max-records", gateway.DefaultMaxRecordsPerRequest, "records in one REST Proxy produce request")
+	fs.IntVar(&cfg.MaxKafkaRecordBytes, "max-record-bytes", gateway.DefaultMaxKafkaRecordBytes, "bytes of one Kafka record (key plus value): keep it under the brokers' max.message.bytes")
 	fs.IntVar(&cfg.MaxJSONDepth, "max-json-depth", gateway.DefaultMaxJSONDepth, "nesting of a record's JSON")
 	fs.IntVar(&cfg.MaxNumberChars, "max-number-chars", gateway.DefaultMaxNumberChars, "characters of a number in a record's JSON")
-	fs.DurationVar(&cfg.KafkaUnavailableAfter, "kafka-unavailable-after", time.Second, "once no Kafka broker has answered for this long, produce requests get 503 at once instead of waiting out --backend-timeout")
-	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send a request's headers")
-	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", 60*time.Second, "time a client has to send a whole request")
+	fs.DurationVar(&cfg.KafkaUnavailableAfter, "kafka-unavailable-after", gateway.DefaultKafkaUnavailableAfter, "once no Kafka broker has answered for this long, produce requests get 503 at once instead of waiting out --backend-timeout")
+	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", gateway.DefaultReadHeaderTimeout, "time a client has to send a request's headers")
+	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", gateway.DefaultReadTimeout, "time a client has to send a whole request")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", 0, "time to write an answer (default --backend-timeout plus 10 s)")
-	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", gateway.DefaultIdleTimeout, "how long an idle keep-alive connection stays open")
 	fs.StringVar(&kinesisOn, "kinesis", "auto", "the /streams routes: on, off, or auto (on when an AWS region is configured); Kinesis settings come from the AWS SDK's (AWS_REGION, AWS_ENDPOINT_URL_KINESIS, credentials chain)")
 	streamAdmin := fs.Bool("stream-admin", true, "serve POST and DELETE /streams/{name} (stream creation and deletion); false leaves clients only the record routes and reads")
-	fs.DurationVar(&cfg.BackendTimeout, "backend-timeout", 30*time.Second, "how long a request waits for Kafka or Kinesis")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a shutdown waits for requests in flight")
-	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 10<<20, "largest request body accepted")
+	fs.DurationVar(&cfg.BackendTimeout, "backend-timeout", gateway.DefaultBackendTimeout, "how long a request waits for Kafka or Kinesis")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", gateway.DefaultShutdownTimeout, "how long a shutdown waits for requests in flight")
+	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", gateway.DefaultMaxBodyBytes, "largest request body accepted")
 	return func(ctx context.Context) error {
 		cfg.KafkaBrokers = kafkaio.ParseBrokers(brokers)
 		for _, name := range apiKeyEnvs {
@@ -91,6 +90,7 @@ func gatewayCmd(fs *flag.FlagSet) func(context.Context) error {
 		default:
 			return usageErrorf("--kinesis must be on, off or auto, not %q", kinesisOn)
 		}
+		cfg.Registry = promRegistry // the process's one registry, served at the gateway's /metrics
 		srv, err := gateway.New(cfg)
 		if err != nil {
 			return err

@@ -44,12 +44,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 	metricsListen := metricsListenFlag(fs)
 	return func(ctx context.Context) error {
 		runCtx := context.WithoutCancel(ctx)
-		if runners.Runner() == "direct" {
-			// The legacy direct runner cannot run unbounded splittable DoFns.
-			if err := flag.Set("runner", "prism"); err != nil {
-				return err
-			}
-		}
+		runner := runners.ForUnbounded(runners.Runner())
 		switch *source {
 		case "kafka":
 			opts := []kafkaio.ReadOptionFn{kafkaio.ReadGroup(*group)}
@@ -163,7 +158,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			signal.Reset(os.Interrupt, syscall.SIGTERM)
 			drain.Request()
 		}()
-		_, err := runners.Run(runCtx, p)
+		_, err := runners.RunOn(runCtx, runner, p)
 		if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
 			return cause
 		}

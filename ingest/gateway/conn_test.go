@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -206,7 +207,7 @@ func TestConnectionBound(t *testing.T) {
 
 	// 20 busy connections (headers begun, not finished): a new one gets a
 	// 503.
-	for deadline := time.Now().Add(5 * time.Second); g.srv.metrics.inFlight.Load() > 0 || openConns(g) > 0; {
+	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(g.srv.metrics.inFlight) > 0 || openConns(g) > 0; {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d connections still open", openConns(g))
 		}

@@ -106,7 +106,7 @@
 // logged. A request without a valid key gets API Gateway's 403
 // {"message":"Forbidden"} on the Kinesis routes, and the REST Proxy's
 // envelope on its own: 401 without a key, 403 with a wrong one. /healthz
-// and /metrics (Prometheus text format) need none.
+// and /metrics (Prometheus exposition format, from client_golang) need none.
 //
 // Overload is answered, not queued: past MaxInFlight requests being served
 // (a request counts once its body is read), past MaxBodyBytesInFlight

@@ -14,6 +14,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/pinpipe/pinpipe/internal/testenv"
@@ -94,14 +96,39 @@ func scrape(t testing.TB, g *gw) map[string]float64 {
 		if err != nil {
 			t.Fatalf("value in %q: %v", line, err)
 		}
-		out[m[1]+m[2]] = v
+		out[m[1]+routeFirst(m[2])] = v
 	}
 	return out
 }
 
+// routeFirst writes a sample's labels with the route first, then the
+// others as they came (client_golang writes them sorted by name), as the
+// tests spell the samples.
+func routeFirst(labels string) string {
+	if labels == "" {
+		return ""
+	}
+	var route string
+	var rest []string
+	for _, l := range labelPair.FindAllString(labels, -1) {
+		if strings.HasPrefix(l, "route=") {
+			route = l
+		} else {
+			rest = append(rest, l)
+		}
+	}
+	if route != "" {
+		rest = append([]string{route}, rest...)
+	}
+	return "{" + strings.Join(rest, ",") + "}"
+}
+
+var labelPair = regexp.MustCompile(`[a-z_]+="(?:[^"\\\n]|\\.)*"`)
+
 func TestMetrics(t *testing.T) {
 	c := newCluster(t, kfake.SeedTopics(1, "t"))
-	g := startGateway(t, Config{KafkaBrokers: c.ListenAddrs()})
+	reg := prometheus.NewRegistry()
+	g := startGateway(t, Config{KafkaBrokers: c.ListenAddrs(), Registry: reg})
 	for range 3 {
 		if r := do(t, "POST", g.url+"/topics/t", ctJSON, []byte(`{"records":[{"value":1},{"value":2}]}`)); r.status != 200 {
 			t.Fatal(r.status)
@@ -135,7 +162,7 @@ func TestMetrics(t *testing.T) {
 	// Buckets are cumulative.
 	prev := -1.0
 	for _, le := range latencyBuckets {
-		v, ok := m[`pinpipe_gateway_request_duration_seconds_bucket{`+produce+`,le="`+formatFloat(le)+`"}`]
+		v, ok := m[`pinpipe_gateway_request_duration_seconds_bucket{`+produce+`,le="`+strconv.FormatFloat(le, 'g', -1, 64)+`"}`]
 		if !ok || v < prev {
 			t.Fatalf("bucket le=%v: %v after %v", le, v, prev)
 		}
@@ -143,6 +170,29 @@ func TestMetrics(t *testing.T) {
 	}
 	if m[`pinpipe_gateway_request_duration_seconds_sum{`+produce+`}`] <= 0 {
 		t.Fatal("no latency sum")
+	}
+	for _, name := range []string{"pinpipe_gateway_start_time_seconds", "pinpipe_gateway_kafka_available", "pinpipe_gateway_admitted_requests",
+		"pinpipe_gateway_body_bytes_in_flight", "pinpipe_gateway_connections_open", "pinpipe_gateway_connections_refused_total"} {
+		if _, ok := m[name]; !ok {
+			t.Errorf("no %s", name)
+		}
+	}
+	// The metrics follow Prometheus's naming conventions, and are on the
+	// registry the gateway was given.
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+	// (200, 400 and two 404s above, and the scrape's 200.)
+	if n, err := testutil.GatherAndCount(reg, "pinpipe_gateway_requests_total"); err != nil || n != 5 {
+		t.Errorf("requests_total series on the registry: %d, %v", n, err)
+	}
+	// A second gateway on the same registry is refused, not mixed in.
+	if _, err := New(Config{KafkaBrokers: c.ListenAddrs(), Registry: reg}); err == nil {
+		t.Error("two gateways registered on one registry")
 	}
 }
 
@@ -198,7 +248,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if _, err := pw.Write([]byte(`{"records":[{"value":`)); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); g.srv.metrics.inFlight.Load() == 0; {
+	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(g.srv.metrics.inFlight) == 0; {
 		if time.Now().After(deadline) {
 			t.Fatal("the request never reached the handler")
 		}

@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"net/http"
@@ -334,26 +333,4 @@ func (s *Server) Reload() error {
 // staticKeys are the keys given in the Config itself.
 func (s *Server) staticKeys() []string {
 	return append([]string{s.cfg.APIKey}, s.cfg.APIKeys...)
-}
-
-// writeGuardMetrics appends the guards' gauges and counters to /metrics.
-func (s *Server) writeGuardMetrics(w io.Writer) {
-	var b strings.Builder
-	gauge := func(name, typ, help string, v int64) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", name, help, name, typ, name, v)
-	}
-	gauge("pinpipe_gateway_admitted_requests", "gauge", "Requests counted against --max-in-flight now.", s.serving.Load())
-	gauge("pinpipe_gateway_body_bytes_in_flight", "gauge", "Bytes of request bodies being read or served now.", s.bodyBytes.Load())
-	if ll := s.conns.Load(); ll != nil {
-		gauge("pinpipe_gateway_connections_open", "gauge", "Client connections open now.", ll.open.Load())
-		gauge("pinpipe_gateway_connections_refused_total", "counter", "Connections refused past --max-conns (none idle to close).", int64(ll.refused.Load()))
-	}
-	if s.kafka != nil {
-		up := int64(1)
-		if s.health.isDown() {
-			up = 0
-		}
-		gauge("pinpipe_gateway_kafka_available", "gauge", "1 while a Kafka broker answers, 0 when none has for --kafka-unavailable-after.", up)
-	}
-	_, _ = io.WriteString(w, b.String())
 }

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -163,7 +164,7 @@ func TestInFlightBound(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for deadline := time.Now().Add(5 * time.Second); g.srv.metrics.inFlight.Load() < 5; {
+	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(g.srv.metrics.inFlight) < 5; {
 		if time.Now().After(deadline) {
 			t.Fatal("the slow requests never reached the handler")
 		}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pinpipe/pinpipe/internal/testenv"
 )
 
 // testLogger keeps the gateway's logs out of the test output unless -v.
@@ -160,27 +162,5 @@ func expectKinesisError(t testing.TB, r resp, status int, typ, msgPart string) {
 // consume reads n records from a topic from the start, or fails the test.
 func consume(t testing.TB, brokers []string, topic string, n int) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	var out []*kgo.Record
-	for len(out) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d records from %s before the timeout", len(out), n, topic)
-		}
-		for _, e := range fs.Errors() {
-			t.Fatalf("fetch %s/%d: %v", e.Topic, e.Partition, e.Err)
-		}
-		out = append(out, fs.Records()...)
-	}
-	if len(out) > n {
-		t.Fatalf("read %d records from %s, want %d", len(out), topic, n)
-	}
-	return out
+	return testenv.ConsumeKafka(t, brokers, topic, n, 0, 15*time.Second)
 }

@@ -28,20 +28,9 @@ const (
 )
 
 // validStream reports whether name is a legal Kinesis stream name.
-func validStream(name string) bool {
-	if name == "" || len(name) > kinesisMaxStreamNameLen || name == "." || name == ".." {
-		// (Kinesis's pattern allows "." and "..", but no one means them
-		// for a stream, and they are path tricks in a URL.)
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+// (Kinesis's pattern allows "." and "..", but no one means them for a
+// stream, and they are path tricks in a URL.)
+func validStream(name string) bool { return validName(name, kinesisMaxStreamNameLen) }
 
 // checkStream answers 400 or 404 and returns false for a stream the gateway
 // does not serve.
@@ -143,7 +132,8 @@ func (s *Server) listStreams(w *respWriter, r *http.Request) {
 
 // createStream handles POST /streams/{name} with an optional
 // {"ShardCount": n}.
-func (s *Server) createStream(w *respWriter, r *http.Request, name string) {
+func (s *Server) createStream(w *respWriter, r *http.Request) {
+	name := r.PathValue("name")
 	if !s.checkStream(w, name) {
 		return
 	}
@@ -183,7 +173,8 @@ func (s *Server) createStream(w *respWriter, r *http.Request, name string) {
 }
 
 // deleteStream handles DELETE /streams/{name}.
-func (s *Server) deleteStream(w *respWriter, r *http.Request, name string) {
+func (s *Server) deleteStream(w *respWriter, r *http.Request) {
+	name := r.PathValue("name")
 	if !s.checkStream(w, name) {
 		return
 	}
@@ -235,7 +226,8 @@ func deref[T any](p *T) T {
 }
 
 // describeStream handles GET /streams/{name}.
-func (s *Server) describeStream(w *respWriter, r *http.Request, name string) {
+func (s *Server) describeStream(w *respWriter, r *http.Request) {
+	name := r.PathValue("name")
 	if !s.checkStream(w, name) {
 		return
 	}
@@ -393,11 +385,8 @@ func parsePutRecord(body []byte, lim jsonLimits) (data []byte, pk string, rerr *
 // mapping template ($input.json('$.Data')), the record holds the JSON text
 // of Data, so an object arrives as that object and a string with its
 // quotes. The stream is the path's; a StreamName in the body is ignored.
-func (s *Server) putRecord(w *respWriter, r *http.Request, name string) {
-	if !s.checkStream(w, name) || !s.checkKinesisContentType(w, r) {
-		return
-	}
-	body, buf, ok := s.readBody(w, r)
+func (s *Server) putRecord(w *respWriter, r *http.Request) {
+	name, body, buf, ok := s.putBody(w, r)
 	if !ok {
 		return
 	}
@@ -423,6 +412,18 @@ func (s *Server) putRecord(w *respWriter, r *http.Request, name string) {
 	}{deref(out.SequenceNumber), deref(out.ShardId), string(out.EncryptionType)})
 }
 
+// putBody checks a put request's stream name and media type and reads its
+// body, which the caller gives back with releaseBody. On failure it has
+// answered already.
+func (s *Server) putBody(w *respWriter, r *http.Request) (name string, body []byte, buf *[]byte, ok bool) {
+	name = r.PathValue("name")
+	if !s.checkStream(w, name) || !s.checkKinesisContentType(w, r) {
+		return "", nil, nil, false
+	}
+	body, buf, ok = s.readBody(w, r)
+	return name, body, buf, ok
+}
+
 type putRecordsResult struct {
 	SequenceNumber string `json:",omitempty"`
 	ShardId        string `json:",omitempty"`
@@ -435,11 +436,8 @@ type putRecordsResult struct {
 // its text (the tutorial's $util.base64Encode($elem.data)), any other JSON
 // value as its JSON text. The answer is Kinesis's: records can fail one by
 // one, counted in FailedRecordCount.
-func (s *Server) putRecords(w *respWriter, r *http.Request, name string) {
-	if !s.checkStream(w, name) || !s.checkKinesisContentType(w, r) {
-		return
-	}
-	body, buf, ok := s.readBody(w, r)
+func (s *Server) putRecords(w *respWriter, r *http.Request) {
+	name, body, buf, ok := s.putBody(w, r)
 	if !ok {
 		return
 	}

@@ -1,14 +1,12 @@
 package gateway
 
 import (
-	"bufio"
-	"fmt"
-	"io"
-	"math"
 	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // errKind classifies failed requests for the errors counter; a small fixed
@@ -44,124 +42,132 @@ func kindFor(status int) errKind {
 
 // latencyBuckets are the histogram's upper bounds in seconds: fine below
 // 10 ms, where a healthy gateway answers.
-var latencyBuckets = [...]float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+var latencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 
-// routeCounters are one route's counters, updated with atomics only so that
-// the hot path takes no lock.
-type routeCounters struct {
-	byStatus      [600]atomic.Uint64 // index: HTTP status
-	errors        [numErrKinds]atomic.Uint64
-	recordsOK     atomic.Uint64
-	recordsFailed atomic.Uint64
-	buckets       [len(latencyBuckets)]atomic.Uint64 // not cumulative; summed when written
-	count         atomic.Uint64
-	sumNanos      atomic.Uint64
-}
+// maxStatus bounds the HTTP status codes counted (all are below it).
+const maxStatus = 600
 
+// metrics are the gateway's Prometheus metrics (client_golang). A series
+// appears once it has something to count, but the records counters of the
+// routes that write records, which are there from the start.
 type metrics struct {
-	routes   [numRoutes]routeCounters
-	inFlight atomic.Int64
-	started  time.Time
+	inFlight prometheus.Gauge
+	requests lazy[prometheus.Counter]  // index: route*maxStatus + status
+	errors   lazy[prometheus.Counter]  // index: route*numErrKinds + kind
+	duration lazy[prometheus.Observer] // index: route
+	// recordsOK and recordsFailed are nil for the routes that write no
+	// records.
+	recordsOK, recordsFailed [numRoutes]prometheus.Counter
 }
 
-func newMetrics() *metrics { return &metrics{started: time.Now()} }
+// newMetrics registers the gateway's metrics on reg, those of its guards
+// (read from s when scraped) among them.
+func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
+	const ns, sub = "pinpipe", "gateway"
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "requests_total",
+		Help: "HTTP requests answered, by route and status code."}, []string{"route", "code"})
+	errors := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "errors_total",
+		Help: "Failed requests, by route and kind (request, auth, not_found, backend, panic, throttled)."}, []string{"route", "kind"})
+	records := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "records_total",
+		Help: "Records sent to Kafka or Kinesis, by route and result (ok: acknowledged)."}, []string{"route", "result"})
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "request_duration_seconds",
+		Help: "Time to answer a request, by route.", Buckets: latencyBuckets}, []string{"route"})
+	m := &metrics{
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "in_flight_requests",
+			Help: "Requests being served now."}),
+		requests: newLazy(int(numRoutes)*maxStatus, func(i int) prometheus.Counter {
+			return requests.WithLabelValues(routeNames[i/maxStatus], strconv.Itoa(i%maxStatus))
+		}),
+		errors: newLazy(int(numRoutes)*int(numErrKinds), func(i int) prometheus.Counter {
+			return errors.WithLabelValues(routeNames[i/int(numErrKinds)], errKindNames[i%int(numErrKinds)])
+		}),
+		duration: newLazy(int(numRoutes), func(i int) prometheus.Observer { return duration.WithLabelValues(routeNames[i]) }),
+	}
+	for _, rt := range []route{routeProduce, routePutRecord, routePutRecords} {
+		m.recordsOK[rt] = records.WithLabelValues(routeNames[rt], "ok")
+		m.recordsFailed[rt] = records.WithLabelValues(routeNames[rt], "failed")
+	}
+	gauge := func(name, help string, v func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help}, v)
+	}
+	cs := []prometheus.Collector{requests, errors, records, duration, m.inFlight,
+		gauge("start_time_seconds", "When the gateway started (Unix time).",
+			func(t time.Time) func() float64 { return func() float64 { return float64(t.UnixNano()) / 1e9 } }(time.Now())),
+		gauge("admitted_requests", "Requests counted against --max-in-flight now.",
+			func() float64 { return float64(s.serving.Load()) }),
+		gauge("body_bytes_in_flight", "Bytes of request bodies being read or served now.",
+			func() float64 { return float64(s.bodyBytes.Load()) }),
+		gauge("connections_open", "Client connections open now.", func() float64 {
+			if ll := s.conns.Load(); ll != nil {
+				return float64(ll.open.Load())
+			}
+			return 0
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "connections_refused_total",
+			Help: "Connections refused past --max-conns (none idle to close)."}, func() float64 {
+			if ll := s.conns.Load(); ll != nil {
+				return float64(ll.refused.Load())
+			}
+			return 0
+		}),
+	}
+	if len(s.cfg.KafkaBrokers) > 0 {
+		cs = append(cs, gauge("kafka_available", "1 while a Kafka broker answers, 0 when none has for --kafka-unavailable-after.",
+			func() float64 {
+				if s.health.isDown() {
+					return 0
+				}
+				return 1
+			}))
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
 
 func (m *metrics) observe(rt route, status int, kind errKind, ok, failed int, d time.Duration) {
-	r := &m.routes[rt]
-	if status >= 100 && status < len(r.byStatus) {
-		r.byStatus[status].Add(1)
+	if status >= 100 && status < maxStatus {
+		m.requests.get(int(rt)*maxStatus + status).Inc()
 	}
 	if kind != errNone {
-		r.errors[kind].Add(1)
+		m.errors.get(int(rt)*int(numErrKinds) + int(kind)).Inc()
 	}
-	if ok > 0 {
-		r.recordsOK.Add(uint64(ok))
+	if ok > 0 && m.recordsOK[rt] != nil {
+		m.recordsOK[rt].Add(float64(ok))
 	}
-	if failed > 0 {
-		r.recordsFailed.Add(uint64(failed))
+	if failed > 0 && m.recordsFailed[rt] != nil {
+		m.recordsFailed[rt].Add(float64(failed))
 	}
-	sec := d.Seconds()
-	for i, ub := range latencyBuckets {
-		if sec <= ub {
-			r.buckets[i].Add(1)
-			break
-		}
-	}
-	r.count.Add(1)
-	r.sumNanos.Add(uint64(d.Nanoseconds()))
+	m.duration.get(int(rt)).Observe(d.Seconds())
 }
 
-// write renders the metrics in the Prometheus text exposition format
-// (version 0.0.4), by hand: a few counters do not need a client library.
-func (m *metrics) write(out io.Writer) {
-	w := bufio.NewWriter(out)
-	defer w.Flush()
-	header := func(name, typ, help string) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-	}
-
-	header("pinpipe_gateway_requests_total", "counter", "HTTP requests answered, by route and status code.")
-	for rt := range m.routes {
-		r := &m.routes[rt]
-		for code := range r.byStatus {
-			if v := r.byStatus[code].Load(); v > 0 {
-				fmt.Fprintf(w, "pinpipe_gateway_requests_total{route=%q,code=\"%d\"} %d\n", routeNames[rt], code, v)
-			}
-		}
-	}
-
-	header("pinpipe_gateway_errors_total", "counter", "Failed requests, by route and kind (request, auth, not_found, backend, panic, throttled).")
-	for rt := range m.routes {
-		r := &m.routes[rt]
-		for k := errRequest; k < numErrKinds; k++ {
-			if v := r.errors[k].Load(); v > 0 {
-				fmt.Fprintf(w, "pinpipe_gateway_errors_total{route=%q,kind=%q} %d\n", routeNames[rt], errKindNames[k], v)
-			}
-		}
-	}
-
-	header("pinpipe_gateway_records_total", "counter", "Records sent to Kafka or Kinesis, by route and result (ok: acknowledged).")
-	for rt := range m.routes {
-		r := &m.routes[rt]
-		if rt != int(routeProduce) && rt != int(routePutRecord) && rt != int(routePutRecords) {
-			continue
-		}
-		fmt.Fprintf(w, "pinpipe_gateway_records_total{route=%q,result=\"ok\"} %d\n", routeNames[rt], r.recordsOK.Load())
-		fmt.Fprintf(w, "pinpipe_gateway_records_total{route=%q,result=\"failed\"} %d\n", routeNames[rt], r.recordsFailed.Load())
-	}
-
-	header("pinpipe_gateway_request_duration_seconds", "histogram", "Time to answer a request, by route.")
-	for rt := range m.routes {
-		r := &m.routes[rt]
-		count := r.count.Load()
-		if count == 0 {
-			continue
-		}
-		name := routeNames[rt]
-		var cum uint64
-		for i, ub := range latencyBuckets {
-			cum += r.buckets[i].Load()
-			fmt.Fprintf(w, "pinpipe_gateway_request_duration_seconds_bucket{route=%q,le=%q} %d\n", name, formatFloat(ub), cum)
-		}
-		// Read apart from the buckets, count can be ahead of them by the
-		// requests finishing meanwhile; +Inf must not be below any bucket.
-		if count < cum {
-			count = cum
-		}
-		fmt.Fprintf(w, "pinpipe_gateway_request_duration_seconds_bucket{route=%q,le=\"+Inf\"} %d\n", name, count)
-		fmt.Fprintf(w, "pinpipe_gateway_request_duration_seconds_sum{route=%q} %s\n", name, formatFloat(float64(r.sumNanos.Load())/1e9))
-		fmt.Fprintf(w, "pinpipe_gateway_request_duration_seconds_count{route=%q} %d\n", name, count)
-	}
-
-	header("pinpipe_gateway_in_flight_requests", "gauge", "Requests being served now.")
-	fmt.Fprintf(w, "pinpipe_gateway_in_flight_requests %d\n", m.inFlight.Load())
-	header("pinpipe_gateway_uptime_seconds", "gauge", "Seconds since the gateway started.")
-	fmt.Fprintf(w, "pinpipe_gateway_uptime_seconds %s\n", formatFloat(time.Since(m.started).Seconds()))
+// lazy holds a metric vector's children by index, made on first use, so
+// that a request finds its series without hashing label values.
+type lazy[T any] struct {
+	newChild func(i int) T
+	children []atomic.Pointer[T]
 }
 
-func formatFloat(f float64) string {
-	if math.IsInf(f, 1) {
-		return "+Inf"
+func newLazy[T any](n int, newChild func(i int) T) lazy[T] {
+	return lazy[T]{newChild: newChild, children: make([]atomic.Pointer[T], n)}
+}
+
+func (l *lazy[T]) get(i int) T {
+	if p := l.children[i].Load(); p != nil {
+		return *p
 	}
-	return strconv.FormatFloat(f, 'g', -1, 64)
+	// Two requests may make the child at once: the vector gives both the
+	// same one.
+	v := l.newChild(i)
+	l.children[i].Store(&v)
+	return v
+}
+
+// serveMetrics handles GET /metrics: the registry the gateway's metrics
+// are on (Config.Registry), in the exposition format the scraper asks for.
+func (s *Server) serveMetrics(w *respWriter, r *http.Request) {
+	s.metricsHandler.ServeHTTP(w, r)
 }

@@ -17,7 +17,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -218,15 +217,8 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	step("started Kafka on %s, S3 on %s (bucket %s), the gateway on %s and the S3 sink into %s",
 		res.Endpoints.Kafka, res.Endpoints.S3, sys.o.Bucket, res.Endpoints.Gateway, res.SinkURL)
 
-	// The legacy direct runner cannot run unbounded reads.
-	if runners.Runner() == "direct" {
-		if err := flag.Set("runner", "prism"); err != nil {
-			return res, err
-		}
-		defer flag.Set("runner", "direct")
-	}
-	res.Runner = runners.Runner()
-	job, err := startStream(ctx, sys, res.StreamDir, o)
+	res.Runner = runners.ForUnbounded(runners.Runner())
+	job, err := startStream(ctx, sys, res.StreamDir, res.Runner, o)
 	if err != nil {
 		return res, err
 	}
@@ -313,7 +305,7 @@ type streamJob struct {
 	err      error
 }
 
-func startStream(ctx context.Context, sys *System, dir string, o Options) (*streamJob, error) {
+func startStream(ctx context.Context, sys *System, dir, runner string, o Options) (*streamJob, error) {
 	p, s := beam.NewPipelineWithRoot()
 	// The topics exist already (Start made them): listing them once finds
 	// every partition, and no re-listing outlives the drain.
@@ -327,7 +319,7 @@ func startStream(ctx context.Context, sys *System, dir string, o Options) (*stre
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	j := &streamJob{done: make(chan error, 1), cancel: cancel}
 	go func() {
-		_, err := runners.Run(rctx, p)
+		_, err := runners.RunOn(rctx, runner, p)
 		j.done <- err
 	}()
 	return j, nil

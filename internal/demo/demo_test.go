@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -65,10 +66,16 @@ func TestDemo(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "demo")
 	var log bytes.Buffer
+	runnerFlag := flag.Lookup("runner").Value.String()
 	res, err := Run(context.Background(), Options{Dir: dir, Posts: posts, Log: &log, Logger: quietLogger()})
 	t.Logf("first run:\n%s", log.String())
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The streaming job runs on prism, told so, not by --runner changed
+	// under the process's other jobs.
+	if got := flag.Lookup("runner").Value.String(); got != runnerFlag || res.Runner != "prism" {
+		t.Errorf("--runner %q after the demo (was %q), the streaming job ran on %q", got, runnerFlag, res.Runner)
 	}
 	checkResult(t, res)
 	var printed bytes.Buffer

@@ -34,10 +34,18 @@ func (p StartPosition) String() string {
 	return fmt.Sprintf("StartPosition(%d)", int(p))
 }
 
+// The read's defaults, each the one home of its value: the options below
+// and the commands that offer them use these.
 const (
-	defaultPoll      = 100 * time.Millisecond
-	defaultDiscovery = 10 * time.Second
-	defaultMaxDelay  = time.Second
+	// DefaultPollInterval is how long a caught-up partition waits before
+	// it asks the broker again (ReadPollInterval).
+	DefaultPollInterval = 100 * time.Millisecond
+	// DefaultDiscoveryInterval is how often the topics are listed again for
+	// new partitions (ReadDiscoveryInterval).
+	DefaultDiscoveryInterval = 10 * time.Second
+	// DefaultMaxDelay is how late a record may be and still be on time
+	// (ReadMaxDelay).
+	DefaultMaxDelay = time.Second
 )
 
 type readOption struct {
@@ -117,7 +125,8 @@ func ReadProcessingTime() ReadOptionFn {
 // ReadMaxDelay is how far behind the newest timestamp seen, or behind now
 // when a partition is caught up, a record's Kafka timestamp may be and
 // still be on time: the partition's watermark is held that far back.
-// Producers that batch or retry for longer need more. Default 1s.
+// Producers that batch or retry for longer need more. Default
+// DefaultMaxDelay. kinesisio.ReadMaxDelay is the same setting for Kinesis.
 func ReadMaxDelay(d time.Duration) ReadOptionFn {
 	return func(o *readOption) error {
 		if d < 0 {
@@ -130,7 +139,7 @@ func ReadMaxDelay(d time.Duration) ReadOptionFn {
 
 // ReadPollInterval is how long a caught-up partition waits before it asks
 // the broker again; records reach the pipeline about half of it after they
-// arrive. Default 100ms.
+// arrive. Default DefaultPollInterval.
 func ReadPollInterval(d time.Duration) ReadOptionFn {
 	return func(o *readOption) error {
 		if d <= 0 {
@@ -143,7 +152,7 @@ func ReadPollInterval(d time.Duration) ReadOptionFn {
 
 // ReadDiscoveryInterval is how often the topics are listed again for
 // partitions added while the pipeline runs; 0 lists them only once.
-// Default 10s. Records written to a new partition before it is discovered
+// Default DefaultDiscoveryInterval. Records written to a new partition before it is discovered
 // may be behind the watermark by up to this interval, so keep windows'
 // allowed lateness above it.
 func ReadDiscoveryInterval(d time.Duration) ReadOptionFn {
@@ -195,7 +204,7 @@ type partitionOffset struct {
 }
 
 func newReadOption(opts []ReadOptionFn) (*readOption, error) {
-	o := &readOption{MaxDelay: defaultMaxDelay, Poll: defaultPoll, Discovery: defaultDiscovery}
+	o := &readOption{MaxDelay: DefaultMaxDelay, Poll: DefaultPollInterval, Discovery: DefaultDiscoveryInterval}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, err

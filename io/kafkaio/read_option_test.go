@@ -10,7 +10,7 @@ func TestReadOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Start != StartEarliest || o.Poll != defaultPoll || o.Discovery != defaultDiscovery || o.MaxDelay != defaultMaxDelay {
+	if o.Start != StartEarliest || o.Poll != DefaultPollInterval || o.Discovery != DefaultDiscoveryInterval || o.MaxDelay != DefaultMaxDelay {
 		t.Errorf("defaults = %+v", o)
 	}
 	if o, _ := newReadOption([]ReadOptionFn{ReadGroup("g")}); o.Start != StartCommitted {

@@ -74,7 +74,7 @@ type Record struct {
 
 // Read reads a Kinesis stream and returns an unbounded PCollection<Record>.
 // Options: ReadTrimHorizon (default), ReadLatest, ReadAtTimestamp, ReadUntil,
-// ReadPollInterval, ReadIdleLag, ReadMaxRecordsPerCall, ReadEndpoint,
+// ReadPollInterval, ReadMaxDelay, ReadMaxRecordsPerCall, ReadEndpoint,
 // ReadRegion. Each record is emitted once: a restriction resumes after the
 // last record it emitted, and a runner that retries a failed bundle drops
 // that bundle's output with it.
@@ -85,8 +85,8 @@ func Read(s beam.Scope, stream string, opts ...ReadOptionFn) beam.PCollection {
 	}
 	o := &readOption{
 		start:        startPos{Kind: startTrimHorizon},
-		pollInterval: defaultPollInterval,
-		idleLag:      defaultIdleLag,
+		pollInterval: DefaultPollInterval,
+		idleLag:      DefaultMaxDelay,
 		limit:        maxGetRecordsLimit,
 	}
 	for _, opt := range opts {

@@ -5,10 +5,18 @@ import (
 	"time"
 )
 
+// The read's defaults, each the one home of its value: the options below
+// and the commands that offer them use these.
 const (
-	defaultPollInterval = 250 * time.Millisecond
-	defaultIdleLag      = 2 * time.Second
-	maxGetRecordsLimit  = 10000
+	// DefaultPollInterval is how long a caught-up shard waits before it
+	// asks for new records (ReadPollInterval).
+	DefaultPollInterval = 250 * time.Millisecond
+	// DefaultMaxDelay is how far behind the wall clock a caught-up shard's
+	// watermark is held (ReadMaxDelay).
+	DefaultMaxDelay = 2 * time.Second
+	// maxGetRecordsLimit is GetRecords' largest Limit, and the default
+	// (ReadMaxRecordsPerCall).
+	maxGetRecordsLimit = 10000
 )
 
 type readOption struct {
@@ -56,9 +64,9 @@ func ReadAtTimestamp(t time.Time) ReadOptionFn {
 
 // ReadUntil ends the read at t: a shard is finished at its first record that
 // arrived at or after t (which is not emitted), or once it is caught up at a
-// time later than t plus the idle lag. The output is then finite and the
-// pipeline ends by itself, which is what tests and backfills of a time range
-// need (cancelling a streaming pipeline is not a drain).
+// time later than t plus the max delay (ReadMaxDelay). The output is then
+// finite and the pipeline ends by itself, which is what tests and backfills
+// of a time range need (cancelling a streaming pipeline is not a drain).
 func ReadUntil(t time.Time) ReadOptionFn {
 	return func(o *readOption) error {
 		if t.UnixMilli() <= 0 {
@@ -70,7 +78,7 @@ func ReadUntil(t time.Time) ReadOptionFn {
 }
 
 // ReadPollInterval sets how long a caught-up shard waits before it asks for
-// new records (default 250 ms). Kinesis allows 5 GetRecords calls a second
+// new records (default DefaultPollInterval). Kinesis allows 5 GetRecords calls a second
 // per shard, shared by all consumers of the stream; the reader never calls
 // more often than that, whatever this says. Records reach the pipeline about
 // half an interval after they arrive, on average.
@@ -84,17 +92,18 @@ func ReadPollInterval(d time.Duration) ReadOptionFn {
 	}
 }
 
-// ReadIdleLag sets how far behind the wall clock the watermark of a
-// caught-up shard is put (default 2 s): the allowance for records that
-// Kinesis accepted but did not yet make readable, and for clock skew between
-// the workers and Kinesis. A record that shows up later than that is late.
+// ReadMaxDelay sets how far behind the wall clock the watermark of a
+// caught-up shard is put (default DefaultMaxDelay): the allowance for
+// records that Kinesis accepted but did not yet make readable, and for
+// clock skew between the workers and Kinesis. A record that shows up later
+// than that is late. kafkaio.ReadMaxDelay is the same setting for Kafka.
 // It must also exceed the time the reader takes to see that a split or
 // merged shard ended (one or two polls), since until then the parent's
 // watermark moves while its children already receive records.
-func ReadIdleLag(d time.Duration) ReadOptionFn {
+func ReadMaxDelay(d time.Duration) ReadOptionFn {
 	return func(o *readOption) error {
 		if d < 0 {
-			return errors.New("the idle lag must not be negative")
+			return errors.New("the max delay must not be negative")
 		}
 		o.idleLag = d
 		return nil

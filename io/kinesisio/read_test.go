@@ -110,7 +110,7 @@ func TestReadTrimHorizonExactlyOnce(t *testing.T) {
 
 			// Small GetRecords calls: many calls, checkpoints and resumes.
 			p, s := beam.NewPipelineWithRoot()
-			recs := Read(s, stream, ReadEndpoint(ep), ReadUntil(until), ReadIdleLag(100*time.Millisecond), ReadMaxRecordsPerCall(97))
+			recs := Read(s, stream, ReadEndpoint(ep), ReadUntil(until), ReadMaxDelay(100*time.Millisecond), ReadMaxRecordsPerCall(97))
 			beam.ParDo0(s, &collectFn{Key: t.Name()}, recs)
 			runPipeline(t, p, 60*time.Second)
 
@@ -132,7 +132,7 @@ func TestReadLatest(t *testing.T) {
 	old := putRecords(t, c, stream, entries("old", 0, 300))
 
 	t0 := time.Now()
-	wait := startRead(t, stream, ReadEndpoint(ep), ReadLatest(), ReadUntil(t0.Add(6*time.Second)), ReadIdleLag(200*time.Millisecond))
+	wait := startRead(t, stream, ReadEndpoint(ep), ReadLatest(), ReadUntil(t0.Add(6*time.Second)), ReadMaxDelay(200*time.Millisecond))
 	// Records keep coming from before the readers open their shards until
 	// after: each shard must give a gapless tail of them.
 	var put []putResult
@@ -193,7 +193,7 @@ func TestReadAtTimestamp(t *testing.T) {
 	put := putRecords(t, c, stream, later)
 	until := time.Now().Add(time.Millisecond)
 
-	wait := startRead(t, stream, ReadEndpoint(ep), ReadAtTimestamp(start), ReadUntil(until), ReadIdleLag(100*time.Millisecond))
+	wait := startRead(t, stream, ReadEndpoint(ep), ReadAtTimestamp(start), ReadUntil(until), ReadMaxDelay(100*time.Millisecond))
 	checkExactlyOnce(t, stream, put, wait())
 }
 
@@ -218,7 +218,7 @@ func TestReadShardSplitAndMergeWhileReading(t *testing.T) {
 
 	t0 := time.Now()
 	until := t0.Add(12 * time.Second)
-	wait := startRead(t, stream, ReadEndpoint(ep), ReadUntil(until), ReadIdleLag(200*time.Millisecond), ReadPollInterval(100*time.Millisecond))
+	wait := startRead(t, stream, ReadEndpoint(ep), ReadUntil(until), ReadMaxDelay(200*time.Millisecond), ReadPollInterval(100*time.Millisecond))
 
 	put := putRecords(t, c, stream, entries("p1", 0, 300))
 	// Wait for the pipeline to be reading.

@@ -369,7 +369,7 @@ func TestRecordCoder(t *testing.T) {
 func TestReadOptionsValidate(t *testing.T) {
 	for name, opt := range map[string]ReadOptionFn{
 		"poll":   ReadPollInterval(0),
-		"lag":    ReadIdleLag(-time.Second),
+		"lag":    ReadMaxDelay(-time.Second),
 		"limit":  ReadMaxRecordsPerCall(10001),
 		"limit0": ReadMaxRecordsPerCall(0),
 		"start":  ReadAtTimestamp(time.Time{}),

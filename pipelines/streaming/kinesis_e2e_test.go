@@ -45,7 +45,7 @@ func TestKinesisEndToEnd(t *testing.T) {
 	testenv.SetFlags(t, "runner", "prism")
 	p, s := beam.NewPipelineWithRoot()
 	src := KinesisSource(prefix, kinesisio.ReadEndpoint(endpoint), kinesisio.ReadRegion("us-east-1"),
-		kinesisio.ReadUntil(time.Now()), kinesisio.ReadIdleLag(500*time.Millisecond))
+		kinesisio.ReadUntil(time.Now()), kinesisio.ReadMaxDelay(500*time.Millisecond))
 	if err := Build(s, Options{Source: src, Sink: dsn}); err != nil {
 		t.Fatal(err)
 	}
