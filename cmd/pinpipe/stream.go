@@ -86,7 +86,9 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			}
 			var opts []kinesisio.ReadOptionFn
 			if dsn != "" {
-				opts = append(opts, kinesisio.ReadCheckpoints(dsn, *jobName))
+				// Positions recorded only once the outputs are written,
+				// window panes included, and the restart from them.
+				opts = append(opts, kinesisio.ReadDurablePositions(dsn, *jobName))
 			}
 			switch *start {
 			case "committed":
@@ -104,7 +106,12 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			if *untilLatest {
 				opts = append(opts, kinesisio.ReadUntil(time.Now()))
 			}
-			o.Source = streaming.KinesisSource(*prefix, opts...)
+			if dsn != "" {
+				o.DurableSource = streaming.KinesisDurableSource(*prefix, opts...)
+				o.Positions, o.Job = dsn, *jobName
+			} else {
+				o.Source = streaming.KinesisSource(*prefix, opts...)
+			}
 			if dsn != "" && !runners.DryRun() {
 				// The lease is this process's: it lasts as long as the
 				// job runs from here (prism, or a runner the launcher

@@ -98,10 +98,10 @@ const DefaultAllowedLateness = 5 * time.Minute
 
 // Build adds the streaming pipeline to s.
 func Build(s beam.Scope, o Options) error {
-	if o.Source == nil && o.DurableSource == nil {
+	if o.Source == nil && o.DurableSource.Read == nil {
 		return fmt.Errorf("streaming: no source")
 	}
-	if o.Positions != "" && (o.DurableSource == nil || o.Job == "") {
+	if o.Positions != "" && (o.DurableSource.Read == nil || o.Job == "") {
 		return fmt.Errorf("streaming: durable positions need a source that gives them and a job name")
 	}
 	if o.Sink == "" && o.Files == "" {
@@ -116,8 +116,8 @@ func Build(s beam.Scope, o Options) error {
 	for _, table := range transforms.Tables {
 		ts := s.Scope(table)
 		var values, spans beam.PCollection
-		if o.DurableSource != nil {
-			values, spans = o.DurableSource(ts, table)
+		if o.DurableSource.Read != nil {
+			values, spans = o.DurableSource.Read(ts, table)
 		} else {
 			values = o.Source(ts, table)
 		}
@@ -151,7 +151,7 @@ func Build(s beam.Scope, o Options) error {
 			}
 			items := beam.ParDo(ts, &spanItemFn{Lateness: o.AllowedLateness, Table: table, Counts: counts, Files: o.Files != ""}, spans)
 			panes := durablePanes(ts, items, o.Window, o.AllowedLateness)
-			beam.ParDo0(ts, &writePaneFn{Sink: sink, Positions: o.Positions, Job: o.Job, Files: fileDir, Prefix: table}, panes)
+			beam.ParDo0(ts, &writePaneFn{Sink: sink, Positions: o.Positions, Store: o.DurableSource.Store, Job: o.Job, Files: fileDir, Prefix: table}, panes)
 		case counts:
 			postgres.WriteCategoryCounts(ts, o.Sink, CategoryPosts(ts, c.Rows, o.Window, o.AllowedLateness))
 		}
