@@ -27,7 +27,7 @@ import (
 )
 
 func init() {
-	register.DoFn3x0[beam.EventTime, SourceRecord, func(beam.EventTime, paneItem)](&spanItemFn{})
+	register.DoFn4x0[context.Context, beam.EventTime, SourceRecord, func(beam.EventTime, paneItem)](&spanItemFn{})
 	register.Function1x1(kafkaSourceRecord)
 	register.Function1x1(kinesisSourceRecord)
 	beam.RegisterType(reflect.TypeOf((*SourceRecord)(nil)).Elem())
@@ -188,12 +188,29 @@ type spanItemFn struct {
 	Table    string
 	Counts   bool
 	Files    bool
+
+	late beam.Counter
 }
 
-func (f *spanItemFn) ProcessElement(et beam.EventTime, r SourceRecord, emit func(beam.EventTime, paneItem)) {
+// MetricLate names a table's Beam counter of records late by their own
+// partition's or shard's watermark (see spanItemFn), in
+// transforms.MetricsNamespace.
+func MetricLate(table string) string { return "records_late_" + table }
+
+func (f *spanItemFn) Setup() {
+	f.late = beam.NewCounter(transforms.MetricsNamespace, MetricLate(f.Table))
+}
+
+// ProcessElement counts the records late by their source's watermark: an
+// estimate of those the windowing drops from the counts (the pane step's
+// watermark is the slowest partition's, so a record late by its own
+// partition's may still be in time there, and prism drops late elements
+// without a trace).
+func (f *spanItemFn) ProcessElement(ctx context.Context, et beam.EventTime, r SourceRecord, emit func(beam.EventTime, paneItem)) {
 	moved := false
-	if floor := mtime.FromMilliseconds(r.Watermark).Subtract(f.Lateness); et < floor {
+	if floor := mtime.FromMilliseconds(r.Watermark).Subtract(f.Lateness); r.Watermark > 0 && et < floor {
 		et, moved = floor, true
+		f.late.Inc(ctx, 1)
 	}
 	it := paneItem{Span: r.Span}
 	if f.Counts || f.Files {

@@ -83,6 +83,8 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // windowing keeps its span) and is not counted.
 func TestSpanItem(t *testing.T) {
 	fn := &spanItemFn{Lateness: time.Minute, Table: "pin", Counts: true, Files: true}
+	fn.Setup()
+	ctx := context.Background()
 	wm := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
 	rec := kafkaSourceRecord(kafkaio.Record{Topic: "t", Partition: 2, Offset: 9, From: 7, Watermark: wm.UnixMilli(),
 		Value: []byte(`{"index": 5, "category": "art", "title": "x"}`)})
@@ -90,11 +92,11 @@ func TestSpanItem(t *testing.T) {
 	var ets []mtime.Time
 	var items []paneItem
 	emit := func(et beam.EventTime, it paneItem) { ets, items = append(ets, et), append(items, it) }
-	fn.ProcessElement(mtime.FromTime(wm.Add(-30*time.Second)), rec, emit)
-	fn.ProcessElement(mtime.FromTime(wm.Add(-2*time.Minute)), rec, emit)
+	fn.ProcessElement(ctx, mtime.FromTime(wm.Add(-30*time.Second)), rec, emit)
+	fn.ProcessElement(ctx, mtime.FromTime(wm.Add(-2*time.Minute)), rec, emit)
 	bad := rec
 	bad.Value = []byte(`not json`)
-	fn.ProcessElement(mtime.FromTime(wm), bad, emit)
+	fn.ProcessElement(ctx, mtime.FromTime(wm), bad, emit)
 
 	if it := items[0]; !it.Post || it.Category != "art" || it.Ind != 5 || it.Span != span || len(it.Row) == 0 {
 		t.Errorf("on time: %+v", it)
