@@ -15,10 +15,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	devkafka "github.com/pinpipe/pinpipe/ingest/devserver/kafka"
 	devs3 "github.com/pinpipe/pinpipe/ingest/devserver/s3"
+	"github.com/pinpipe/pinpipe/ingest/gateway"
 	"github.com/pinpipe/pinpipe/internal/testenv"
 )
 
@@ -227,34 +229,63 @@ func TestStreamMetrics(t *testing.T) {
 }
 
 // TestEmulateMetrics scrapes `pinpipe emulate --metrics-listen` while it
-// sends posts to a gateway that accepts them.
+// sends posts through a real gateway (ingest/gateway) to a Kafka broker
+// (kfake): the counters rise while it runs, and at the end the records
+// sent equal the records the broker holds.
 func TestEmulateMetrics(t *testing.T) {
-	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/vnd.kafka.v2+json")
-		io.WriteString(w, `{"offsets":[{"partition":0,"offset":1}]}`)
-	}))
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	k, err := devkafka.Start(context.Background(), devkafka.Options{Listen: "127.0.0.1:0", Partitions: 2, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	g, err := gateway.New(gateway.Config{KafkaBrokers: []string{k.Addr()}, TopicPrefix: "em", AutoCreateTopics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	gw := httptest.NewServer(g)
 	defer gw.Close()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := testenv.Start(t, exe, []string{"PINPIPE_TEST_MAIN=1", "PINPIPE_SOURCE_DSN="}, "emulate", "--gateway="+gw.URL,
-		"--rate=20", "--seed=7", "--metrics-listen=127.0.0.1:0")
+		"--topic-prefix=em", "--rate=20", "--seed=7", "--metrics-listen=127.0.0.1:0")
 	addr := metricsAddr(t, p)
 	var first float64
 	testenv.WaitFor(t, 20*time.Second, "posts sent", func() bool {
 		first = scrape(t, addr)["pinpipe_emulate_posts_sent_total"]
 		return first >= 3
 	})
+	var last map[string]float64
 	testenv.WaitFor(t, 20*time.Second, "more posts sent", func() bool {
-		m := scrape(t, addr)
-		return m["pinpipe_emulate_posts_sent_total"] > first && m["pinpipe_emulate_records_sent_total"] >= m["pinpipe_emulate_posts_sent_total"]
+		last = scrape(t, addr)
+		return last["pinpipe_emulate_posts_sent_total"] > first && last["pinpipe_emulate_records_sent_total"] >= last["pinpipe_emulate_posts_sent_total"]
 	})
-	if m := scrape(t, addr); m["pinpipe_emulate_posts_failed_total"] != 0 {
-		t.Errorf("failed posts: %v", m)
+	if last["pinpipe_emulate_posts_failed_total"] != 0 || last["pinpipe_emulate_records_failed_total"] != 0 {
+		t.Errorf("failed posts or records: %v", last)
 	}
-	p.Stop()
+	// Stopped in mid-run (SIGINT: the posts in flight finish), after a last
+	// scrape; then every record sent is on the broker.
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	sent := last["pinpipe_emulate_records_sent_total"]
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(t.Context(), "em.pin", "em.geo", "em.user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var landed int64
+	ends.Each(func(o kadm.ListedOffset) { landed += o.Offset })
+	if float64(landed) < sent || landed%3 != 0 {
+		t.Errorf("%d records on the broker, the last scrape said %v sent (every post is 3 records)", landed, sent)
+	}
 }
 
 // TestMetricNamesLint checks every metric the commands define against
