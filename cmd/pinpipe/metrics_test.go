@@ -299,6 +299,9 @@ func TestMetricNamesLint(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
+	if _, err := newStreamStoreCollector(reg, "postgres://nobody@127.0.0.1:1/none", "j", "kinesis", []string{"s"}, nil); err != nil {
+		t.Fatal(err)
+	}
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
 		t.Fatal(err)
@@ -306,4 +309,51 @@ func TestMetricNamesLint(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
+}
+
+// TestStreamReadyz: `pinpipe stream`'s /readyz says ready once the job
+// runs with its broker answering, and not ready, naming Kafka, once the
+// broker is down.
+func TestStreamReadyz(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	k, err := devkafka.Start(context.Background(), devkafka.Options{Listen: "127.0.0.1:0", Partitions: 1, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			k.Close()
+		}
+	})
+	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range []string{"r.pin", "r.geo", "r.user"} {
+		if err := prod.ProduceSync(t.Context(), &kgo.Record{Topic: topic, Value: []byte(`{"index": 1, "ind": 1}`)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prod.Close()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testenv.Start(t, exe, []string{"PINPIPE_TEST_MAIN=1"}, "stream", "--source=kafka", "--kafka-brokers="+k.Addr(),
+		"--topic-prefix=r", "--group=readyz-test", "--start=earliest", "--files="+t.TempDir(), "--metrics-listen=127.0.0.1:0")
+	defer p.Kill()
+	addr := metricsAddr(t, p)
+	testenv.WaitFor(t, 30*time.Second, "/readyz ready", func() bool { return get(t, "http://"+addr+"/readyz") == 200 })
+	k.Close()
+	closed = true
+	testenv.WaitFor(t, 30*time.Second, "/readyz not ready with the broker down", func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body), "Kafka")
+	})
 }

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/pinpipe/pinpipe/io/drain"
 	"github.com/pinpipe/pinpipe/io/kafkaio"
@@ -138,18 +141,38 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			return err
 		}
 		if *metricsListen != "" && !runners.DryRun() {
-			if *source == "kafka" {
-				var topics []string
-				for _, t := range transforms.Tables {
-					topics = append(topics, streaming.KafkaTopic(*prefix, t))
+			var streams []string
+			var adm *kadm.Client
+			var kc *kinesis.Client
+			for _, t := range transforms.Tables {
+				if *source == "kafka" {
+					streams = append(streams, streaming.KafkaTopic(*prefix, t))
+				} else {
+					streams = append(streams, streaming.KinesisStream(*prefix, t))
 				}
-				cl, err := newKafkaLagCollector(promRegistry, kafkaio.ParseBrokers(*brokers), *group, topics)
+			}
+			if *source == "kafka" {
+				cl, err := newKafkaLagCollector(promRegistry, kafkaio.ParseBrokers(*brokers), *group, streams)
 				if err != nil {
 					return err
 				}
 				defer cl.Close()
+				adm = kadm.NewClient(cl)
+			} else {
+				cfg, err := awsconfig.LoadDefaultConfig(ctx)
+				if err != nil {
+					return err
+				}
+				kc = kinesis.NewFromConfig(cfg)
 			}
-			stop, err := serveMetrics(*metricsListen, nil)
+			store := &streamStoreCollector{source: *source, streams: streams, kinesis: kc}
+			if o.Positions != "" {
+				var err error
+				if store, err = newStreamStoreCollector(promRegistry, o.Positions, o.Job, *source, streams, kc); err != nil {
+					return err
+				}
+			}
+			stop, err := serveMetrics(*metricsListen, store.ready(adm))
 			if err != nil {
 				return err
 			}
