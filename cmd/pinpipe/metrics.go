@@ -162,37 +162,39 @@ func (m *s3sinkMetrics) failed() {
 	m.mu.Unlock()
 }
 
-// kafkaLagCollector gives `pinpipe stream`'s Kafka consumer lag, computed
-// when scraped from the group's committed offsets against the partitions'
-// end offsets: it is right whichever process reads the records (a Flink
-// or Dataflow worker as well as this one).
+// kafkaLagCollector gives a Kafka consumer group's lag (`pinpipe stream`'s,
+// `pinpipe s3sink`'s), computed when scraped from the group's committed
+// offsets against the partitions' end offsets: it is right whichever
+// process reads the records (a Flink or Dataflow worker as well as this
+// one).
 type kafkaLagCollector struct {
 	adm       *kadm.Client
 	group     string
-	topics    []string
+	topics    func() []string
 	committed *prometheus.Desc
 	end       *prometheus.Desc
 	lag       *prometheus.Desc
 	up        *prometheus.Desc
 }
 
-// newKafkaLagCollector registers the stream's Kafka metrics on reg; close
-// the client when done.
-func newKafkaLagCollector(reg prometheus.Registerer, brokers []string, group string, topics []string) (*kgo.Client, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("pinpipe-stream-metrics"))
+// newKafkaLagCollector registers the Kafka metrics of a command
+// (subsystem: stream or s3sink) on reg, for the topics it reads (asked at
+// each scrape); close the client when done.
+func newKafkaLagCollector(reg prometheus.Registerer, subsystem string, brokers []string, group string, topics func() []string) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("pinpipe-"+subsystem+"-metrics"))
 	if err != nil {
 		return nil, err
 	}
 	labels := []string{"topic", "partition"}
 	c := &kafkaLagCollector{
 		adm: kadm.NewClient(cl), group: group, topics: topics,
-		committed: prometheus.NewDesc("pinpipe_stream_kafka_committed_offset",
+		committed: prometheus.NewDesc("pinpipe_"+subsystem+"_kafka_committed_offset",
 			"The next offset the consumer group has committed, per partition.", labels, nil),
-		end: prometheus.NewDesc("pinpipe_stream_kafka_end_offset",
+		end: prometheus.NewDesc("pinpipe_"+subsystem+"_kafka_end_offset",
 			"The partition's end offset (the next record's).", labels, nil),
-		lag: prometheus.NewDesc("pinpipe_stream_kafka_consumer_lag_records",
+		lag: prometheus.NewDesc("pinpipe_"+subsystem+"_kafka_consumer_lag_records",
 			"Records between the group's committed offset and the partition's end.", labels, nil),
-		up: prometheus.NewDesc("pinpipe_stream_kafka_up",
+		up: prometheus.NewDesc("pinpipe_"+subsystem+"_kafka_up",
 			"1 when the broker answered the last scrape's offset requests.", nil, nil),
 	}
 	if err := reg.Register(c); err != nil {
@@ -212,10 +214,14 @@ func (c *kafkaLagCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *kafkaLagCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ends, err := c.adm.ListEndOffsets(ctx, c.topics...)
+	topics := c.topics()
+	if len(topics) == 0 {
+		return // not started yet
+	}
+	ends, err := c.adm.ListEndOffsets(ctx, topics...)
 	var committed kadm.OffsetResponses
 	if err == nil {
-		committed, err = c.adm.FetchOffsetsForTopics(ctx, c.group, c.topics...)
+		committed, err = c.adm.FetchOffsetsForTopics(ctx, c.group, topics...)
 	}
 	if err != nil {
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)

@@ -153,6 +153,14 @@ func TestS3SinkMetrics(t *testing.T) {
 		m["pinpipe_s3sink_last_flush_timestamp_seconds"] < last {
 		t.Errorf("after 37 records: %v", m)
 	}
+	// The group's lag, from its committed offsets: 0 once everything is
+	// written and committed.
+	pin := `{partition="0",topic="pinpipe.pin"}`
+	testenv.WaitFor(t, 20*time.Second, "no lag at offset 37", func() bool {
+		m = scrape(t, addr)
+		return m["pinpipe_s3sink_kafka_end_offset"+pin] == 37 && m["pinpipe_s3sink_kafka_committed_offset"+pin] == 37 &&
+			m["pinpipe_s3sink_kafka_consumer_lag_records"+pin] == 0 && m["pinpipe_s3sink_kafka_up"] == 1
+	})
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +302,7 @@ func TestMetricNamesLint(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	newS3SinkMetrics(reg)
 	registerEmulateMetrics(reg)
-	cl, err := newKafkaLagCollector(reg, []string{"127.0.0.1:1"}, "g", []string{"t"})
+	cl, err := newKafkaLagCollector(reg, "s3sink", []string{"127.0.0.1:1"}, "g", func() []string { return []string{"t"} })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -152,7 +152,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 				}
 			}
 			if *source == "kafka" {
-				cl, err := newKafkaLagCollector(promRegistry, kafkaio.ParseBrokers(*brokers), *group, streams)
+				cl, err := newKafkaLagCollector(promRegistry, "stream", kafkaio.ParseBrokers(*brokers), *group, func() []string { return streams })
 				if err != nil {
 					return err
 				}
