@@ -451,13 +451,13 @@ func (c *streamStoreCollector) ready(kafkaAdm *kadm.Client) func() error {
 				err = ends.Error()
 			}
 			if err != nil {
-				return fmt.Errorf("Kafka: %w", err)
+				return fmt.Errorf("the Kafka brokers: %w", err)
 			}
 		}
 		if c.kinesis != nil {
 			for _, s := range c.streams {
 				if _, err := c.kinesis.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(s)}); err != nil {
-					return fmt.Errorf("Kinesis: %w", err)
+					return fmt.Errorf("the Kinesis streams: %w", err)
 				}
 			}
 		}
