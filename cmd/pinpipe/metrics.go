@@ -18,8 +18,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	kinesistypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
 	"github.com/pinpipe/pinpipe/ingest/emulator"
 	"github.com/pinpipe/pinpipe/ingest/s3sink"
+	"github.com/pinpipe/pinpipe/io/kafkaio"
+	"github.com/pinpipe/pinpipe/io/kinesisio"
+	"github.com/pinpipe/pinpipe/io/postgres"
+	"github.com/pinpipe/pinpipe/transforms"
 )
 
 // This file is the one place the commands' Prometheus metrics are named
@@ -154,37 +162,39 @@ func (m *s3sinkMetrics) failed() {
 	m.mu.Unlock()
 }
 
-// kafkaLagCollector gives `pinpipe stream`'s Kafka consumer lag, computed
-// when scraped from the group's committed offsets against the partitions'
-// end offsets: it is right whichever process reads the records (a Flink
-// or Dataflow worker as well as this one).
+// kafkaLagCollector gives a Kafka consumer group's lag (`pinpipe stream`'s,
+// `pinpipe s3sink`'s), computed when scraped from the group's committed
+// offsets against the partitions' end offsets: it is right whichever
+// process reads the records (a Flink or Dataflow worker as well as this
+// one).
 type kafkaLagCollector struct {
 	adm       *kadm.Client
 	group     string
-	topics    []string
+	topics    func() []string
 	committed *prometheus.Desc
 	end       *prometheus.Desc
 	lag       *prometheus.Desc
 	up        *prometheus.Desc
 }
 
-// newKafkaLagCollector registers the stream's Kafka metrics on reg; close
-// the client when done.
-func newKafkaLagCollector(reg prometheus.Registerer, brokers []string, group string, topics []string) (*kgo.Client, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("pinpipe-stream-metrics"))
+// newKafkaLagCollector registers the Kafka metrics of a command
+// (subsystem: stream or s3sink) on reg, for the topics it reads (asked at
+// each scrape); close the client when done.
+func newKafkaLagCollector(reg prometheus.Registerer, subsystem string, brokers []string, group string, topics func() []string) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("pinpipe-"+subsystem+"-metrics"))
 	if err != nil {
 		return nil, err
 	}
 	labels := []string{"topic", "partition"}
 	c := &kafkaLagCollector{
 		adm: kadm.NewClient(cl), group: group, topics: topics,
-		committed: prometheus.NewDesc("pinpipe_stream_kafka_committed_offset",
+		committed: prometheus.NewDesc("pinpipe_"+subsystem+"_kafka_committed_offset",
 			"The next offset the consumer group has committed, per partition.", labels, nil),
-		end: prometheus.NewDesc("pinpipe_stream_kafka_end_offset",
+		end: prometheus.NewDesc("pinpipe_"+subsystem+"_kafka_end_offset",
 			"The partition's end offset (the next record's).", labels, nil),
-		lag: prometheus.NewDesc("pinpipe_stream_kafka_consumer_lag_records",
+		lag: prometheus.NewDesc("pinpipe_"+subsystem+"_kafka_consumer_lag_records",
 			"Records between the group's committed offset and the partition's end.", labels, nil),
-		up: prometheus.NewDesc("pinpipe_stream_kafka_up",
+		up: prometheus.NewDesc("pinpipe_"+subsystem+"_kafka_up",
 			"1 when the broker answered the last scrape's offset requests.", nil, nil),
 	}
 	if err := reg.Register(c); err != nil {
@@ -204,10 +214,14 @@ func (c *kafkaLagCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *kafkaLagCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ends, err := c.adm.ListEndOffsets(ctx, c.topics...)
+	topics := c.topics()
+	if len(topics) == 0 {
+		return // not started yet
+	}
+	ends, err := c.adm.ListEndOffsets(ctx, topics...)
 	var committed kadm.OffsetResponses
 	if err == nil {
-		committed, err = c.adm.FetchOffsetsForTopics(ctx, c.group, c.topics...)
+		committed, err = c.adm.FetchOffsetsForTopics(ctx, c.group, topics...)
 	}
 	if err != nil {
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
@@ -257,5 +271,196 @@ func registerEmulateMetrics(reg prometheus.Registerer) (onStart func(func() emul
 		mu.Lock()
 		counts = f
 		mu.Unlock()
+	}
+}
+
+// streamStoreCollector gives `pinpipe stream`'s metrics that live in its
+// PostgreSQL: the rows and dead letters written, and per partition or
+// shard the seconds since its durable position last moved and, on
+// Kinesis, how far behind the stream's tip that position is
+// (MillisBehindLatest of a read there). Computed when scraped from what is
+// durable, so they are right whichever process runs the pipeline.
+type streamStoreCollector struct {
+	dsn     string
+	job     string
+	source  string // kafka or kinesis
+	streams []string
+	kinesis *kinesis.Client
+
+	rows, deadLetters, sinceCommit, lag, up *prometheus.Desc
+}
+
+// newStreamStoreCollector registers the collector on reg. kc is needed on
+// Kinesis only.
+func newStreamStoreCollector(reg prometheus.Registerer, dsn, job, source string, streams []string, kc *kinesis.Client) (*streamStoreCollector, error) {
+	c := &streamStoreCollector{dsn: dsn, job: job, source: source, streams: streams, kinesis: kc,
+		rows: prometheus.NewDesc("pinpipe_stream_table_rows",
+			"Rows in the job's clean tables (upserted by ind: distinct posts).", []string{"table"}, nil),
+		deadLetters: prometheus.NewDesc("pinpipe_stream_dead_letters",
+			"Dead letters stored, by table and reason (each bad record once).", []string{"table", "reason"}, nil),
+		sinceCommit: prometheus.NewDesc("pinpipe_stream_seconds_since_commit",
+			"Seconds since the partition's or shard's durable position last moved.", []string{"stream", "partition"}, nil),
+		lag: prometheus.NewDesc("pinpipe_stream_kinesis_lag_seconds",
+			"How far behind the shard's tip its durable position is (Kinesis MillisBehindLatest of a read there), per open shard.",
+			[]string{"stream", "shard"}, nil),
+		up: prometheus.NewDesc("pinpipe_stream_store_up",
+			"1 when the job's PostgreSQL (and, on Kinesis, the stream) answered the last scrape.", nil, nil),
+	}
+	if err := reg.Register(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *streamStoreCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.rows
+	ch <- c.deadLetters
+	ch <- c.sinceCommit
+	ch <- c.lag
+	ch <- c.up
+}
+
+func (c *streamStoreCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.collect(ctx, ch); err != nil {
+		slog.Debug("stream metrics", "err", err)
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
+}
+
+func (c *streamStoreCollector) collect(ctx context.Context, ch chan<- prometheus.Metric) error {
+	conn, err := postgres.Connect(ctx, c.dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	for table, name := range map[string]string{transforms.TablePin: postgres.StreamPinTable,
+		transforms.TableGeo: postgres.StreamGeoTable, transforms.TableUser: postgres.StreamUserTable} {
+		var n int64
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+name).Scan(&n); err == nil {
+			ch <- prometheus.MustNewConstMetric(c.rows, prometheus.GaugeValue, float64(n), table)
+		}
+	}
+	if rows, err := conn.Query(ctx, "SELECT table_name, reason, count(*) FROM "+postgres.StreamDeadLetterTable+" GROUP BY 1, 2"); err == nil {
+		for rows.Next() {
+			var table, reason string
+			var n int64
+			if rows.Scan(&table, &reason, &n) == nil {
+				ch <- prometheus.MustNewConstMetric(c.deadLetters, prometheus.GaugeValue, float64(n), table, reason)
+			}
+		}
+		rows.Close()
+	}
+	q := `SELECT topic, partition::text, extract(epoch FROM now() - max(updated_at)) FROM ` + kafkaio.PositionTable +
+		` WHERE job = $1 AND topic = ANY($2) AND to_offset >= from_offset GROUP BY 1, 2`
+	if c.source == "kinesis" {
+		q = `SELECT stream, shard, extract(epoch FROM now() - updated_at) FROM ` + kinesisio.CheckpointTable +
+			` WHERE job = $1 AND stream = ANY($2) AND sequence_number <> '' AND NOT closed`
+	}
+	positions := map[string]map[string]string{} // Kinesis: stream -> shard -> checkpoint
+	if rows, err := conn.Query(ctx, q, c.job, c.streams); err == nil {
+		for rows.Next() {
+			var stream, part string
+			var secs float64
+			if rows.Scan(&stream, &part, &secs) == nil {
+				ch <- prometheus.MustNewConstMetric(c.sinceCommit, prometheus.GaugeValue, secs, stream, part)
+			}
+		}
+		rows.Close()
+	}
+	if c.source != "kinesis" {
+		return nil
+	}
+	rows, err := conn.Query(ctx, `SELECT stream, shard, sequence_number FROM `+kinesisio.CheckpointTable+` WHERE job = $1 AND stream = ANY($2)`, c.job, c.streams)
+	if err == nil {
+		for rows.Next() {
+			var stream, shard, seq string
+			if rows.Scan(&stream, &shard, &seq) == nil {
+				if positions[stream] == nil {
+					positions[stream] = map[string]string{}
+				}
+				positions[stream][shard] = seq
+			}
+		}
+		rows.Close()
+	}
+	for _, stream := range c.streams {
+		out, err := c.kinesis.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+		if err != nil {
+			return err
+		}
+		for _, s := range out.Shards {
+			if s.SequenceNumberRange != nil && s.SequenceNumberRange.EndingSequenceNumber != nil {
+				continue // closed: no tip to be behind
+			}
+			in := &kinesis.GetShardIteratorInput{StreamName: aws.String(stream), ShardId: s.ShardId,
+				ShardIteratorType: kinesistypes.ShardIteratorTypeTrimHorizon}
+			if seq := positions[stream][aws.ToString(s.ShardId)]; seq != "" {
+				in.ShardIteratorType, in.StartingSequenceNumber = kinesistypes.ShardIteratorTypeAfterSequenceNumber, aws.String(seq)
+			}
+			it, err := c.kinesis.GetShardIterator(ctx, in)
+			if err != nil {
+				return err
+			}
+			recs, err := c.kinesis.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator, Limit: aws.Int32(1)})
+			if err != nil {
+				return err
+			}
+			if recs.MillisBehindLatest != nil {
+				lag := float64(*recs.MillisBehindLatest) / 1000
+				if len(recs.Records) > 0 && lag == 0 {
+					// kinesalite says 0 whatever is left: the oldest
+					// record not durable says more.
+					lag = time.Since(aws.ToTime(recs.Records[0].ApproximateArrivalTimestamp)).Seconds()
+				}
+				ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, lag, stream, aws.ToString(s.ShardId))
+			}
+		}
+	}
+	return nil
+}
+
+// ready says whether the job can run: its PostgreSQL answers and its
+// position tables can be read (the read's start is loaded from them), and
+// the source answers (Kafka: the brokers list the topics' end offsets;
+// Kinesis: the streams list their shards).
+func (c *streamStoreCollector) ready(kafkaAdm *kadm.Client) func() error {
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if c.dsn != "" {
+			conn, err := postgres.Connect(ctx, c.dsn)
+			if err != nil {
+				return fmt.Errorf("PostgreSQL: %w", err)
+			}
+			defer conn.Close(context.WithoutCancel(ctx))
+			table := kafkaio.PositionTable
+			if c.source == "kinesis" {
+				table = kinesisio.CheckpointTable
+			}
+			if _, err := conn.Exec(ctx, "SELECT 1 FROM "+table+" LIMIT 1"); err != nil {
+				return fmt.Errorf("the positions (%s): %w", table, err)
+			}
+		}
+		if kafkaAdm != nil {
+			ends, err := kafkaAdm.ListEndOffsets(ctx, c.streams...)
+			if err == nil {
+				err = ends.Error()
+			}
+			if err != nil {
+				return fmt.Errorf("the Kafka brokers: %w", err)
+			}
+		}
+		if c.kinesis != nil {
+			for _, s := range c.streams {
+				if _, err := c.kinesis.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(s)}); err != nil {
+					return fmt.Errorf("the Kinesis streams: %w", err)
+				}
+			}
+		}
+		return nil
 	}
 }

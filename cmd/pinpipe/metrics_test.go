@@ -15,10 +15,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	devkafka "github.com/pinpipe/pinpipe/ingest/devserver/kafka"
 	devs3 "github.com/pinpipe/pinpipe/ingest/devserver/s3"
+	"github.com/pinpipe/pinpipe/ingest/gateway"
 	"github.com/pinpipe/pinpipe/internal/testenv"
 )
 
@@ -151,6 +153,14 @@ func TestS3SinkMetrics(t *testing.T) {
 		m["pinpipe_s3sink_last_flush_timestamp_seconds"] < last {
 		t.Errorf("after 37 records: %v", m)
 	}
+	// The group's lag, from its committed offsets: 0 once everything is
+	// written and committed.
+	pin := `{partition="0",topic="pinpipe.pin"}`
+	testenv.WaitFor(t, 20*time.Second, "no lag at offset 37", func() bool {
+		m = scrape(t, addr)
+		return m["pinpipe_s3sink_kafka_end_offset"+pin] == 37 && m["pinpipe_s3sink_kafka_committed_offset"+pin] == 37 &&
+			m["pinpipe_s3sink_kafka_consumer_lag_records"+pin] == 0 && m["pinpipe_s3sink_kafka_up"] == 1
+	})
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -227,34 +237,63 @@ func TestStreamMetrics(t *testing.T) {
 }
 
 // TestEmulateMetrics scrapes `pinpipe emulate --metrics-listen` while it
-// sends posts to a gateway that accepts them.
+// sends posts through a real gateway (ingest/gateway) to a Kafka broker
+// (kfake): the counters rise while it runs, and at the end the records
+// sent equal the records the broker holds.
 func TestEmulateMetrics(t *testing.T) {
-	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/vnd.kafka.v2+json")
-		io.WriteString(w, `{"offsets":[{"partition":0,"offset":1}]}`)
-	}))
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	k, err := devkafka.Start(context.Background(), devkafka.Options{Listen: "127.0.0.1:0", Partitions: 2, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	g, err := gateway.New(gateway.Config{KafkaBrokers: []string{k.Addr()}, TopicPrefix: "em", AutoCreateTopics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	gw := httptest.NewServer(g)
 	defer gw.Close()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := testenv.Start(t, exe, []string{"PINPIPE_TEST_MAIN=1", "PINPIPE_SOURCE_DSN="}, "emulate", "--gateway="+gw.URL,
-		"--rate=20", "--seed=7", "--metrics-listen=127.0.0.1:0")
+		"--topic-prefix=em", "--rate=20", "--seed=7", "--metrics-listen=127.0.0.1:0")
 	addr := metricsAddr(t, p)
 	var first float64
 	testenv.WaitFor(t, 20*time.Second, "posts sent", func() bool {
 		first = scrape(t, addr)["pinpipe_emulate_posts_sent_total"]
 		return first >= 3
 	})
+	var last map[string]float64
 	testenv.WaitFor(t, 20*time.Second, "more posts sent", func() bool {
-		m := scrape(t, addr)
-		return m["pinpipe_emulate_posts_sent_total"] > first && m["pinpipe_emulate_records_sent_total"] >= m["pinpipe_emulate_posts_sent_total"]
+		last = scrape(t, addr)
+		return last["pinpipe_emulate_posts_sent_total"] > first && last["pinpipe_emulate_records_sent_total"] >= last["pinpipe_emulate_posts_sent_total"]
 	})
-	if m := scrape(t, addr); m["pinpipe_emulate_posts_failed_total"] != 0 {
-		t.Errorf("failed posts: %v", m)
+	if last["pinpipe_emulate_posts_failed_total"] != 0 || last["pinpipe_emulate_records_failed_total"] != 0 {
+		t.Errorf("failed posts or records: %v", last)
 	}
-	p.Stop()
+	// Stopped in mid-run (SIGINT: the posts in flight finish), after a last
+	// scrape; then every record sent is on the broker.
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	sent := last["pinpipe_emulate_records_sent_total"]
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(t.Context(), "em.pin", "em.geo", "em.user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var landed int64
+	ends.Each(func(o kadm.ListedOffset) { landed += o.Offset })
+	if float64(landed) < sent || landed%3 != 0 {
+		t.Errorf("%d records on the broker, the last scrape said %v sent (every post is 3 records)", landed, sent)
+	}
 }
 
 // TestMetricNamesLint checks every metric the commands define against
@@ -263,11 +302,14 @@ func TestMetricNamesLint(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	newS3SinkMetrics(reg)
 	registerEmulateMetrics(reg)
-	cl, err := newKafkaLagCollector(reg, []string{"127.0.0.1:1"}, "g", []string{"t"})
+	cl, err := newKafkaLagCollector(reg, "s3sink", []string{"127.0.0.1:1"}, "g", func() []string { return []string{"t"} })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
+	if _, err := newStreamStoreCollector(reg, "postgres://nobody@127.0.0.1:1/none", "j", "kinesis", []string{"s"}, nil); err != nil {
+		t.Fatal(err)
+	}
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
 		t.Fatal(err)
@@ -275,4 +317,51 @@ func TestMetricNamesLint(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
+}
+
+// TestStreamReadyz: `pinpipe stream`'s /readyz says ready once the job
+// runs with its broker answering, and not ready, naming Kafka, once the
+// broker is down.
+func TestStreamReadyz(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	k, err := devkafka.Start(context.Background(), devkafka.Options{Listen: "127.0.0.1:0", Partitions: 1, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			k.Close()
+		}
+	})
+	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range []string{"r.pin", "r.geo", "r.user"} {
+		if err := prod.ProduceSync(t.Context(), &kgo.Record{Topic: topic, Value: []byte(`{"index": 1, "ind": 1}`)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prod.Close()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testenv.Start(t, exe, []string{"PINPIPE_TEST_MAIN=1"}, "stream", "--source=kafka", "--kafka-brokers="+k.Addr(),
+		"--topic-prefix=r", "--group=readyz-test", "--start=earliest", "--files="+t.TempDir(), "--metrics-listen=127.0.0.1:0")
+	defer p.Kill()
+	addr := metricsAddr(t, p)
+	testenv.WaitFor(t, 30*time.Second, "/readyz ready", func() bool { return get(t, "http://"+addr+"/readyz") == 200 })
+	k.Close()
+	closed = true
+	testenv.WaitFor(t, 30*time.Second, "/readyz not ready with the broker down", func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body), "Kafka")
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pinpipe/pinpipe/ingest/s3sink"
@@ -32,9 +33,26 @@ func s3sinkCmd(fs *flag.FlagSet) func(context.Context) error {
 		if o.Dest == "" {
 			return usageErrorf("--s3 is required")
 		}
+		var started func([]string)
 		if *metricsListen != "" {
 			m := newS3SinkMetrics(promRegistry)
 			o.OnStats = m.observe
+			var mu sync.Mutex
+			var topics []string
+			started = func(matching []string) {
+				mu.Lock()
+				topics = matching
+				mu.Unlock()
+			}
+			cl, cerr := newKafkaLagCollector(promRegistry, "s3sink", o.Brokers, o.Group, func() []string {
+				mu.Lock()
+				defer mu.Unlock()
+				return topics
+			})
+			if cerr != nil {
+				return cerr
+			}
+			defer cl.Close()
 			stop, serr := serveMetrics(*metricsListen, nil)
 			if serr != nil {
 				return serr
@@ -47,6 +65,9 @@ func s3sinkCmd(fs *flag.FlagSet) func(context.Context) error {
 			}()
 		}
 		o.Started = func(matching []string) {
+			if started != nil {
+				started(matching)
+			}
 			note("pinpipe s3sink: reading Kafka at %s, topics matching %q (now: %s), as group %s; writing %s/topics/<topic>/partition=<p>/ "+
 				"every %d records or %v%s; Ctrl-C stops it after writing what it holds",
 				strings.Join(o.Brokers, ","), o.Topics, orNone(matching), o.Group, strings.TrimSuffix(o.Dest, "/"), o.FlushSize, o.RotateInterval, map[bool]string{true: ", gzipped"}[o.Compress])

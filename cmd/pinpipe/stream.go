@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/pinpipe/pinpipe/io/drain"
 	"github.com/pinpipe/pinpipe/io/kafkaio"
@@ -81,7 +84,9 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			}
 			var opts []kinesisio.ReadOptionFn
 			if dsn != "" {
-				opts = append(opts, kinesisio.ReadCheckpoints(dsn, *jobName))
+				// Positions recorded only once the outputs are written,
+				// window panes included, and the restart from them.
+				opts = append(opts, kinesisio.ReadDurablePositions(dsn, *jobName))
 			}
 			switch *start {
 			case "committed":
@@ -99,7 +104,12 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			if *untilLatest {
 				opts = append(opts, kinesisio.ReadUntil(time.Now()))
 			}
-			o.Source = streaming.KinesisSource(*prefix, opts...)
+			if dsn != "" {
+				o.DurableSource = streaming.KinesisDurableSource(*prefix, opts...)
+				o.Positions, o.Job = dsn, *jobName
+			} else {
+				o.Source = streaming.KinesisSource(*prefix, opts...)
+			}
 			if dsn != "" && !runners.DryRun() {
 				// The lease is this process's: it lasts as long as the
 				// job runs from here (prism, or a runner the launcher
@@ -126,18 +136,38 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			return err
 		}
 		if *metricsListen != "" && !runners.DryRun() {
-			if *source == "kafka" {
-				var topics []string
-				for _, t := range transforms.Tables {
-					topics = append(topics, streaming.KafkaTopic(*prefix, t))
+			var streams []string
+			var adm *kadm.Client
+			var kc *kinesis.Client
+			for _, t := range transforms.Tables {
+				if *source == "kafka" {
+					streams = append(streams, streaming.KafkaTopic(*prefix, t))
+				} else {
+					streams = append(streams, streaming.KinesisStream(*prefix, t))
 				}
-				cl, err := newKafkaLagCollector(promRegistry, kafkaio.ParseBrokers(*brokers), *group, topics)
+			}
+			if *source == "kafka" {
+				cl, err := newKafkaLagCollector(promRegistry, "stream", kafkaio.ParseBrokers(*brokers), *group, func() []string { return streams })
 				if err != nil {
 					return err
 				}
 				defer cl.Close()
+				adm = kadm.NewClient(cl)
+			} else {
+				cfg, err := awsconfig.LoadDefaultConfig(ctx)
+				if err != nil {
+					return err
+				}
+				kc = kinesis.NewFromConfig(cfg)
 			}
-			stop, err := serveMetrics(*metricsListen, nil)
+			store := &streamStoreCollector{source: *source, streams: streams, kinesis: kc}
+			if o.Positions != "" {
+				var err error
+				if store, err = newStreamStoreCollector(promRegistry, o.Positions, o.Job, *source, streams, kc); err != nil {
+					return err
+				}
+			}
+			stop, err := serveMetrics(*metricsListen, store.ready(adm))
 			if err != nil {
 				return err
 			}

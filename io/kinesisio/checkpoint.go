@@ -47,6 +47,10 @@ const checkpointDDL = `CREATE TABLE IF NOT EXISTS ` + CheckpointTable + ` (
 type checkpointConfig struct {
 	DSN string
 	Job string
+	// Durable: the sinks record the positions (RecordSpans) once the
+	// records' outputs are written; the reader records only where shards
+	// end (see ReadDurablePositions).
+	Durable bool
 }
 
 func (c checkpointConfig) enabled() bool { return c.DSN != "" }
@@ -72,16 +76,9 @@ func openCheckpoints(ctx context.Context, cfg checkpointConfig, app string) (*ch
 	if err != nil {
 		return nil, err
 	}
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey("ddl", CheckpointTable)); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, checkpointDDL)
-		return err
-	})
-	if err != nil {
+	if err := CreatePositionTables(ctx, conn); err != nil {
 		conn.Close(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("kinesisio: creating %s: %w", CheckpointTable, err)
+		return nil, err
 	}
 	return &checkpointStore{cfg: cfg, conn: conn}, nil
 }
@@ -104,6 +101,31 @@ func connectPG(ctx context.Context, dsn, app string) (*pgx.Conn, error) {
 		return nil, fmt.Errorf("kinesisio: cannot reach the checkpoints' PostgreSQL at %s:%d (database %q): %w", cfg.Host, cfg.Port, cfg.Database, err)
 	}
 	return conn, nil
+}
+
+// saveEnds records, for a reader with durable positions, the shards it
+// reads and the ends it reached (by shard: the last record's sequence
+// number, "" for none).
+func (s *checkpointStore) saveEnds(ctx context.Context, stream string, reading []string, ends map[string]string) error {
+	ctx, cancel := context.WithTimeout(ctx, checkpointTimeout)
+	defer cancel()
+	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
+		for _, shard := range reading {
+			if err := recordReading(ctx, tx, s.cfg.Job, stream, shard); err != nil {
+				return err
+			}
+		}
+		for shard, last := range ends {
+			if err := recordEnd(ctx, tx, s.cfg.Job, stream, shard, last); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("kinesisio: recording the shards of %s: %w", stream, err)
+	}
+	return nil
 }
 
 func (s *checkpointStore) close() {

@@ -2,7 +2,11 @@ package kinesisio
 
 import (
 	"context"
+	"fmt"
+	"github.com/jackc/pgx/v5"
+	"github.com/pinpipe/pinpipe/io/positions"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -185,12 +189,24 @@ func TestRootsFromCheckpoints(t *testing.T) {
 		{ShardID: "s10", LastSeq: "100"},
 		{ShardID: "s12"}, // s14 waits for it: s12's element takes it on
 	}
-	if diff := cmp.Diff(want, rootsFromCheckpoints(shards, pos)); diff != "" {
+	if diff := cmp.Diff(want, rootsFromCheckpoints(shards, pos, false)); diff != "" {
 		t.Errorf("roots (-want +got):\n%s", diff)
+	}
+	// With durable positions, a child's position finishes only the parents
+	// the job never read: s10's last records may still wait for a window
+	// when s11's first ones are written, so s10 is read again, and s11
+	// after it; s8 (no row) is still skipped.
+	durable := map[string]shardPosition{"s10": {Seq: "100"}, "s11": {Seq: "110"}, "s9": {Seq: "90"}}
+	var got []string
+	for _, r := range rootsFromCheckpoints(shards, durable, true) {
+		got = append(got, r.ShardID+"@"+r.LastSeq)
+	}
+	if want := []string{"s0@", "s1@", "s5@", "s6@", "s9@90", "s10@100", "s12@", "s13@"}; !slices.Equal(got, want) {
+		t.Errorf("durable roots: %v, want %v", got, want)
 	}
 	// Without positions the roots are rootShards' from TRIM_HORIZON.
 	var ids []string
-	for _, r := range rootsFromCheckpoints(shards, nil) {
+	for _, r := range rootsFromCheckpoints(shards, nil, false) {
 		ids = append(ids, r.ShardID)
 	}
 	if diff := cmp.Diff(rootShards(shards, startTrimHorizon), ids); diff != "" {
@@ -333,4 +349,68 @@ func TestReadRecordsOnlyTheNextCall(t *testing.T) {
 	if !final["s0"].Closed || final["s0"].Seq != out[4].SequenceNumber || final["s2"].Seq != out[6].SequenceNumber || final["s2"].Closed {
 		t.Errorf("at the end: %+v, want s0 closed after r4 (%s), s2 open after c1 (%s)", final, out[4].SequenceNumber, out[6].SequenceNumber)
 	}
+}
+
+// TestRecordSpans: the sinks' spans move a shard's checkpoint only along
+// an unbroken run from the shard's start through the old checkpoint; spans
+// beyond a gap wait in SpanTable until the gap is filled; a shard whose
+// end the reader saw is closed once its checkpoint reaches its last
+// record, and only then.
+func TestRecordSpans(t *testing.T) {
+	dsn := testenv.PostgresDB(t, false)
+	ctx := context.Background()
+	conn := testenv.PostgresConnect(t, dsn)
+	if err := CreatePositionTables(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	const big = "49590338271490256608559692538361571095921575989136588898"
+	span := func(from, to string) positions.Span {
+		return positions.Span{Stream: "st", Part: "shardId-000000000001", From: from, To: to}
+	}
+	record := func(spans ...positions.Span) {
+		t.Helper()
+		if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return RecordSpans(ctx, tx, "j", spans) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end := func(last string) {
+		t.Helper()
+		if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return recordEnd(ctx, tx, "j", "st", "shardId-000000000001", last) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := func() string {
+		t.Helper()
+		var seq string
+		var closed bool
+		if err := conn.QueryRow(ctx, `SELECT sequence_number, closed FROM `+CheckpointTable+` WHERE job = 'j' AND shard = 'shardId-000000000001'`).Scan(&seq, &closed); err != nil {
+			t.Fatal(err)
+		}
+		var waiting []string
+		rows, _ := conn.Query(ctx, `SELECT from_seq || '-' || to_seq FROM `+SpanTable+` WHERE job = 'j' ORDER BY from_seq::numeric`)
+		for rows.Next() {
+			var w string
+			rows.Scan(&w)
+			waiting = append(waiting, w)
+		}
+		return fmt.Sprintf("seq=%s closed=%v waiting=%v", seq, closed, waiting)
+	}
+	check := func(want string) {
+		t.Helper()
+		if got := state(); got != want {
+			t.Errorf("%s, want %s", got, want)
+		}
+	}
+	record(span("100", "200")) // ahead of a gap: the shard's first records wait for their window
+	check("seq= closed=false waiting=[100-200]")
+	record(span("0", "50"))
+	check("seq=50 closed=false waiting=[100-200]")
+	end("300") // the reader reached the shard's end after record 300
+	check("seq=50 closed=false waiting=[100-200]")
+	record(span("51", "99"))
+	check("seq=200 closed=false waiting=[]")
+	record(span("150", "160")) // re-read after a restart: nothing moves back
+	check("seq=200 closed=false waiting=[]")
+	record(span("201", big))
+	check("seq=" + big + " closed=true waiting=[]")
 }

@@ -70,6 +70,16 @@ type Record struct {
 	PartitionKey   string
 	Data           []byte
 	ArrivalTime    time.Time // ApproximateArrivalTimestamp
+
+	// From is the first sequence number this record accounts for: one past
+	// the previous record the read emitted from the shard, or "0" when it
+	// emitted none before it (the shard's start, or the read's), so that
+	// the records' [From, SequenceNumber] spans tile the shard without
+	// gaps. See RecordSpans.
+	From string
+	// Watermark is the shard's own watermark (Unix ms, 0: not known yet)
+	// when the read emitted the record.
+	Watermark int64
 }
 
 // Read reads a Kinesis stream and returns an unbounded PCollection<Record>.
@@ -175,7 +185,7 @@ func (fn *listShardsFn) ProcessElement(ctx context.Context, _ []byte, emit func(
 				}
 				return nil
 			}
-			roots := rootsFromCheckpoints(shards, pos)
+			roots := rootsFromCheckpoints(shards, pos, fn.Checkpoints.Durable)
 			resumed, closed := 0, 0
 			for _, r := range roots {
 				if r.LastSeq != "" {
@@ -240,7 +250,13 @@ func rootShards(shards []types.Shard, start startKind) []string {
 // listed or none, as in rootShards: a child is still read only after its
 // parent ended. Each root resumes after its recorded sequence number, or
 // at TRIM_HORIZON without one.
-func rootsFromCheckpoints(shards []types.Shard, pos map[string]shardPosition) []rootShard {
+//
+// With durable positions (recorded by the sinks, as outputs are written)
+// a child's position says nothing of its parent's last records, which may
+// still wait for a window: a shard the job has a row for is finished only
+// when recorded closed; one it has none for (it never read it: expired, or
+// before the job's start) is finished by its descendants' positions.
+func rootsFromCheckpoints(shards []types.Shard, pos map[string]shardPosition, durable bool) []rootShard {
 	byID := make(map[string]types.Shard, len(shards))
 	for _, s := range shards {
 		byID[aws.ToString(s.ShardId)] = s
@@ -253,6 +269,9 @@ func rootsFromCheckpoints(shards []types.Shard, pos map[string]shardPosition) []
 			return
 		}
 		for _, p := range []string{aws.ToString(s.ParentShardId), aws.ToString(s.AdjacentParentShardId)} {
+			if _, read := pos[p]; durable && read {
+				continue
+			}
 			if p != "" && !finished[p] {
 				finished[p] = true
 				markAncestors(p)
@@ -475,6 +494,12 @@ func (fn *readFn) record(ctx context.Context, rt *sdf.LockRTracker) {
 	}
 	pos := map[string]shardPosition{}
 	for _, sc := range rest.Shards {
+		if fn.Checkpoints.Durable {
+			if _, ok := fn.saved[sc.ShardID]; !ok {
+				pos[sc.ShardID] = shardPosition{} // a shard this instance has not recorded as read yet
+			}
+			continue
+		}
 		if sc.LastSeq == "" {
 			continue
 		}
@@ -492,7 +517,9 @@ func (fn *readFn) record(ctx context.Context, rt *sdf.LockRTracker) {
 		return
 	}
 	err := fn.openStore(ctx)
-	if err == nil {
+	if err == nil && fn.Checkpoints.Durable {
+		err = fn.saveEnds(ctx, rest)
+	} else if err == nil {
 		err = fn.store.save(ctx, fn.Stream, pos)
 	}
 	if err != nil {
@@ -507,9 +534,33 @@ func (fn *readFn) record(ctx context.Context, rt *sdf.LockRTracker) {
 	for id, p := range pos {
 		fn.saved[id] = savedPosition{seq: p.Seq, at: now}
 	}
+	if fn.Checkpoints.Durable {
+		for _, sc := range rest.Shards {
+			fn.saved[sc.ShardID] = savedPosition{seq: "reading", at: now}
+		}
+	}
 	if len(rest.Finished) > 0 {
 		rt.TryClaim(claimRecorded{})
 	}
+}
+
+// saveEnds is record's write with durable positions: the shards of the
+// restriction are recorded as read by the job, the finished ones that
+// reached their end with their last record; the sinks record the rest.
+func (fn *readFn) saveEnds(ctx context.Context, rest restriction) error {
+	var reading []string
+	for _, sc := range rest.Shards {
+		if _, ok := fn.saved[sc.ShardID]; !ok {
+			reading = append(reading, sc.ShardID)
+		}
+	}
+	ends := map[string]string{}
+	for _, f := range rest.Finished {
+		if f.Closed {
+			ends[f.ShardID] = f.LastSeq
+		}
+	}
+	return fn.store.saveEnds(ctx, fn.Stream, reading, ends)
 }
 
 func (fn *readFn) openStore(ctx context.Context) error {
@@ -567,6 +618,7 @@ func (fn *readFn) poll(ctx context.Context, rt *sdf.LockRTracker, sc shardCheckp
 	var lastArrival int64
 	bytes := 0
 	pos := sc.position()
+	prev, wm := sc.LastSeq, sc.Watermark
 	for _, r := range out.Records {
 		bytes += len(r.Data) + len(aws.ToString(r.PartitionKey))
 		arrival := callStart
@@ -593,7 +645,10 @@ func (fn *readFn) poll(ctx context.Context, rt *sdf.LockRTracker, sc shardCheckp
 			PartitionKey:   aws.ToString(r.PartitionKey),
 			Data:           r.Data,
 			ArrivalTime:    arrival,
+			From:           spanFrom(prev),
+			Watermark:      wm,
 		})
+		prev, wm = seq, max(wm, ms)
 		lastArrival = max(lastArrival, ms)
 		pos = "AFTER_SEQUENCE_NUMBER:" + seq
 	}

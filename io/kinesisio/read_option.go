@@ -155,10 +155,26 @@ func ReadCheckpoints(dsn, job string) ReadOptionFn {
 	}
 }
 
+// ReadDurablePositions is ReadCheckpoints for a pipeline whose sinks record
+// the positions themselves, once every output of the records is written,
+// window panes included: they pass each record's RecordSpan to RecordSpans
+// in the transaction that writes its last output. The reader records only
+// which shards it reads and where closed ones end, so that ReadCommitted
+// still skips the shards read whole and keeps parents before children.
+func ReadDurablePositions(dsn, job string) ReadOptionFn {
+	return func(o *readOption) error {
+		if dsn == "" || job == "" {
+			return errors.New("the durable positions need a PostgreSQL DSN and a job name")
+		}
+		o.checkpoints = checkpointConfig{DSN: dsn, Job: job, Durable: true}
+		return nil
+	}
+}
+
 // ReadCommitted starts from the positions ReadCheckpoints recorded: each
 // shard resumes after its recorded sequence number, shards recorded as read
 // to their end are skipped, and shards with no position start at
-// TRIM_HORIZON (after their parents, as always). It needs ReadCheckpoints.
+// TRIM_HORIZON (after their parents, as always). It needs ReadCheckpoints or ReadDurablePositions.
 func ReadCommitted() ReadOptionFn {
 	return func(o *readOption) error {
 		o.start = startPos{Kind: startTrimHorizon}

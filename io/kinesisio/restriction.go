@@ -1,6 +1,8 @@
 package kinesisio
 
 import (
+	"github.com/pinpipe/pinpipe/io/positions"
+
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -364,15 +366,7 @@ func (t *tracker) IsBounded() bool { return t.rest.isDone() }
 
 // compareSeq compares two Kinesis sequence numbers: decimal strings of up to
 // 128 digits, without leading zeros.
-func compareSeq(a, b string) int {
-	if len(a) != len(b) {
-		if len(a) < len(b) {
-			return -1
-		}
-		return 1
-	}
-	return strings.Compare(a, b)
-}
+func compareSeq(a, b string) int { return positions.Compare(a, b) }
 
 // The coder: a version byte, then the restriction with varints and
 // length-prefixed strings.

@@ -3,9 +3,11 @@ package streaming
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,12 +20,17 @@ import (
 
 	"github.com/pinpipe/pinpipe/io/files"
 	"github.com/pinpipe/pinpipe/io/kafkaio"
+	"github.com/pinpipe/pinpipe/io/kinesisio"
+	"github.com/pinpipe/pinpipe/io/positions"
 	"github.com/pinpipe/pinpipe/io/postgres"
 	"github.com/pinpipe/pinpipe/transforms"
 )
 
 func init() {
-	register.DoFn3x0[beam.EventTime, kafkaio.Record, func(beam.EventTime, paneItem)](&spanItemFn{})
+	register.DoFn4x0[context.Context, beam.EventTime, SourceRecord, func(beam.EventTime, paneItem)](&spanItemFn{})
+	register.Function1x1(kafkaSourceRecord)
+	register.Function1x1(kinesisSourceRecord)
+	beam.RegisterType(reflect.TypeOf((*SourceRecord)(nil)).Elem())
 	register.Function2x0(paneKey)
 	register.Emitter1[paneItem]()
 	register.Emitter2[beam.EventTime, paneItem]()
@@ -35,9 +42,76 @@ func init() {
 }
 
 // DurableSource reads one table's raw records, as Source does, and also
-// gives each record's span of source positions (see kafkaio.Record.From),
-// as a PCollection<kafkaio.Record> without keys and values.
-type DurableSource func(s beam.Scope, table string) (values, spans beam.PCollection)
+// gives them with their spans of source positions, for durable positions.
+type DurableSource struct {
+	// Read gives the table's raw values (as Source) and the same records
+	// as a PCollection<SourceRecord>.
+	Read func(s beam.Scope, table string) (values, records beam.PCollection)
+	// Store is where the sinks record the spans: KafkaPositions or
+	// KinesisPositions.
+	Store PositionStore
+}
+
+// PositionStore names a source's table of durable positions.
+type PositionStore string
+
+const (
+	// KafkaPositions is kafkaio.PositionTable (kafkaio.RecordSpans).
+	KafkaPositions PositionStore = "kafka"
+	// KinesisPositions is kinesisio.CheckpointTable and SpanTable
+	// (kinesisio.RecordSpans).
+	KinesisPositions PositionStore = "kinesis"
+)
+
+// create makes the store's tables.
+func (ps PositionStore) create(ctx context.Context, conn *pgx.Conn) error {
+	switch ps {
+	case KafkaPositions:
+		return kafkaio.CreatePositionTable(ctx, conn)
+	case KinesisPositions:
+		return kinesisio.CreatePositionTables(ctx, conn)
+	}
+	return fmt.Errorf("streaming: no position store %q", string(ps))
+}
+
+// record adds job's spans to the store inside tx.
+func (ps PositionStore) record(ctx context.Context, tx pgx.Tx, job string, spans []positions.Span) error {
+	switch ps {
+	case KafkaPositions:
+		ks := make([]kafkaio.Span, 0, len(spans))
+		for _, s := range spans {
+			part, err1 := strconv.ParseInt(s.Part, 10, 32)
+			from, err2 := strconv.ParseInt(s.From, 10, 64)
+			to, err3 := strconv.ParseInt(s.To, 10, 64)
+			if err := errors.Join(err1, err2, err3); err != nil {
+				return fmt.Errorf("streaming: a Kafka span that is not offsets: %+v: %w", s, err)
+			}
+			ks = append(ks, kafkaio.Span{Topic: s.Stream, Partition: int32(part), From: from, To: to})
+		}
+		return kafkaio.RecordSpans(ctx, tx, job, ks)
+	case KinesisPositions:
+		return kinesisio.RecordSpans(ctx, tx, job, spans)
+	}
+	return fmt.Errorf("streaming: no position store %q", string(ps))
+}
+
+// SourceRecord is a raw record with what the durable positions need: its
+// span of source positions (positions.Span) and its partition's or
+// shard's own watermark when it was read.
+type SourceRecord struct {
+	Span      positions.Span
+	Watermark int64 // Unix ms, 0: not known
+	Value     []byte
+}
+
+func kafkaSourceRecord(r kafkaio.Record) SourceRecord {
+	return SourceRecord{Span: positions.Span{Stream: r.Topic, Part: strconv.Itoa(int(r.Partition)),
+		From: strconv.FormatInt(r.From, 10), To: strconv.FormatInt(r.Offset, 10)}, Watermark: r.Watermark, Value: r.Value}
+}
+
+func kinesisSourceRecord(r kinesisio.Record) SourceRecord {
+	return SourceRecord{Span: kinesisio.RecordSpan(r), Watermark: r.Watermark, Value: r.Data}
+}
 
 // Durable positions, and what a restart gives
 //
@@ -61,31 +135,28 @@ type DurableSource func(s beam.Scope, table string) (values, spans beam.PCollect
 // One element per record, so that a pane never holds a record's span
 // without its post or row.
 type paneItem struct {
-	Post      bool
-	Category  string
-	Ind       int64
-	Topic     string
-	Partition int32
-	From      int64
-	To        int64
-	Row       []byte // the record's clean row as JSON, for the files (nil: none)
+	Post     bool
+	Category string
+	Ind      int64
+	Span     positions.Span
+	Row      []byte // the record's clean row as JSON, for the files (nil: none)
 }
 
 // pane is one firing of a window: the posts of each category and the
 // merged spans of the records it covers.
 type pane struct {
 	Categories map[string][]int64 `json:"c,omitempty"`
-	Spans      []kafkaio.Span     `json:"s,omitempty"`
+	Spans      []positions.Span   `json:"s,omitempty"`
 	Rows       []paneRow          `json:"r,omitempty"`
 }
 
 // paneRow is a clean row of the pane, for the files, with the position of
 // its record.
 type paneRow struct {
-	Topic     string `json:"t"`
-	Partition int32  `json:"p"`
-	Offset    int64  `json:"o"`
-	Row       []byte `json:"r"`
+	Stream string `json:"t"`
+	Part   string `json:"p"`
+	Pos    string `json:"o"`
+	Row    []byte `json:"r"`
 }
 
 func encodePane(p pane) ([]byte, error) { return json.Marshal(p) }
@@ -117,14 +188,31 @@ type spanItemFn struct {
 	Table    string
 	Counts   bool
 	Files    bool
+
+	late beam.Counter
 }
 
-func (f *spanItemFn) ProcessElement(et beam.EventTime, r kafkaio.Record, emit func(beam.EventTime, paneItem)) {
+// MetricLate names a table's Beam counter of records late by their own
+// partition's or shard's watermark (see spanItemFn), in
+// transforms.MetricsNamespace.
+func MetricLate(table string) string { return "records_late_" + table }
+
+func (f *spanItemFn) Setup() {
+	f.late = beam.NewCounter(transforms.MetricsNamespace, MetricLate(f.Table))
+}
+
+// ProcessElement counts the records late by their source's watermark: an
+// estimate of those the windowing drops from the counts (the pane step's
+// watermark is the slowest partition's, so a record late by its own
+// partition's may still be in time there, and prism drops late elements
+// without a trace).
+func (f *spanItemFn) ProcessElement(ctx context.Context, et beam.EventTime, r SourceRecord, emit func(beam.EventTime, paneItem)) {
 	moved := false
-	if floor := mtime.FromMilliseconds(r.Watermark).Subtract(f.Lateness); et < floor {
+	if floor := mtime.FromMilliseconds(r.Watermark).Subtract(f.Lateness); r.Watermark > 0 && et < floor {
 		et, moved = floor, true
+		f.late.Inc(ctx, 1)
 	}
-	it := paneItem{Topic: r.Topic, Partition: r.Partition, From: r.From, To: r.Offset}
+	it := paneItem{Span: r.Span}
 	if f.Counts || f.Files {
 		row, ok := cleanRow(f.Table, r.Value)
 		if ok && f.Files {
@@ -176,12 +264,12 @@ func (paneFn) AddInput(p pane, it paneItem) pane {
 			p.Categories[it.Category] = slices.Insert(a, i, it.Ind)
 		}
 	}
-	p.Spans = append(p.Spans, kafkaio.Span{Topic: it.Topic, Partition: it.Partition, From: it.From, To: it.To})
+	p.Spans = append(p.Spans, it.Span)
 	if it.Row != nil {
-		p.Rows = append(p.Rows, paneRow{Topic: it.Topic, Partition: it.Partition, Offset: it.To, Row: it.Row})
+		p.Rows = append(p.Rows, paneRow{Stream: it.Span.Stream, Part: it.Span.Part, Pos: it.Span.To, Row: it.Row})
 	}
 	if len(p.Spans) >= 1024 {
-		p.Spans = kafkaio.MergeSpans(p.Spans)
+		p.Spans = positions.Merge(p.Spans)
 	}
 	return p
 }
@@ -195,13 +283,13 @@ func (paneFn) MergeAccumulators(a, b pane) pane {
 		slices.Sort(m)
 		a.Categories[c] = slices.Compact(m)
 	}
-	a.Spans = kafkaio.MergeSpans(append(a.Spans, b.Spans...))
+	a.Spans = positions.Merge(append(a.Spans, b.Spans...))
 	a.Rows = append(a.Rows, b.Rows...)
 	return a
 }
 
 func (paneFn) ExtractOutput(p pane) pane {
-	p.Spans = kafkaio.MergeSpans(p.Spans)
+	p.Spans = positions.Merge(p.Spans)
 	return p
 }
 
@@ -221,6 +309,7 @@ func durablePanes(s beam.Scope, items beam.PCollection, size, lateness time.Dura
 type writePaneFn struct {
 	Sink      string
 	Positions string
+	Store     PositionStore
 	Job       string
 	// Files, when set, is the table's directory (or prefix) of windowed
 	// JSON-lines files, and Prefix their names' prefix.
@@ -246,7 +335,7 @@ func (f *writePaneFn) Setup(ctx context.Context) error {
 			return err
 		}
 	}
-	return kafkaio.CreatePositionTable(ctx, f.pos)
+	return f.Store.create(ctx, f.pos)
 }
 
 func (f *writePaneFn) Teardown() {
@@ -285,7 +374,7 @@ func (f *writePaneFn) ProcessElement(ctx context.Context, w beam.Window, _ int, 
 		}
 	}
 	spans := func(ctx context.Context, tx pgx.Tx) error {
-		return kafkaio.RecordSpans(ctx, tx, f.Job, p.Spans)
+		return f.Store.record(ctx, tx, f.Job, p.Spans)
 	}
 	if f.sink != nil && len(p.Categories) > 0 && f.sink != f.pos {
 		// Two databases: the posts first, then the positions that
@@ -321,25 +410,25 @@ func (f *writePaneFn) writeFiles(ctx context.Context, iw window.IntervalWindow, 
 	start := iw.Start.ToTime().UTC().Format(time.RFC3339)
 	dir := files.Join(f.Files, "window="+start)
 	slices.SortFunc(p.Rows, func(a, b paneRow) int {
-		if c := cmp.Compare(a.Topic, b.Topic); c != 0 {
+		if c := cmp.Compare(a.Stream, b.Stream); c != 0 {
 			return c
 		}
-		if c := cmp.Compare(a.Partition, b.Partition); c != 0 {
+		if c := cmp.Compare(a.Part, b.Part); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.Offset, b.Offset)
+		return positions.Compare(a.Pos, b.Pos)
 	})
-	existing := map[string][]string{} // by topic and partition
+	existing := map[string][]string{} // by stream and partition or shard
 	for _, s := range p.Spans {
 		var buf []byte
 		for _, r := range p.Rows {
-			if r.Topic == s.Topic && r.Partition == s.Partition && r.Offset >= s.From && r.Offset <= s.To {
+			if r.Stream == s.Stream && r.Part == s.Part && positions.Compare(r.Pos, s.From) >= 0 && positions.Compare(r.Pos, s.To) <= 0 {
 				buf = append(buf, r.Row...)
 				buf = append(buf, '\n')
 			}
 		}
-		part := fmt.Sprintf("%s-%s-%s-%d-", f.Prefix, start, s.Topic, s.Partition)
-		name := files.Join(dir, fmt.Sprintf("%s%d-%d.jsonl", part, s.From, s.To))
+		part := fmt.Sprintf("%s-%s-%s-%s-", f.Prefix, start, s.Stream, s.Part)
+		name := files.Join(dir, fmt.Sprintf("%s%s-%s.jsonl", part, s.From, s.To))
 		if len(buf) > 0 {
 			if err := files.WriteFileAtomic(ctx, name, buf); err != nil {
 				return fmt.Errorf("streaming: writing %s: %w", name, err)
@@ -355,12 +444,12 @@ func (f *writePaneFn) writeFiles(ctx context.Context, iw window.IntervalWindow, 
 		}
 		var stale []string
 		for _, o := range old {
-			var from, to int64
 			base := o[strings.LastIndex(o, "/")+1:]
-			if _, err := fmt.Sscanf(strings.TrimPrefix(base, part), "%d-%d.jsonl", &from, &to); err != nil {
+			from, _, ok := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(base, part), ".jsonl"), "-")
+			if !ok || from == "" || strings.Trim(from, "0123456789") != "" {
 				continue
 			}
-			if from >= s.From && from <= s.To && base != name[strings.LastIndex(name, "/")+1:] {
+			if positions.Compare(from, s.From) >= 0 && positions.Compare(from, s.To) <= 0 && base != name[strings.LastIndex(name, "/")+1:] {
 				stale = append(stale, o)
 			}
 		}

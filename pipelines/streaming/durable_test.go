@@ -15,6 +15,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
 
 	"github.com/pinpipe/pinpipe/io/kafkaio"
+	"github.com/pinpipe/pinpipe/io/positions"
 )
 
 // TestWindowFilesReplaced: the files a re-read writes replace those of the
@@ -25,11 +26,14 @@ func TestWindowFilesReplaced(t *testing.T) {
 	f := &writePaneFn{Files: dir, Prefix: "pin"}
 	start := time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)
 	w := window.IntervalWindow{Start: mtime.FromTime(start), End: mtime.FromTime(start.Add(time.Minute))}
-	paneOf := func(spans []kafkaio.Span, offsets ...int64) pane {
+	sp := func(from, to int64) positions.Span {
+		return positions.Span{Stream: "t", Part: "0", From: itoa(from), To: itoa(to)}
+	}
+	paneOf := func(spans []positions.Span, offsets ...int64) pane {
 		var p pane
 		p.Spans = spans
 		for _, o := range offsets {
-			p.Rows = append(p.Rows, paneRow{Topic: "t", Partition: 0, Offset: o, Row: []byte(`{"ind":` + itoa(o) + `}`)})
+			p.Rows = append(p.Rows, paneRow{Stream: "t", Part: "0", Pos: itoa(o), Row: []byte(`{"ind":` + itoa(o) + `}`)})
 		}
 		return p
 	}
@@ -56,11 +60,11 @@ func TestWindowFilesReplaced(t *testing.T) {
 	// The first run: records 0..9 durable, then 10..20 of this window in a
 	// pane whose positions the crash kept from being recorded (offsets 11
 	// to 14 are another window's).
-	write(paneOf([]kafkaio.Span{{Topic: "t", Partition: 0, From: 0, To: 9}}, 0, 5, 9))
-	write(paneOf([]kafkaio.Span{{Topic: "t", Partition: 0, From: 10, To: 10}, {Topic: "t", Partition: 0, From: 15, To: 20}}, 10, 15, 20))
+	write(paneOf([]positions.Span{sp(0, 9)}, 0, 5, 9))
+	write(paneOf([]positions.Span{sp(10, 10), sp(15, 20)}, 10, 15, 20))
 	// The restart reads from 10 again, in other panes: 10..16, then 17..30.
-	write(paneOf([]kafkaio.Span{{Topic: "t", Partition: 0, From: 10, To: 10}, {Topic: "t", Partition: 0, From: 15, To: 16}}, 10, 15))
-	write(paneOf([]kafkaio.Span{{Topic: "t", Partition: 0, From: 17, To: 30}}, 20, 25, 30))
+	write(paneOf([]positions.Span{sp(10, 10), sp(15, 16)}, 10, 15))
+	write(paneOf([]positions.Span{sp(17, 30)}, 20, 25, 30))
 	want := []string{`{"ind":0}`, `{"ind":10}`, `{"ind":15}`, `{"ind":20}`, `{"ind":25}`, `{"ind":30}`, `{"ind":5}`, `{"ind":9}`}
 	if got := lines(); !slices.Equal(got, want) {
 		t.Errorf("rows in the files: %v, want %v", got, want)
@@ -79,37 +83,40 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // windowing keeps its span) and is not counted.
 func TestSpanItem(t *testing.T) {
 	fn := &spanItemFn{Lateness: time.Minute, Table: "pin", Counts: true, Files: true}
+	fn.Setup()
+	ctx := context.Background()
 	wm := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
-	rec := kafkaio.Record{Topic: "t", Partition: 2, Offset: 9, From: 7, Watermark: wm.UnixMilli(),
-		Value: []byte(`{"index": 5, "category": "art", "title": "x"}`)}
+	rec := kafkaSourceRecord(kafkaio.Record{Topic: "t", Partition: 2, Offset: 9, From: 7, Watermark: wm.UnixMilli(),
+		Value: []byte(`{"index": 5, "category": "art", "title": "x"}`)})
+	span := positions.Span{Stream: "t", Part: "2", From: "7", To: "9"}
 	var ets []mtime.Time
 	var items []paneItem
 	emit := func(et beam.EventTime, it paneItem) { ets, items = append(ets, et), append(items, it) }
-	fn.ProcessElement(mtime.FromTime(wm.Add(-30*time.Second)), rec, emit)
-	fn.ProcessElement(mtime.FromTime(wm.Add(-2*time.Minute)), rec, emit)
+	fn.ProcessElement(ctx, mtime.FromTime(wm.Add(-30*time.Second)), rec, emit)
+	fn.ProcessElement(ctx, mtime.FromTime(wm.Add(-2*time.Minute)), rec, emit)
 	bad := rec
 	bad.Value = []byte(`not json`)
-	fn.ProcessElement(mtime.FromTime(wm), bad, emit)
+	fn.ProcessElement(ctx, mtime.FromTime(wm), bad, emit)
 
-	if it := items[0]; !it.Post || it.Category != "art" || it.Ind != 5 || it.From != 7 || it.To != 9 || it.Partition != 2 || len(it.Row) == 0 {
+	if it := items[0]; !it.Post || it.Category != "art" || it.Ind != 5 || it.Span != span || len(it.Row) == 0 {
 		t.Errorf("on time: %+v", it)
 	}
 	if ets[0] != mtime.FromTime(wm.Add(-30*time.Second)) {
 		t.Errorf("on time, moved to %v", ets[0])
 	}
-	if it := items[1]; it.Post || it.From != 7 || it.To != 9 || len(it.Row) == 0 || ets[1] != mtime.FromTime(wm.Add(-time.Minute)) {
+	if it := items[1]; it.Post || it.Span != span || len(it.Row) == 0 || ets[1] != mtime.FromTime(wm.Add(-time.Minute)) {
 		t.Errorf("late: %+v at %v, want its span and row at the watermark minus the lateness, not counted", it, ets[1])
 	}
-	if it := items[2]; it.Post || it.Row != nil || it.From != 7 || it.To != 9 {
+	if it := items[2]; it.Post || it.Row != nil || it.Span != span {
 		t.Errorf("a dead letter: %+v, want its span alone", it)
 	}
 
 	// A pane gathers distinct posts and merged spans.
 	var fnp paneFn
 	a := fnp.AddInput(fnp.AddInput(fnp.CreateAccumulator(), items[0]), items[2])
-	b := fnp.AddInput(fnp.CreateAccumulator(), paneItem{Post: true, Category: "art", Ind: 5, Topic: "t", Partition: 2, From: 10, To: 12})
+	b := fnp.AddInput(fnp.CreateAccumulator(), paneItem{Post: true, Category: "art", Ind: 5, Span: positions.Span{Stream: "t", Part: "2", From: "10", To: "12"}})
 	p := fnp.ExtractOutput(fnp.MergeAccumulators(a, b))
-	if !slices.Equal(p.Categories["art"], []int64{5}) || !slices.Equal(p.Spans, []kafkaio.Span{{Topic: "t", Partition: 2, From: 7, To: 12}}) || len(p.Rows) != 1 {
+	if !slices.Equal(p.Categories["art"], []int64{5}) || !slices.Equal(p.Spans, []positions.Span{{Stream: "t", Part: "2", From: "7", To: "12"}}) || len(p.Rows) != 1 {
 		t.Errorf("pane %+v", p)
 	}
 }

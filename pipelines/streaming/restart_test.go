@@ -214,8 +214,32 @@ func testRestart(t *testing.T, rc restartCase) {
 		}
 	}
 
+	checkExact(t, conn, filesDir, rc.window, posts, len(bad), func(table string) []sourceRecord {
+		var out []sourceRecord
+		for _, r := range readTopic(t, broker.Addr(), KafkaTopic(prefix, table)) {
+			out = append(out, sourceRecord{value: r.Value, time: r.Timestamp})
+		}
+		return out
+	})
+}
+
+// sourceRecord is a record of a topic or stream, with its event time.
+type sourceRecord struct {
+	value []byte
+	time  time.Time
+}
+
+// checkExact checks a streaming job's outputs after a restart against the
+// records of the topics or streams (read by records): every post one row
+// of each table, each bad record one dead letter, the --files output each
+// clean row once in its window, and the category counts each post once in
+// its window.
+func checkExact(t *testing.T, conn *pgx.Conn, filesDir string, window time.Duration, posts, bad int, records func(table string) []sourceRecord) {
+	t.Helper()
+	ctx := context.Background()
+	rows := tableRows(ctx, conn)
 	for table, want := range map[string]int{postgres.StreamPinTable: posts, postgres.StreamGeoTable: posts,
-		postgres.StreamUserTable: posts, postgres.StreamDeadLetterTable: len(bad)} {
+		postgres.StreamUserTable: posts, postgres.StreamDeadLetterTable: bad} {
 		if got := rows(table); got != want {
 			t.Errorf("%s: %d rows, want %d", table, got, want)
 		}
@@ -228,12 +252,12 @@ func testRestart(t *testing.T, rc restartCase) {
 
 	// The files: each clean row of each topic once, in the window of its
 	// record's timestamp.
-	size := rc.window.Milliseconds()
+	size := window.Milliseconds()
 	for _, table := range transforms.Tables {
 		wantLines := map[string]int{}
-		for _, r := range readTopic(t, broker.Addr(), KafkaTopic(prefix, table)) {
-			if row := cleanRowJSON(table, r.Value); row != nil {
-				start := time.UnixMilli(r.Timestamp.UnixMilli() - r.Timestamp.UnixMilli()%size).UTC()
+		for _, r := range records(table) {
+			if row := cleanRowJSON(table, r.value); row != nil {
+				start := time.UnixMilli(r.time.UnixMilli() - r.time.UnixMilli()%size).UTC()
 				wantLines["window="+start.Format(time.RFC3339)+" "+string(row)]++
 			}
 		}
@@ -268,12 +292,12 @@ func testRestart(t *testing.T, rc restartCase) {
 	// The category counts: each post of the pin topic, cleaned, in the
 	// window of its record's timestamp, once.
 	want := map[string]bool{}
-	for _, r := range readTopic(t, broker.Addr(), KafkaTopic(prefix, "pin")) {
-		pin, _, err := transforms.CleanPinRecord(r.Value)
+	for _, r := range records(transforms.TablePin) {
+		pin, _, err := transforms.CleanPinRecord(r.value)
 		if err != nil || pin.Category == nil {
 			continue
 		}
-		start := time.UnixMilli(r.Timestamp.UnixMilli() - r.Timestamp.UnixMilli()%size).UTC()
+		start := time.UnixMilli(r.time.UnixMilli() - r.time.UnixMilli()%size).UTC()
 		want[fmt.Sprintf("%s %s %d", start.Format(time.RFC3339), *pin.Category, pin.Ind)] = true
 	}
 	got := map[string]bool{}
@@ -289,8 +313,8 @@ func testRestart(t *testing.T, rc restartCase) {
 		if err := q.Scan(&start, &size, &category, &ind); err != nil {
 			t.Fatal(err)
 		}
-		if size != rc.window {
-			t.Errorf("a window of %s, want %s", size, rc.window)
+		if size != window {
+			t.Errorf("a window of %s, want %s", size, window)
 		}
 		got[fmt.Sprintf("%s %s %d", start.UTC().Format(time.RFC3339), category, ind)] = true
 	}

@@ -31,10 +31,10 @@ func KafkaSource(brokers []string, prefix string, opts ...kafkaio.ReadOptionFn) 
 // KafkaDurableSource is KafkaSource that also gives the records' spans of
 // offsets, for durable positions (give kafkaio.ReadPositions among opts).
 func KafkaDurableSource(brokers []string, prefix string, opts ...kafkaio.ReadOptionFn) DurableSource {
-	return func(s beam.Scope, table string) (beam.PCollection, beam.PCollection) {
+	return DurableSource{Store: KafkaPositions, Read: func(s beam.Scope, table string) (beam.PCollection, beam.PCollection) {
 		recs := kafkaio.Read(s, brokers, []string{KafkaTopic(prefix, table)}, opts...)
-		return beam.ParDo(s, kafkaValue, recs), recs
-	}
+		return beam.ParDo(s, kafkaValue, recs), beam.ParDo(s, kafkaSourceRecord, recs)
+	}}
 }
 
 // KinesisSource reads each table from its stream; the records' arrival
@@ -44,6 +44,16 @@ func KinesisSource(prefix string, opts ...kinesisio.ReadOptionFn) Source {
 		recs := kinesisio.Read(s, KinesisStream(prefix, table), opts...)
 		return beam.ParDo(s, kinesisData, recs)
 	}
+}
+
+// KinesisDurableSource is KinesisSource that also gives the records' spans
+// of sequence numbers, for durable positions (give
+// kinesisio.ReadDurablePositions among opts).
+func KinesisDurableSource(prefix string, opts ...kinesisio.ReadOptionFn) DurableSource {
+	return DurableSource{Store: KinesisPositions, Read: func(s beam.Scope, table string) (beam.PCollection, beam.PCollection) {
+		recs := kinesisio.Read(s, KinesisStream(prefix, table), opts...)
+		return beam.ParDo(s, kinesisData, recs), beam.ParDo(s, kinesisSourceRecord, recs)
+	}}
 }
 
 func kafkaValue(r kafkaio.Record) []byte { return r.Value }

@@ -7,33 +7,35 @@
 //
 // # What survives a crash
 //
-// With Options.Positions (Kafka, with a PostgreSQL), no source position is
+// With Options.Positions (Kafka or Kinesis, with a PostgreSQL), no source
+// position is
 // recorded before every output of its records is written: rows and dead
 // letters in the bundle that read them, then the window panes, which carry
-// each record's span of offsets beside the category posts and the file
-// rows. A pane's file is written, then its posts and spans in one
-// transaction (kafkaio.RecordSpans); the read resumes each partition at
-// the end of the first unbroken run of spans (kafkaio.DurableStart), so a
-// restart reads again whatever fed a window that had not fired. Re-reading
+// each record's span of source positions (positions.Span: Kafka offsets,
+// Kinesis sequence numbers) beside the category posts and the file rows.
+// A pane's file is written, then its posts and spans in one transaction
+// (kafkaio.RecordSpans, kinesisio.RecordSpans); the read resumes each
+// partition or shard at the end of the first unbroken run of spans
+// (kafkaio.DurableStart; a Kinesis shard's checkpoint is that run's end),
+// so a restart reads again whatever fed a window that had not fired. Re-reading
 // is harmless: rows upsert by ind, a dead letter is kept once, panes add
 // distinct posts, and window files are named by window, partition and
-// offset run, each replacing those of the run it repeats.
+// position run, each replacing those of the run it repeats.
 //
 // Per runner: on prism (in process or a job server) the guarantee survives
 // SIGKILL at any moment, open windows included, since it lives in
 // PostgreSQL, not in a process (TestRestartAfterKill,
-// TestRestartAfterKillWindowOpen). On Flink (with --checkpointing_interval)
+// TestRestartAfterKillWindowOpen, TestKinesisRestartAfterKillWindowOpen). On Flink (with --checkpointing_interval)
 // and Dataflow, the runner also restores window state and read positions
 // from one checkpoint after a failure, and a Dataflow drain fires the open
 // windows; a new job resumes from the positions table. Neither is tested
 // here. A record dropped as later than the allowed lateness may leave a gap
 // in its partition's spans: nothing is lost, but restarts re-read from it.
 //
-// Without Positions (Kinesis, or Kafka without PostgreSQL) the sources
-// record their positions once the bundle that read the records is
-// committed: rows and dead letters survive a crash, but on prism the posts
-// of windows that had not fired are missing from the counts, and a re-read
-// may write rows into the per-bundle files twice.
+// Without Positions (no PostgreSQL: --files alone) Kafka commits its
+// group's offsets once the bundle that read the records is committed, and
+// Kinesis keeps no position at all (it starts at --start): a re-read may
+// write rows into the per-bundle files twice.
 package streaming
 
 import (
@@ -98,10 +100,10 @@ const DefaultAllowedLateness = 5 * time.Minute
 
 // Build adds the streaming pipeline to s.
 func Build(s beam.Scope, o Options) error {
-	if o.Source == nil && o.DurableSource == nil {
+	if o.Source == nil && o.DurableSource.Read == nil {
 		return fmt.Errorf("streaming: no source")
 	}
-	if o.Positions != "" && (o.DurableSource == nil || o.Job == "") {
+	if o.Positions != "" && (o.DurableSource.Read == nil || o.Job == "") {
 		return fmt.Errorf("streaming: durable positions need a source that gives them and a job name")
 	}
 	if o.Sink == "" && o.Files == "" {
@@ -116,8 +118,8 @@ func Build(s beam.Scope, o Options) error {
 	for _, table := range transforms.Tables {
 		ts := s.Scope(table)
 		var values, spans beam.PCollection
-		if o.DurableSource != nil {
-			values, spans = o.DurableSource(ts, table)
+		if o.DurableSource.Read != nil {
+			values, spans = o.DurableSource.Read(ts, table)
 		} else {
 			values = o.Source(ts, table)
 		}
@@ -151,7 +153,7 @@ func Build(s beam.Scope, o Options) error {
 			}
 			items := beam.ParDo(ts, &spanItemFn{Lateness: o.AllowedLateness, Table: table, Counts: counts, Files: o.Files != ""}, spans)
 			panes := durablePanes(ts, items, o.Window, o.AllowedLateness)
-			beam.ParDo0(ts, &writePaneFn{Sink: sink, Positions: o.Positions, Job: o.Job, Files: fileDir, Prefix: table}, panes)
+			beam.ParDo0(ts, &writePaneFn{Sink: sink, Positions: o.Positions, Store: o.DurableSource.Store, Job: o.Job, Files: fileDir, Prefix: table}, panes)
 		case counts:
 			postgres.WriteCategoryCounts(ts, o.Sink, CategoryPosts(ts, c.Rows, o.Window, o.AllowedLateness))
 		}
