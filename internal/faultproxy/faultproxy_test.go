@@ -105,3 +105,10 @@ func TestSDKSeesServiceErrors(t *testing.T) {
 		t.Errorf("DescribeStream did not reach the target")
 	}
 }
+
+func TestCount(t *testing.T) {
+	distinct, lost, doubled := Count([]string{"a", "b", "c"}, map[string]int{"a": 1, "b": 2, "x": 1})
+	if distinct != 3 || lost != 1 || doubled != 1 {
+		t.Fatalf("Count: %d distinct, %d lost, %d doubled; want 3, 1, 1", distinct, lost, doubled)
+	}
+}
