@@ -23,16 +23,16 @@ import (
 // restarted with its data) and gofakes3 behind a fault proxy, with a
 // producer sending numbered records at a steady rate.
 type outageEnv struct {
-	t       *testing.T
-	dir     string
-	addr    string
-	kafka   *devkafka.Server
-	direct  *env // clients straight to the servers, for checking
-	proxy   *faultproxy.Proxy
-	topic   string
-	sentMu  sync.Mutex
-	sent    []string
-	sink    *running
+	t      *testing.T
+	dir    string
+	addr   string
+	kafka  *devkafka.Server
+	direct *env // clients straight to the servers, for checking
+	proxy  *faultproxy.Proxy
+	topic  string
+	sentMu sync.Mutex
+	sent   []string
+	sink   *running
 }
 
 func newOutageEnv(t *testing.T) *outageEnv {
