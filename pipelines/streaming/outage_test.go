@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -100,7 +101,10 @@ func (p *ownPostgres) DSN() string {
 // each table, each bad record one dead letter, each post once in its
 // window's category count. broker is restarted by faults that need it.
 type streamOutage struct {
-	t       *testing.T
+	t *testing.T
+	// kinesis, when set, is a fault proxy in front of kinesalite: the job
+	// reads Kinesis through it instead of reading Kafka.
+	kinesis *faultproxy.Proxy
 	dsn     string
 	broker  *kafka.Server
 	opts    kafka.Options
@@ -110,7 +114,7 @@ type streamOutage struct {
 	outcome faultproxy.Outcome
 }
 
-func runStreamOutage(t *testing.T, name, dsn string, fault func(o *streamOutage)) {
+func runStreamOutage(t *testing.T, name, dsn string, kinesisProxy *faultproxy.Proxy, fault func(o *streamOutage)) {
 	if testing.Short() {
 		t.Skip("builds and runs the pinpipe binary")
 	}
@@ -118,19 +122,25 @@ func runStreamOutage(t *testing.T, name, dsn string, fault func(o *streamOutage)
 	bin := testenv.Pinpipe(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	o := &streamOutage{t: t, dsn: dsn, prefix: "out", window: 2 * time.Second,
+	o := &streamOutage{t: t, dsn: dsn, prefix: "out", window: 2 * time.Second, kinesis: kinesisProxy,
 		opts: kafka.Options{Listen: "127.0.0.1:0", DataDir: filepath.Join(t.TempDir(), "kafka"), Partitions: 3}}
+	var kc *kinesis.Client
+	if o.kinesis != nil {
+		o.prefix = fmt.Sprintf("out%d", time.Now().UnixNano()%1e6)
+		kc = testenv.KinesisClient(testenv.Kinesalite(t))
+	}
 	var err error
 	if o.broker, err = kafka.Start(ctx, o.opts); err != nil {
 		t.Fatal(err)
 	}
 	o.opts.Listen = o.broker.Addr()
 	defer func() { o.broker.Close() }()
-	kc, err := kgo.NewClient(kgo.SeedBrokers(o.broker.Addr()))
+	kafkaClient, err := kgo.NewClient(kgo.SeedBrokers(o.broker.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	created, err := kadm.NewClient(kc).CreateTopics(ctx, 3, -1, nil, KafkaTopic(o.prefix, "pin"), KafkaTopic(o.prefix, "geo"), KafkaTopic(o.prefix, "user"))
+	defer kafkaClient.Close()
+	created, err := kadm.NewClient(kafkaClient).CreateTopics(ctx, 3, -1, nil, KafkaTopic(o.prefix, "pin"), KafkaTopic(o.prefix, "geo"), KafkaTopic(o.prefix, "user"))
 	if err == nil {
 		err = created.Error()
 	}
@@ -138,24 +148,32 @@ func runStreamOutage(t *testing.T, name, dsn string, fault func(o *streamOutage)
 		t.Fatal(err)
 	}
 	bad := [][]byte{[]byte(`{"index": "seven"}`), []byte(`not json at all`)}
-	for _, v := range bad {
-		if err := kc.ProduceSync(ctx, &kgo.Record{Topic: KafkaTopic(o.prefix, "pin"), Value: v}).FirstErr(); err != nil {
+	gatewayURL, target := "", emulator.TargetKafka
+	if o.kinesis == nil {
+		for _, v := range bad {
+			if err := kafkaClient.ProduceSync(ctx, &kgo.Record{Topic: KafkaTopic(o.prefix, "pin"), Value: v}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		gw, err := gateway.New(gateway.Config{KafkaBrokers: []string{o.broker.Addr()}, TopicPrefix: o.prefix})
+		if err != nil {
 			t.Fatal(err)
 		}
+		defer gw.Close()
+		srv := httptest.NewServer(gw)
+		defer srv.Close()
+		gatewayURL = srv.URL
+	} else {
+		// (Kinesis's bad records are other tests'; streamInds wants
+		// every record's key.)
+		bad = nil
+		gatewayURL, target = kinesisGateway(t, kc, o.prefix), emulator.TargetKinesis
 	}
-	kc.Close()
-	gw, err := gateway.New(gateway.Config{KafkaBrokers: []string{o.broker.Addr()}, TopicPrefix: o.prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
-	srv := httptest.NewServer(gw)
-	defer srv.Close()
 
 	const rate = 40
 	posts := rate * int((d + 12*time.Second).Seconds())
-	sent := emulateInBackground(ctx, emulator.Config{Posts: posts, All: true, Seed: 5, Gateway: srv.URL,
-		Target: emulator.TargetKafka, TopicPrefix: o.prefix, Rate: rate, Concurrency: 4})
+	sent := emulateInBackground(ctx, emulator.Config{Posts: posts, All: true, Seed: 5, Gateway: gatewayURL,
+		Target: target, TopicPrefix: o.prefix, Rate: rate, Concurrency: 4})
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -173,8 +191,12 @@ func runStreamOutage(t *testing.T, name, dsn string, fault func(o *streamOutage)
 		return n
 	}
 	defer func() { conn.Close(context.Background()) }()
-	o.job = testenv.Start(t, bin, nil, "stream", "--source=kafka", "--kafka-brokers="+o.broker.Addr(), "--topic-prefix="+o.prefix,
-		"--sink="+dsn, "--group=outage", "--start=committed", "--window="+o.window.String())
+	args := []string{"stream", "--topic-prefix=" + o.prefix, "--sink=" + dsn, "--start=committed", "--window=" + o.window.String()}
+	if o.kinesis == nil {
+		o.job = testenv.Start(t, bin, nil, append(args, "--source=kafka", "--kafka-brokers="+o.broker.Addr(), "--group=outage")...)
+	} else {
+		o.job = testenv.Start(t, bin, kinesisJobEnv(o.kinesis.URL), append(args, "--source=kinesis")...)
+	}
 	testenv.WaitFor(t, 2*time.Minute, "the job's first rows", func() bool {
 		if done, err := o.job.Exited(); done {
 			t.Fatalf("the job exited: %v", err)
@@ -190,9 +212,13 @@ func runStreamOutage(t *testing.T, name, dsn string, fault func(o *streamOutage)
 	// Recovered: every post in the pin topic when the fault ended is a
 	// row.
 	var inds []int64
-	for _, r := range readTopic(t, o.broker.Addr(), KafkaTopic(o.prefix, "pin")) {
-		if pin, _, err := transforms.CleanPinRecord(r.Value); err == nil {
-			inds = append(inds, pin.Ind)
+	if o.kinesis != nil {
+		inds, _ = streamInds(t, kc, KinesisStream(o.prefix, "pin"))
+	} else {
+		for _, r := range readTopic(t, o.broker.Addr(), KafkaTopic(o.prefix, "pin")) {
+			if pin, _, err := transforms.CleanPinRecord(r.Value); err == nil {
+				inds = append(inds, pin.Ind)
+			}
 		}
 	}
 	testenv.WaitFor(t, 2*time.Minute, "the posts sent before the outage ended in the tables", func() bool {
@@ -246,32 +272,67 @@ func runStreamOutage(t *testing.T, name, dsn string, fault func(o *streamOutage)
 	if n := rows(postgres.StreamDeadLetterTable); n != len(bad) {
 		t.Errorf("%d dead letters, want %d", n, len(bad))
 	}
-	size := o.window.Milliseconds()
 	want := map[string]bool{}
-	for _, r := range readTopic(t, o.broker.Addr(), KafkaTopic(o.prefix, "pin")) {
-		pin, _, err := transforms.CleanPinRecord(r.Value)
-		if err != nil || pin.Category == nil {
-			continue
-		}
-		start := time.UnixMilli(r.Timestamp.UnixMilli() - r.Timestamp.UnixMilli()%size).UTC()
-		want[fmt.Sprintf("%s %s %d", start.Format(time.RFC3339), *pin.Category, pin.Ind)] = true
-	}
 	got := map[string]int{}
-	q, err := conn.Query(ctx, "SELECT window_start, category, ind FROM "+postgres.CategoryPostsTable)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for q.Next() {
-		var start time.Time
-		var category string
-		var ind int64
-		if err := q.Scan(&start, &category, &ind); err != nil {
+	if o.kinesis == nil {
+		// Each post of the pin topic, cleaned, in the window of its
+		// record's timestamp.
+		size := o.window.Milliseconds()
+		for _, r := range readTopic(t, o.broker.Addr(), KafkaTopic(o.prefix, "pin")) {
+			pin, _, err := transforms.CleanPinRecord(r.Value)
+			if err != nil || pin.Category == nil {
+				continue
+			}
+			start := time.UnixMilli(r.Timestamp.UnixMilli() - r.Timestamp.UnixMilli()%size).UTC()
+			want[fmt.Sprintf("%s %s %d", start.Format(time.RFC3339), *pin.Category, pin.Ind)] = true
+		}
+		q, err := conn.Query(ctx, "SELECT window_start, category, ind FROM "+postgres.CategoryPostsTable)
+		if err != nil {
 			t.Fatal(err)
 		}
-		got[fmt.Sprintf("%s %s %d", start.UTC().Format(time.RFC3339), category, ind)]++
-	}
-	if err := q.Err(); err != nil {
-		t.Fatal(err)
+		for q.Next() {
+			var start time.Time
+			var category string
+			var ind int64
+			if err := q.Scan(&start, &category, &ind); err != nil {
+				t.Fatal(err)
+			}
+			got[fmt.Sprintf("%s %s %d", start.UTC().Format(time.RFC3339), category, ind)]++
+		}
+		if err := q.Err(); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		// Kinesis's arrival times are the stream's: each post with a
+		// category once, in some window, under its category.
+		rows, err := conn.Query(ctx, "SELECT category, ind FROM "+postgres.StreamPinTable+" WHERE category IS NOT NULL")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var category string
+			var ind int64
+			if err := rows.Scan(&category, &ind); err != nil {
+				t.Fatal(err)
+			}
+			want[fmt.Sprintf("%s %d", category, ind)] = true
+		}
+		rows.Close()
+		q, err := conn.Query(ctx, "SELECT category, ind FROM "+postgres.CategoryPostsTable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for q.Next() {
+			var category string
+			var ind int64
+			if err := q.Scan(&category, &ind); err != nil {
+				t.Fatal(err)
+			}
+			got[fmt.Sprintf("%s %d", category, ind)]++
+		}
+		if err := q.Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var missing, extra int
 	for k := range want {
@@ -312,7 +373,7 @@ func TestOutagePostgresStopped(t *testing.T) {
 		t.Skip("builds and runs the pinpipe binary")
 	}
 	pg := startOwnPostgres(t)
-	runStreamOutage(t, "PostgreSQL stopped (stream)", pg.DSN(), func(o *streamOutage) {
+	runStreamOutage(t, "PostgreSQL stopped (stream)", pg.DSN(), nil, func(o *streamOutage) {
 		pg.Stop()
 		time.Sleep(o.outcome.Duration)
 		if done, err := o.job.Exited(); done {
@@ -338,7 +399,7 @@ func TestOutagePostgresStopped(t *testing.T) {
 // every post is there exactly once.
 func TestOutageKafkaRestartStream(t *testing.T) {
 	t.Parallel()
-	runStreamOutage(t, "Kafka broker restarted (stream)", testDSN(t), func(o *streamOutage) {
+	runStreamOutage(t, "Kafka broker restarted (stream)", testDSN(t), nil, func(o *streamOutage) {
 		o.broker.Close()
 		time.Sleep(o.outcome.Duration)
 		var err error
@@ -354,4 +415,30 @@ func uniq(xs []int64) map[int64]bool {
 		m[x] = true
 	}
 	return m
+}
+
+// TestOutageKinesisThrottledStream reads Kinesis (kinesalite) through a
+// fault proxy that answers every GetRecords with
+// ProvisionedThroughputExceededException for the fault's duration, as a
+// shard past its 5 reads a second or 2 MB/s does: the job's reads back off
+// and resume where they were, and every post is there exactly once.
+func TestOutageKinesisThrottledStream(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("builds and runs the pinpipe binary")
+	}
+	proxy, err := faultproxy.Start(testenv.Kinesalite(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	runStreamOutage(t, "Kinesis throttles reads (stream)", testDSN(t), proxy, func(o *streamOutage) {
+		proxy.Set(faultproxy.KinesisThrottled(faultproxy.KinesisOps("GetRecords")))
+		time.Sleep(o.outcome.Duration)
+		proxy.Set(nil)
+		if proxy.Faulted() == 0 {
+			t.Fatal("no GetRecords was throttled: the job was not reading")
+		}
+		t.Logf("%d GetRecords calls throttled", proxy.Faulted())
+	})
 }
