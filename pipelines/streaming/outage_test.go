@@ -171,9 +171,12 @@ func runStreamOutage(t *testing.T, name, dsn string, kinesisProxy *faultproxy.Pr
 	}
 
 	const rate = 40
-	posts := rate * int((d + 12*time.Second).Seconds())
+	posts := rate * int((d + 25*time.Second).Seconds())
 	sent := emulateInBackground(ctx, emulator.Config{Posts: posts, All: true, Seed: 5, Gateway: gatewayURL,
-		Target: target, TopicPrefix: o.prefix, Rate: rate, Concurrency: 4})
+		Target: target, TopicPrefix: o.prefix, Rate: rate, Concurrency: 4,
+		// A client that keeps retrying through the outage (the gateway
+		// answers 503 while Kafka is down).
+		MaxAttempts: 1000})
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -203,6 +206,11 @@ func runStreamOutage(t *testing.T, name, dsn string, kinesisProxy *faultproxy.Pr
 		}
 		return rows(postgres.StreamPinTable) >= 2*rate && rows(postgres.CategoryPostsTable) > 0
 	})
+	select {
+	case err := <-sent:
+		t.Fatalf("the emulator finished (%v) before the outage began: not an outage mid-stream; send more", err)
+	default:
+	}
 	o.outcome = faultproxy.Outcome{Fault: name, Duration: d}
 	fault(o)
 	faultEnd := time.Now()
@@ -237,11 +245,6 @@ func runStreamOutage(t *testing.T, name, dsn string, kinesisProxy *faultproxy.Pr
 		return n == len(uniq(inds))
 	})
 	o.outcome.Recover = time.Since(faultEnd)
-	select {
-	case err := <-sent:
-		t.Fatalf("the emulator finished (%v) before the outage was over: not an outage mid-stream", err)
-	default:
-	}
 	if err := <-sent; err != nil {
 		t.Fatalf("emulate: %v", err)
 	}
