@@ -112,6 +112,35 @@ type streamOutage struct {
 	prefix  string
 	window  time.Duration
 	outcome faultproxy.Outcome
+	start   func() *testenv.Proc
+	// prismRestarts counts restarts after prism's own crash (see exited).
+	prismRestarts int
+}
+
+// prismProgressRace is the mark of a crash of prism v2.77.0 itself: a
+// runner-executed stage (no SDK worker) whose bundle loop is scheduled
+// late, on a loaded machine, sends a progress request to its nil worker
+// (stage.Execute -> B.Progress -> W.sendInstruction on 0x0) and the job
+// fails. It is not an outage's effect: it struck the Kinesis test with no
+// fault in force too.
+const prismProgressRace = "worker.(*W).sendInstruction(0x0"
+
+// exited reports the job's exit as an error, unless prism crashed as
+// prismProgressRace says: then the job is restarted, as a supervisor
+// would, from its durable positions (which is what this test then also
+// checks), the restart logged and counted.
+func (o *streamOutage) exited() error {
+	done, err := o.job.Exited()
+	if !done {
+		return nil
+	}
+	if !strings.Contains(o.job.Stderr(), prismProgressRace) {
+		return fmt.Errorf("%v\n%s", err, o.job.Stderr())
+	}
+	o.prismRestarts++
+	o.t.Logf("prism crashed (%s: its race, not the outage's); restarting the job from its durable positions", prismProgressRace)
+	o.job = o.start()
+	return nil
 }
 
 func runStreamOutage(t *testing.T, name, dsn string, kinesisProxy *faultproxy.Proxy, fault func(o *streamOutage)) {
@@ -195,13 +224,15 @@ func runStreamOutage(t *testing.T, name, dsn string, kinesisProxy *faultproxy.Pr
 	}
 	defer func() { conn.Close(context.Background()) }()
 	args := []string{"stream", "--topic-prefix=" + o.prefix, "--sink=" + dsn, "--start=committed", "--window=" + o.window.String()}
-	if o.kinesis == nil {
-		o.job = testenv.Start(t, bin, nil, append(args, "--source=kafka", "--kafka-brokers="+o.broker.Addr(), "--group=outage")...)
-	} else {
-		o.job = testenv.Start(t, bin, kinesisJobEnv(o.kinesis.URL), append(args, "--source=kinesis")...)
+	o.start = func() *testenv.Proc {
+		if o.kinesis == nil {
+			return testenv.Start(t, bin, nil, append(args, "--source=kafka", "--kafka-brokers="+o.broker.Addr(), "--group=outage")...)
+		}
+		return testenv.Start(t, bin, kinesisJobEnv(o.kinesis.URL), append(args, "--source=kinesis")...)
 	}
+	o.job = o.start()
 	testenv.WaitFor(t, 2*time.Minute, "the job's first rows", func() bool {
-		if done, err := o.job.Exited(); done {
+		if err := o.exited(); err != nil {
 			t.Fatalf("the job exited: %v", err)
 		}
 		return rows(postgres.StreamPinTable) >= 2*rate && rows(postgres.CategoryPostsTable) > 0
@@ -214,7 +245,7 @@ func runStreamOutage(t *testing.T, name, dsn string, kinesisProxy *faultproxy.Pr
 	o.outcome = faultproxy.Outcome{Fault: name, Duration: d}
 	fault(o)
 	faultEnd := time.Now()
-	if done, err := o.job.Exited(); done {
+	if err := o.exited(); err != nil {
 		t.Fatalf("the job died in the outage: %v", err)
 	}
 	// Recovered: every post in the pin topic when the fault ended is a
@@ -230,7 +261,7 @@ func runStreamOutage(t *testing.T, name, dsn string, kinesisProxy *faultproxy.Pr
 		}
 	}
 	testenv.WaitFor(t, 2*time.Minute, "the posts sent before the outage ended in the tables", func() bool {
-		if done, err := o.job.Exited(); done {
+		if err := o.exited(); err != nil {
 			t.Fatalf("the job exited after the outage: %v", err)
 		}
 		var n int
@@ -249,7 +280,7 @@ func runStreamOutage(t *testing.T, name, dsn string, kinesisProxy *faultproxy.Pr
 		t.Fatalf("emulate: %v", err)
 	}
 	testenv.WaitFor(t, 3*time.Minute, "every post in the tables", func() bool {
-		if done, err := o.job.Exited(); done {
+		if err := o.exited(); err != nil {
 			t.Fatalf("the job exited: %v", err)
 		}
 		return rows(postgres.StreamPinTable) == posts && rows(postgres.StreamGeoTable) == posts &&
@@ -360,6 +391,9 @@ func runStreamOutage(t *testing.T, name, dsn string, kinesisProxy *faultproxy.Pr
 	if len(want) < posts/2 {
 		t.Fatalf("only %d posts with a category in the topic", len(want))
 	}
+	if o.prismRestarts > 0 {
+		o.outcome.Fault += fmt.Sprintf(" [job restarted %dx after prism's progress race]", o.prismRestarts)
+	}
 	o.outcome.Sent, o.outcome.Lost, o.outcome.Doubled = posts, lost+missing, doubled+extra
 	o.outcome.Landed = landed
 	faultproxy.Report(t, o.outcome)
@@ -379,8 +413,8 @@ func TestOutagePostgresStopped(t *testing.T) {
 	runStreamOutage(t, "PostgreSQL stopped (stream)", pg.DSN(), nil, func(o *streamOutage) {
 		pg.Stop()
 		time.Sleep(o.outcome.Duration)
-		if done, err := o.job.Exited(); done {
-			t.Fatalf("the job died while PostgreSQL was down: %v\n%s", err, o.job.Stderr())
+		if err := o.exited(); err != nil {
+			t.Fatalf("the job died while PostgreSQL was down: %v", err)
 		}
 		retries := strings.Count(o.job.Stderr(), "PostgreSQL unavailable")
 		pg.Start()
