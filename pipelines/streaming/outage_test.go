@@ -117,13 +117,17 @@ type streamOutage struct {
 	prismRestarts int
 }
 
-// prismProgressRace is the mark of a crash of prism v2.77.0 itself: a
+// prismProgressRace marks a crash of prism v2.77.0 itself: a
 // runner-executed stage (no SDK worker) whose bundle loop is scheduled
 // late, on a loaded machine, sends a progress request to its nil worker
 // (stage.Execute -> B.Progress -> W.sendInstruction on 0x0) and the job
 // fails. It is not an outage's effect: it struck the Kinesis test with no
-// fault in force too.
-const prismProgressRace = "worker.(*W).sendInstruction(0x0"
+// fault in force too. Its message names the panic and a stage with no
+// environment (a runner transform); the stack is not always printed.
+const prismProgressRace = "panic in stage.Execute bundle processing goroutine: runtime error: invalid memory address or nil pointer dereference"
+
+// prismRunnerStage marks the crashed stage as runner-executed.
+const prismRunnerStage = " envID: finalize:"
 
 // exited reports the job's exit as an error, unless prism crashed as
 // prismProgressRace says: then the job is restarted, as a supervisor
@@ -134,11 +138,11 @@ func (o *streamOutage) exited() error {
 	if !done {
 		return nil
 	}
-	if !strings.Contains(o.job.Stderr(), prismProgressRace) {
+	if stderr := o.job.Stderr(); !strings.Contains(stderr, prismProgressRace) || !strings.Contains(stderr, prismRunnerStage) {
 		return fmt.Errorf("%v\n%s", err, o.job.Stderr())
 	}
 	o.prismRestarts++
-	o.t.Logf("prism crashed (%s: its race, not the outage's); restarting the job from its durable positions", prismProgressRace)
+	o.t.Logf("prism crashed in a runner stage (%s: its race, not the outage's); restarting the job from its durable positions", prismProgressRace)
 	o.job = o.start()
 	return nil
 }
