@@ -153,7 +153,7 @@ func (e *outageEnv) waitLanded(want []string, timeout time.Duration) time.Durati
 	}
 }
 
-// coveredFromZero checks that a partition's objects hold every offset
+// checkCommittedWritten checks that a partition's objects hold every offset
 // below committed: no offset is committed for a record not written.
 func (e *outageEnv) checkCommittedWritten(group string) {
 	e.t.Helper()

@@ -121,9 +121,9 @@ type streamOutage struct {
 // runner-executed stage (no SDK worker) whose bundle loop is scheduled
 // late, on a loaded machine, sends a progress request to its nil worker
 // (stage.Execute -> B.Progress -> W.sendInstruction on 0x0) and the job
-// fails. It is not an outage's effect: it struck the Kinesis test with no
-// fault in force too. Its message names the panic and a stage with no
-// environment (a runner transform); the stack is not always printed.
+// fails. It is not an outage's effect: runner stages touch no service.
+// Its message names the panic and a stage with no environment (a runner
+// transform); the stack is not always printed.
 const prismProgressRace = "panic in stage.Execute bundle processing goroutine: runtime error: invalid memory address or nil pointer dereference"
 
 // prismRunnerStage marks the crashed stage as runner-executed.
