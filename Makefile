@@ -5,7 +5,7 @@ DEMO      := out/demo
 POSTS     ?= 5000
 RUNNER    ?= prism
 
-.PHONY: all build run test test-short fuzz fuzz-short lint bench bench-bin bench-batch bench-incremental bench-gateway bench-streaming clean
+.PHONY: all build run test test-short chaos fuzz fuzz-short lint bench bench-bin bench-batch bench-incremental bench-gateway bench-streaming clean
 
 all: build
 
@@ -33,6 +33,24 @@ test: lint
 
 test-short:
 	$(GO) test -short ./...
+
+# The outage tests (TestOutage*: PostgreSQL stopped, the Kafka broker
+# restarted, S3 refusing writes, Kinesis throttling; see RELIABILITY.md,
+# "Outages") with each fault lasting FAULT (20 s), then their table. make
+# test runs the same tests with 3 s faults (internal/faultproxy's default).
+FAULT ?= 20s
+CHAOS_PKGS := ./ingest/s3sink/ ./ingest/gateway/ ./pipelines/streaming/
+chaos:
+	scripts/test-deps.sh
+	@mkdir -p out; : > out/chaos.tsv; \
+	PINPIPE_FAULT_DURATION=$(FAULT) PINPIPE_CHAOS_REPORT=$(CURDIR)/out/chaos.tsv \
+		PINPIPE_KINESALITE_DIR=$(CURDIR)/.cache/kinesalite scripts/with-postgres.sh \
+		$(GO) test -count=1 -timeout=20m -run '^TestOutage' $(CHAOS_PKGS); rc=$$?; \
+	echo; echo "Outages, $$(date -u +%Y-%m-%d), each fault $(FAULT):"; \
+	echo "| Fault | Duration | Sent | Landed | Lost | Doubled | Seconds to recover |"; \
+	echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"; \
+	sort out/chaos.tsv | awk -F'\t' '{ printf "| %s | %s | %d | %d | %d | %d | %s |\n", $$1, $$2, $$3, $$4, $$5, $$6, $$7 }'; \
+	exit $$rc
 
 # The fuzz targets of every parser that takes outside bytes (package:target):
 # the batch job's record parsers, the gateway's produce and Kinesis proxy

@@ -29,6 +29,7 @@ package s3sink
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -110,6 +111,18 @@ type Stats struct {
 	// Commits of offsets and those that failed (their records are read
 	// again by the next owner of the partition).
 	Commits, CommitFailures int64
+	// WriteRetries are the rounds of object writes that failed and were
+	// tried again (see flush).
+	WriteRetries int64
+}
+
+// maxWriteBackoff bounds the wait between rounds of failed object writes.
+const maxWriteBackoff = 10 * time.Second
+
+// writeBackoff is the wait after the attempt-th failed round of writes:
+// 250 ms doubling to maxWriteBackoff.
+func writeBackoff(attempt int) time.Duration {
+	return min(maxWriteBackoff, 250*time.Millisecond<<min(attempt-1, 10))
 }
 
 // maxPollRecords bounds one iteration of the loop, during which rebalances
@@ -168,16 +181,18 @@ type sink struct {
 	bucket, prefix string
 	cl             *kgo.Client
 	// ioCtx outlives the run's context, so that a shutdown lets writes and
-	// commits in progress finish.
-	ioCtx context.Context
+	// commits in progress finish; runCtx is the run's, which ends the
+	// retries of failed writes.
+	ioCtx, runCtx context.Context
 
 	mu     sync.Mutex
 	parts  map[topicPartition]*partition
 	sealed []*object
 	stats  Stats
-	// fatal is the first failure to read or write S3 (also one met in a
-	// rebalance callback, which cannot return it): after it nothing more is
-	// written or committed, and the loop stops.
+	// fatal is the first failure to read S3, or a write still failing when
+	// the run was stopped (also one met in a rebalance callback, which
+	// cannot return it): after it nothing more is written or committed, and
+	// the loop stops.
 	fatal error
 }
 
@@ -216,7 +231,7 @@ func newSink(ctx context.Context, o Options) (*sink, error) {
 	if _, err := regexp.Compile(topics); err != nil {
 		return nil, fmt.Errorf("s3sink: topics regex: %w", err)
 	}
-	s := &sink{o: o, log: o.Logger, s3: o.S3, ioCtx: context.WithoutCancel(ctx), parts: map[topicPartition]*partition{}}
+	s := &sink{o: o, log: o.Logger, s3: o.S3, ioCtx: context.WithoutCancel(ctx), runCtx: ctx, parts: map[topicPartition]*partition{}}
 	var err error
 	if s.bucket, s.prefix, err = ParseS3URL(o.Dest); err != nil {
 		return nil, fmt.Errorf("s3sink: %w", err)
@@ -500,9 +515,13 @@ func (s *sink) closeObject(p *partition, reason string) {
 }
 
 // flush writes the sealed objects and then commits the offsets after them.
-// When a write fails, nothing is committed, then or later (the records of
-// the failed object are no longer held): the sink stops, and the next run
-// reproduces the objects that were written.
+// A write that fails (S3 throttling, failing or unreachable beyond the
+// client's own retries) is retried, with a backoff of up to
+// maxWriteBackoff and one log line per retry, until it succeeds or the run
+// is stopped; the loop waits meanwhile, and nothing is committed. Stopped
+// before the objects are written, the run ends with an error and commits
+// nothing more: the next run reads their records again and reproduces the
+// objects that were written.
 func (s *sink) flush() error {
 	objs := s.sealed
 	s.sealed = nil
@@ -512,20 +531,44 @@ func (s *sink) flush() error {
 	if len(objs) == 0 {
 		return nil
 	}
-	errs := make([]error, len(objs))
-	sem := make(chan struct{}, uploads)
-	var wg sync.WaitGroup
-	for i, o := range objs {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			errs[i] = s.write(o)
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		s.fatal = fmt.Errorf("s3sink: %w", err)
-		return s.fatal
+	pending := objs
+	for attempt := 1; ; attempt++ {
+		errs := make([]error, len(pending))
+		sem := make(chan struct{}, uploads)
+		var wg sync.WaitGroup
+		for i, o := range pending {
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				errs[i] = s.write(o)
+			})
+		}
+		wg.Wait()
+		var failed []*object
+		var first error
+		for i, err := range errs {
+			if err != nil {
+				failed = append(failed, pending[i])
+				first = cmp.Or(first, err)
+			}
+		}
+		if first == nil {
+			break
+		}
+		wait := writeBackoff(attempt)
+		if s.runCtx.Err() != nil {
+			s.fatal = fmt.Errorf("s3sink: stopped with %d objects not written: %w", len(failed), first)
+			return s.fatal
+		}
+		s.stats.WriteRetries++
+		s.log.Warn("s3sink: writing objects failed; retrying (nothing is committed until they are written)",
+			"objects", len(failed), "attempt", attempt, "retry_in", wait.Round(time.Millisecond), "err", first)
+		s.report()
+		select {
+		case <-time.After(wait):
+		case <-s.runCtx.Done():
+		}
+		pending = failed
 	}
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	for _, o := range objs {

@@ -74,19 +74,17 @@ type upsertRowsFn struct {
 	DSN   string
 	Table string
 
-	conn *pgx.Conn
+	db   *Retrying
 	t    table
 	rows map[int64][]any
 }
 
 func (f *upsertRowsFn) Setup(ctx context.Context) error {
 	f.t = streamTable(f.Table)
-	conn, err := Connect(ctx, f.DSN)
-	if err != nil {
-		return err
-	}
-	f.conn = conn
-	return createTable(ctx, conn, f.t.createSQL())
+	f.db = &Retrying{DSN: f.DSN, Init: func(ctx context.Context, conn *pgx.Conn) error {
+		return createTable(ctx, conn, f.t.createSQL())
+	}}
+	return f.db.Do(ctx, "connecting for "+f.t.name, func(*pgx.Conn) error { return nil })
 }
 
 // createTable runs a CREATE TABLE IF NOT EXISTS under the load lock:
@@ -103,8 +101,8 @@ func createTable(ctx context.Context, conn *pgx.Conn, ddl string) error {
 }
 
 func (f *upsertRowsFn) Teardown() {
-	if f.conn != nil {
-		f.conn.Close(context.Background())
+	if f.db != nil {
+		f.db.Close()
 	}
 }
 
@@ -149,15 +147,17 @@ func (f *upsertRowsFn) flush(ctx context.Context) error {
 		set = append(set, id+" = EXCLUDED."+id)
 	}
 	target := pgx.Identifier{f.t.name}.Sanitize()
-	err := pgx.BeginFunc(ctx, f.conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "CREATE TEMP TABLE upsert_rows (LIKE "+target+") ON COMMIT DROP"); err != nil {
+	err := f.db.Do(ctx, fmt.Sprintf("upserting %d rows into %s", len(vals), f.t.name), func(conn *pgx.Conn) error {
+		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "CREATE TEMP TABLE upsert_rows (LIKE "+target+") ON COMMIT DROP"); err != nil {
+				return err
+			}
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"upsert_rows"}, cols, pgx.CopyFromRows(vals)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO "+target+" SELECT * FROM upsert_rows ON CONFLICT (ind) DO UPDATE SET "+strings.Join(set, ", "))
 			return err
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"upsert_rows"}, cols, pgx.CopyFromRows(vals)); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, "INSERT INTO "+target+" SELECT * FROM upsert_rows ON CONFLICT (ind) DO UPDATE SET "+strings.Join(set, ", "))
-		return err
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: upserting %d rows into %s: %w", len(vals), f.t.name, err)
@@ -178,16 +178,16 @@ func WriteDeadLetters(s beam.Scope, dsn string, dead beam.PCollection) {
 
 type insertDeadLettersFn struct {
 	DSN  string
-	conn *pgx.Conn
+	db   *Retrying
 	rows [][]any
 }
 
 func (f *insertDeadLettersFn) Setup(ctx context.Context) error {
-	conn, err := Connect(ctx, f.DSN)
-	if err != nil {
-		return err
-	}
-	f.conn = conn
+	f.db = &Retrying{DSN: f.DSN, Init: createDeadLetterTable}
+	return f.db.Do(ctx, "connecting for "+StreamDeadLetterTable, func(*pgx.Conn) error { return nil })
+}
+
+func createDeadLetterTable(ctx context.Context, conn *pgx.Conn) error {
 	// The ALTER and the index bring a table made before payload_sha256
 	// existed up to date (its old rows have none, and stay as they are).
 	return createTable(ctx, conn, `CREATE TABLE IF NOT EXISTS `+StreamDeadLetterTable+` (
@@ -198,8 +198,8 @@ func (f *insertDeadLettersFn) Setup(ctx context.Context) error {
 }
 
 func (f *insertDeadLettersFn) Teardown() {
-	if f.conn != nil {
-		f.conn.Close(context.Background())
+	if f.db != nil {
+		f.db.Close()
 	}
 }
 
@@ -226,19 +226,21 @@ func (f *insertDeadLettersFn) FinishBundle(ctx context.Context) error {
 	if len(f.rows) == 0 {
 		return nil
 	}
-	err := pgx.BeginFunc(ctx, f.conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE new_dead_letters (received_at timestamptz, table_name text,
+	err := f.db.Do(ctx, fmt.Sprintf("writing %d dead letters", len(f.rows)), func(conn *pgx.Conn) error {
+		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `CREATE TEMP TABLE new_dead_letters (received_at timestamptz, table_name text,
 			reason text, payload text, payload_base64 text, payload_sha256 bytea) ON COMMIT DROP`); err != nil {
-			return err
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"new_dead_letters"},
-			[]string{"received_at", "table_name", "reason", "payload", "payload_base64", "payload_sha256"}, pgx.CopyFromRows(f.rows)); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO `+StreamDeadLetterTable+` (received_at, table_name, reason, payload, payload_base64, payload_sha256)
+				return err
+			}
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"new_dead_letters"},
+				[]string{"received_at", "table_name", "reason", "payload", "payload_base64", "payload_sha256"}, pgx.CopyFromRows(f.rows)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO `+StreamDeadLetterTable+` (received_at, table_name, reason, payload, payload_base64, payload_sha256)
 			SELECT DISTINCT ON (table_name, payload_sha256) * FROM new_dead_letters ORDER BY table_name, payload_sha256, received_at
 			ON CONFLICT (table_name, payload_sha256) DO NOTHING`)
-		return err
+			return err
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: writing %d dead letters: %w", len(f.rows), err)
@@ -268,17 +270,13 @@ func WriteCategoryCounts(s beam.Scope, dsn string, posts beam.PCollection) {
 }
 
 type insertCategoryPostsFn struct {
-	DSN  string
-	conn *pgx.Conn
+	DSN string
+	db  *Retrying
 }
 
 func (f *insertCategoryPostsFn) Setup(ctx context.Context) error {
-	conn, err := Connect(ctx, f.DSN)
-	if err != nil {
-		return err
-	}
-	f.conn = conn
-	return CreateCategoryTables(ctx, conn)
+	f.db = &Retrying{DSN: f.DSN, Init: CreateCategoryTables}
+	return f.db.Do(ctx, "connecting for "+CategoryPostsTable, func(*pgx.Conn) error { return nil })
 }
 
 // CreateCategoryTables creates CategoryPostsTable and the view
@@ -294,13 +292,15 @@ func CreateCategoryTables(ctx context.Context, conn *pgx.Conn) error {
 }
 
 func (f *insertCategoryPostsFn) Teardown() {
-	if f.conn != nil {
-		f.conn.Close(context.Background())
+	if f.db != nil {
+		f.db.Close()
 	}
 }
 
 func (f *insertCategoryPostsFn) ProcessElement(ctx context.Context, c CategoryPosts) error {
-	return InsertCategoryPosts(ctx, f.conn, c)
+	return f.db.Do(ctx, fmt.Sprintf("writing %d posts of %s", len(c.Inds), c.Category), func(conn *pgx.Conn) error {
+		return InsertCategoryPosts(ctx, conn, c)
+	})
 }
 
 // Execer is a connection or a transaction.

@@ -316,34 +316,40 @@ type writePaneFn struct {
 	Files  string
 	Prefix string
 
-	sink, pos *pgx.Conn
+	// Connections that outlast a PostgreSQL outage (the pane waits).
+	sink, pos *postgres.Retrying
 }
 
 func (f *writePaneFn) Setup(ctx context.Context) error {
-	var err error
 	if f.Sink != "" {
-		if f.sink, err = postgres.Connect(ctx, f.Sink); err != nil {
-			return err
+		f.sink = &postgres.Retrying{DSN: f.Sink, Init: postgres.CreateCategoryTables}
+	}
+	f.pos = &postgres.Retrying{DSN: f.Positions, Init: f.Store.create}
+	if f.Positions == f.Sink {
+		f.pos.Init = func(ctx context.Context, conn *pgx.Conn) error {
+			if err := postgres.CreateCategoryTables(ctx, conn); err != nil {
+				return err
+			}
+			return f.Store.create(ctx, conn)
 		}
-		if err := postgres.CreateCategoryTables(ctx, f.sink); err != nil {
-			return err
+		f.sink = f.pos
+	}
+	for _, db := range []*postgres.Retrying{f.sink, f.pos} {
+		if db != nil {
+			if err := db.Do(ctx, "connecting for the window panes", func(*pgx.Conn) error { return nil }); err != nil {
+				return err
+			}
 		}
 	}
-	f.pos = f.sink
-	if f.Positions != f.Sink {
-		if f.pos, err = postgres.Connect(ctx, f.Positions); err != nil {
-			return err
-		}
-	}
-	return f.Store.create(ctx, f.pos)
+	return nil
 }
 
 func (f *writePaneFn) Teardown() {
 	if f.pos != nil && f.pos != f.sink {
-		f.pos.Close(context.Background())
+		f.pos.Close()
 	}
 	if f.sink != nil {
-		f.sink.Close(context.Background())
+		f.sink.Close()
 	}
 }
 
@@ -379,17 +385,22 @@ func (f *writePaneFn) ProcessElement(ctx context.Context, w beam.Window, _ int, 
 	if f.sink != nil && len(p.Categories) > 0 && f.sink != f.pos {
 		// Two databases: the posts first, then the positions that
 		// depended on them.
-		if err := pgx.BeginFunc(ctx, f.sink, func(tx pgx.Tx) error { return posts(ctx, tx) }); err != nil {
+		err := f.sink.Do(ctx, "writing a pane's posts", func(conn *pgx.Conn) error {
+			return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return posts(ctx, tx) })
+		})
+		if err != nil {
 			return err
 		}
 	}
-	return pgx.BeginFunc(ctx, f.pos, func(tx pgx.Tx) error {
-		if f.sink == f.pos {
-			if err := posts(ctx, tx); err != nil {
-				return err
+	return f.pos.Do(ctx, "writing a pane's positions", func(conn *pgx.Conn) error {
+		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if f.sink == f.pos {
+				if err := posts(ctx, tx); err != nil {
+					return err
+				}
 			}
-		}
-		return spans(ctx, tx)
+			return spans(ctx, tx)
+		})
 	})
 }
 
