@@ -6,9 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -23,7 +20,7 @@ import (
 
 func init() {
 	addCommand("stream", "run the unbounded streaming pipeline from Kinesis or Kafka", streamCmd)
-	helpNotes["stream"] = "Runs until stopped; SIGINT or SIGTERM drains it. The legacy direct runner cannot run unbounded reads,\n" +
+	helpNotes["stream"] = "Runs until stopped; SIGINT or SIGTERM drains it (bounded by --drain-timeout). The legacy direct runner cannot run unbounded reads,\n" +
 		"so --runner=direct runs on prism here (or use universal, flink, dataflow)."
 }
 
@@ -43,6 +40,14 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.DurationVar(&o.AllowedLateness, "allowed-lateness", streaming.DefaultAllowedLateness, "how late a post may arrive and still update its window's count")
 	metricsListen := metricsListenFlag(fs)
 	return func(ctx context.Context) error {
+		// The first signal drains the job rather than cancelling it: its
+		// reads see this marker, stop at what they have, windows fire and
+		// the sinks flush. runMain bounds the drain (--drain-timeout).
+		marker, err := drain.NewMarker()
+		if err != nil {
+			return err
+		}
+		defer marker.Close()
 		runCtx := context.WithoutCancel(ctx)
 		if runners.Runner() == "direct" {
 			// The legacy direct runner cannot run unbounded splittable DoFns.
@@ -52,7 +57,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 		}
 		switch *source {
 		case "kafka":
-			opts := []kafkaio.ReadOptionFn{kafkaio.ReadGroup(*group)}
+			opts := []kafkaio.ReadOptionFn{kafkaio.ReadGroup(*group), kafkaio.ReadDrainMarker(marker.Path())}
 			switch *start {
 			case "earliest":
 				opts = append(opts, kafkaio.ReadStart(kafkaio.StartEarliest))
@@ -84,7 +89,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			if dsn == "" {
 				dsn = o.Sink
 			}
-			var opts []kinesisio.ReadOptionFn
+			opts := []kinesisio.ReadOptionFn{kinesisio.ReadDrainMarker(marker.Path())}
 			if dsn != "" {
 				opts = append(opts, kinesisio.ReadCheckpoints(dsn, *jobName))
 			}
@@ -148,9 +153,6 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			}
 			defer stop()
 		}
-		// SIGINT/SIGTERM drains rather than cancels: the reads stop at what
-		// they have, windows fire and the sinks flush, then the run ends. A
-		// second signal kills the process.
 		runDone := make(chan struct{})
 		defer close(runDone)
 		go func() {
@@ -159,11 +161,11 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			case <-runDone: // no signal: the run ended by itself
 				return
 			}
-			slog.Warn("draining the streaming job: reads stop once caught up; signal again to abort")
-			signal.Reset(os.Interrupt, syscall.SIGTERM)
-			drain.Request()
+			if err := marker.Request(); err != nil {
+				slog.Error("requesting the streaming job's drain", "err", err)
+			}
 		}()
-		_, err := runners.Run(runCtx, p)
+		_, err = runners.Run(runCtx, p)
 		if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
 			return cause
 		}
