@@ -14,6 +14,8 @@ import (
 
 	devkafka "github.com/pinpipe/pinpipe/ingest/devserver/kafka"
 	devs3 "github.com/pinpipe/pinpipe/ingest/devserver/s3"
+	"github.com/pinpipe/pinpipe/internal/testenv"
+	"github.com/pinpipe/pinpipe/io/postgres"
 )
 
 // process is `pinpipe args...` running as a process of its own.
@@ -219,5 +221,41 @@ func TestSIGTERMStopsEveryLongRunningCommand(t *testing.T) {
 				t.Errorf("stopped after %v (exit %d) without saying it was finishing; stderr:\n%s", took, r.code, r.stderr)
 			}
 		})
+	}
+}
+
+// TestStreamCreatesOutputsAtStart: the stream's tables (deadletter_stream
+// too) and its --files directories exist once it has started, before any
+// record, let alone a dead letter, arrives; and an idle job drains on one
+// SIGTERM, exit 0.
+func TestStreamCreatesOutputsAtStart(t *testing.T) {
+	dsn := testenv.PostgresDB(t, false)
+	broker, err := devkafka.Start(context.Background(), devkafka.Options{Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { broker.Close() })
+	out := filepath.Join(t.TempDir(), "stream")
+	p := startPinpipe(t, nil, "pinpipe stream: reading Kafka", "stream", "--kafka-brokers="+broker.Addr(), "--sink="+dsn, "--files="+out, "--start=earliest")
+	conn := testenv.PostgresConnect(t, dsn)
+	for _, table := range []string{postgres.StreamPinTable, postgres.StreamGeoTable, postgres.StreamUserTable, postgres.StreamDeadLetterTable,
+		postgres.CategoryPostsTable, postgres.CategoryCountsTable} {
+		var n int
+		if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+			t.Errorf("%s at start: %v", table, err)
+		}
+	}
+	for _, table := range []string{"pin", "geo", "user"} {
+		if fi, err := os.Stat(filepath.Join(out, table)); err != nil || !fi.IsDir() {
+			t.Errorf("--files directory of %s at start: %v", table, err)
+		}
+	}
+	p.signal(syscall.SIGTERM)
+	r, took := p.wait(defaultDrainTimeout + slack)
+	if r.code != 0 {
+		t.Errorf("an idle job: exit %d %v after SIGTERM, want a drain and 0; stderr:\n%s", r.code, took, r.stderr)
+	}
+	if want := "pinpipe stream: reading Kafka at " + broker.Addr() + ", topics pinpipe.{pin,geo,user} (start earliest, group pinpipe-stream); writing tables pin_stream, geo_stream, user_stream, deadletter_stream and posts_per_category_stream in database "; !strings.Contains(r.stderr, want) {
+		t.Errorf("no start line %q in:\n%s", want, r.stderr)
 	}
 }

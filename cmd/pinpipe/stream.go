@@ -6,11 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
 	"github.com/pinpipe/pinpipe/io/drain"
+	"github.com/pinpipe/pinpipe/io/files"
+	"github.com/pinpipe/pinpipe/io/postgres"
 	"github.com/pinpipe/pinpipe/io/kafkaio"
 	"github.com/pinpipe/pinpipe/io/kinesisio"
 	"github.com/pinpipe/pinpipe/pipelines/streaming"
@@ -135,6 +139,13 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 		if err := streaming.Build(s, o); err != nil {
 			return err
 		}
+		if !runners.DryRun() {
+			if err := createOutputs(ctx, o); err != nil {
+				return err
+			}
+		}
+		note("pinpipe stream: %s; writing %s; %v windows; on the %s runner; Ctrl-C drains it (for up to --drain-timeout=%v)",
+			describeSource(*source, *brokers, *prefix, *start, *group), describeOutputs(o), o.Window, runners.Runner(), drainTimeout)
 		if *metricsListen != "" && !runners.DryRun() {
 			if *source == "kafka" {
 				var topics []string
@@ -192,4 +203,45 @@ func watchLease(ctx context.Context, lease *kinesisio.Lease, cancel context.Canc
 			}
 		}
 	}
+}
+
+// createOutputs makes the job's outputs before it runs, so that they are
+// there as the README lists them before the first row or dead letter: the
+// PostgreSQL tables, and the per-table directories of a local --files.
+func createOutputs(ctx context.Context, o streaming.Options) error {
+	if o.Sink != "" {
+		if err := postgres.CreateStreamTables(ctx, o.Sink); err != nil {
+			return fmt.Errorf("--sink: creating the tables: %w", err)
+		}
+	}
+	if o.Files != "" && !strings.Contains(o.Files, "://") { // an object store has no directories
+		for _, t := range transforms.Tables {
+			if err := os.MkdirAll(files.Join(o.Files, t), 0o755); err != nil {
+				return fmt.Errorf("--files: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// describeSource says what the job reads, for its start line.
+func describeSource(source, brokers, prefix, start, group string) string {
+	if source == "kinesis" {
+		return fmt.Sprintf("reading Kinesis streams %s (start %s)", streaming.KinesisStream(prefix, "{pin,geo,user}"), start)
+	}
+	return fmt.Sprintf("reading Kafka at %s, topics %s (start %s, group %s)",
+		strings.Join(kafkaio.ParseBrokers(brokers), ","), streaming.KafkaTopic(prefix, "{pin,geo,user}"), start, group)
+}
+
+// describeOutputs says what the job writes, for its start line.
+func describeOutputs(o streaming.Options) string {
+	var outs []string
+	if o.Sink != "" {
+		outs = append(outs, fmt.Sprintf("tables %s, %s, %s, %s and %s in %s", postgres.StreamPinTable, postgres.StreamGeoTable,
+			postgres.StreamUserTable, postgres.StreamDeadLetterTable, postgres.CategoryCountsTable, dsnPlace(o.Sink)))
+	}
+	if o.Files != "" {
+		outs = append(outs, "files "+files.Join(o.Files, "<table>")+"/")
+	}
+	return strings.Join(outs, " and ")
 }
