@@ -14,9 +14,9 @@ import (
 
 	"github.com/pinpipe/pinpipe/io/drain"
 	"github.com/pinpipe/pinpipe/io/files"
-	"github.com/pinpipe/pinpipe/io/postgres"
 	"github.com/pinpipe/pinpipe/io/kafkaio"
 	"github.com/pinpipe/pinpipe/io/kinesisio"
+	"github.com/pinpipe/pinpipe/io/postgres"
 	"github.com/pinpipe/pinpipe/pipelines/streaming"
 	"github.com/pinpipe/pinpipe/runners"
 	"github.com/pinpipe/pinpipe/transforms"
