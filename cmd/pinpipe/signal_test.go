@@ -87,18 +87,6 @@ func (p *process) wait(limit time.Duration) (result, time.Duration) {
 	return result{p.cmd.ProcessState.ExitCode(), p.out.String(), p.errb.String()}, time.Since(p.signalledAt)
 }
 
-// unreachable is an address nothing listens on: connections to it are
-// refused.
-func unreachable(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // blackHole is an address that accepts connections and never answers.
 func blackHole(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -133,7 +121,7 @@ const slack = 5 * time.Second
 // first listing succeeded, or the timeout stops the process.
 func TestStreamStopsOnSIGTERMKafkaUnreachable(t *testing.T) {
 	const drain = 15 * time.Second
-	p := startPinpipe(t, nil, "will retry", "stream", "--kafka-brokers="+unreachable(t), "--files="+t.TempDir(), "--drain-timeout="+drain.String())
+	p := startPinpipe(t, nil, "will retry", "stream", "--kafka-brokers="+closedAddr(t), "--files="+t.TempDir(), "--drain-timeout="+drain.String())
 	p.signal(syscall.SIGTERM)
 	r, took := p.wait(drain + slack)
 	if !strings.Contains(r.stderr, "pinpipe stream: terminated: finishing what it holds, for up to --drain-timeout=15s") {
@@ -151,7 +139,7 @@ func TestStreamStopsOnSIGTERMKafkaUnreachable(t *testing.T) {
 // the process at the timeout, exit 1, saying so.
 func TestDrainTimeoutStopsStream(t *testing.T) {
 	const drain = 2 * time.Second
-	p := startPinpipe(t, nil, "will retry", "stream", "--kafka-brokers="+unreachable(t), "--files="+t.TempDir(), "--drain-timeout="+drain.String())
+	p := startPinpipe(t, nil, "will retry", "stream", "--kafka-brokers="+closedAddr(t), "--files="+t.TempDir(), "--drain-timeout="+drain.String())
 	p.signal(syscall.SIGTERM)
 	r, took := p.wait(drain + slack)
 	if r.code != 1 || !strings.Contains(r.stderr, "pinpipe stream: stopped unfinished: still running --drain-timeout=2s after terminated") {
@@ -165,7 +153,7 @@ func TestDrainTimeoutStopsStream(t *testing.T) {
 // TestSecondSignalStopsAtOnce: a second signal during a long drain stops
 // the process at once, exit 1.
 func TestSecondSignalStopsAtOnce(t *testing.T) {
-	p := startPinpipe(t, nil, "will retry", "stream", "--kafka-brokers="+unreachable(t), "--files="+t.TempDir(), "--drain-timeout=10m")
+	p := startPinpipe(t, nil, "will retry", "stream", "--kafka-brokers="+closedAddr(t), "--files="+t.TempDir(), "--drain-timeout=10m")
 	p.signal(syscall.SIGTERM)
 	for !strings.Contains(p.errb.String(), "finishing what it holds") {
 		time.Sleep(20 * time.Millisecond)
@@ -205,7 +193,7 @@ func TestSIGTERMStopsEveryLongRunningCommand(t *testing.T) {
 		started func() // then
 	}{
 		{"s3sink", s3env, "pinpipe s3sink: reading Kafka", []string{"s3sink", "--kafka-brokers=" + broker.Addr(), "--s3=s3://lake/raw"}, func() { broker.Close() }},
-		{"gateway", nil, "pinpipe gateway: listening", []string{"gateway", "--kafka-brokers=" + unreachable(t), "--listen=127.0.0.1:0", "--kinesis=off"}, nil},
+		{"gateway", nil, "pinpipe gateway: listening", []string{"gateway", "--kafka-brokers=" + closedAddr(t), "--listen=127.0.0.1:0", "--kinesis=off"}, nil},
 		{"emulate", nil, "pinpipe emulate: seed", []string{"emulate", "--gateway=http://" + blackHole(t), "--count=10"}, nil},
 		{"schedule", nil, "first run", []string{"schedule", "--input=" + in, "--output=" + t.TempDir(), "--every=1h", "--now=false"}, nil},
 	} {

@@ -38,7 +38,7 @@ func TestUpPorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	free := unreachable(t) // nothing listens there
+	free := closedAddr(t) // nothing listens there
 	p := startPinpipe(t, nil, "", "up", "--dir="+t.TempDir(), "--kafka-listen="+taken.Addr().String(), "--s3-listen="+free, "--gateway-listen=127.0.0.1:0")
 	deadline := time.Now().Add(time.Minute)
 	for !strings.Contains(p.out.String(), "stream (Ctrl-C drains it)") {

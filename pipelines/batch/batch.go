@@ -66,6 +66,11 @@ type Options struct {
 	// with a RejectRateError, without loading the warehouse. A table not
 	// in the map, and a nil map, are not checked.
 	MaxRejectRate map[string]float64
+	// Progress, when set, is called every ProgressInterval (default
+	// DefaultProgressInterval) while the pipeline runs, with what it has
+	// read so far, and once more when it has ended.
+	Progress         func(Progress)
+	ProgressInterval time.Duration
 }
 
 // Bucket sizing, for an output's first run.
@@ -269,7 +274,17 @@ func Run(ctx context.Context, o Options) (transforms.Summary, error) {
 
 	p, s := beam.NewPipelineWithRoot()
 	build(s, o, pl)
-	if _, err := runners.Run(ctx, p); err != nil {
+	stopProgress := func() {}
+	if o.Progress != nil {
+		every := o.ProgressInterval
+		if every <= 0 {
+			every = DefaultProgressInterval
+		}
+		stopProgress = watchProgress(ctx, runDir, countInputs(pl.Inputs), every, o.Progress)
+	}
+	_, err = runners.Run(ctx, p)
+	stopProgress()
+	if err != nil {
 		return nil, fmt.Errorf("batch pipeline: %w", err)
 	}
 	c, err := pl.commit(ctx, o)
