@@ -402,8 +402,8 @@ func editDistance(a, b string) int {
 const envPrefix = "PINPIPE_"
 
 // envHelp says so in every command's help.
-const envHelp = "\nenvironment: every flag can also be set as " + envPrefix + "<FLAG>, upper case with - and . as _\n" +
-	"  (--kafka-brokers as " + envPrefix + "KAFKA_BROKERS, --temp_location as " + envPrefix + "TEMP_LOCATION); the command line wins"
+const envHelp = "environment: every flag as " + envPrefix + "<FLAG>, upper case with - and . as _ (--kafka-brokers as " +
+	envPrefix + "KAFKA_BROKERS); the command line wins"
 
 var envReplacer = strings.NewReplacer("-", "_", ".", "_")
 
@@ -451,16 +451,50 @@ func checkRequired(fs *flag.FlagSet) error {
 	return usageErrorf("%s are required", strings.Join(missing, " and "))
 }
 
-// printHelp prints a command's help: its own flags, the common ones and,
-// for pipeline commands, the runner flags that matter most.
+// printHelp prints a command's help: a few examples, its own flags in
+// their groups, the common flags in a line and, for pipeline commands, the
+// runner flags that matter most; --help-all lists the rest.
 func printHelp(w io.Writer, name string, cmd command, own, common *flag.FlagSet) {
 	fmt.Fprintf(w, "usage: pinpipe %s [flags]\n\n%s.\n", name, cmd.summary)
 	if note := helpNotes[name]; note != "" {
 		fmt.Fprintf(w, "%s\n", note)
 	}
-	fmt.Fprintf(w, "\nflags:\n")
-	printFlags(w, own)
-	printFlags(w, common)
+	if ex := helpExamples[name]; len(ex) > 0 {
+		fmt.Fprintf(w, "\nexamples:\n")
+		for _, e := range ex {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
+	}
+	shown := map[string]bool{}
+	for _, g := range helpGroups[name] {
+		fmt.Fprintf(w, "\n%s:\n", g.title)
+		for _, n := range g.flags {
+			if f := own.Lookup(n); f != nil && !shown[n] {
+				printFlag(w, f)
+				shown[n] = true
+			}
+		}
+	}
+	title := "\nflags:\n"
+	if len(shown) > 0 {
+		title = "\nother:\n"
+	}
+	own.VisitAll(func(f *flag.Flag) {
+		if !shown[f.Name] {
+			fmt.Fprint(w, title)
+			title = ""
+			printFlag(w, f)
+		}
+	})
+	var names []string
+	common.VisitAll(func(f *flag.Flag) {
+		typ, _ := flag.UnquoteUsage(f)
+		if v := f.DefValue; v != "" {
+			typ = strings.ToLower(v)
+		}
+		names = append(names, "--"+f.Name+"="+typ)
+	})
+	fmt.Fprintf(w, "\ncommon flags: %s (pinpipe %s --help-all says what they do)\n", strings.Join(names, " "), name)
 	fmt.Fprintf(w, "%s\n", envHelp)
 	if pipelineCommands[name] {
 		fmt.Fprintf(w, "\nrunner flags (Beam's; every one: pinpipe %s --help-all):\n", name)
@@ -475,10 +509,10 @@ func printHelp(w io.Writer, name string, cmd command, own, common *flag.FlagSet)
 // helpWidth is where the help's lines are wrapped.
 const helpWidth = 110
 
-// printFlags prints the flags of fs, one entry each: --name TYPE, then the
-// usage and default, wrapped at helpWidth.
-func printFlags(w io.Writer, fs *flag.FlagSet) {
-	fs.VisitAll(func(f *flag.Flag) {
+// printFlag prints a flag's entry: --name TYPE, then the usage and
+// default, wrapped at helpWidth.
+func printFlag(w io.Writer, f *flag.Flag) {
+	{
 		typ, use := flag.UnquoteUsage(f)
 		head := "  --" + f.Name
 		if typ != "" {
@@ -499,5 +533,5 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 			line += word
 		}
 		fmt.Fprintln(w, line)
-	})
+	}
 }
