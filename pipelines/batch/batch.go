@@ -147,7 +147,7 @@ func build(s beam.Scope, o Options, p plan) {
 		} else {
 			names = files.MatchFiles(ts, beam.CreateList(ts, InputGlobs(o.Input, o.TopicPrefix, t)))
 		}
-		r, d, st := CleanToRuns(ts, t, p.Buckets, p.RunDir, names)
+		r, d, st := cleanToRuns(ts, t, p.Buckets, p.RunDir, names, o.Progress != nil)
 		runs, dead, stats = append(runs, r), append(dead, d), append(stats, st)
 	}
 	ms := s.Scope("batch.MergeBuckets")
@@ -183,8 +183,14 @@ func build(s beam.Scope, o Options, p plan) {
 // writes the clean rows as runs sorted by ind into runDir. It returns the
 // runs (KV<bucket, RunFile>), the dead letters and per-bundle TableStats.
 func CleanToRuns(s beam.Scope, table string, buckets int, runDir string, names beam.PCollection) (runs, dead, stats beam.PCollection) {
+	return cleanToRuns(s, table, buckets, runDir, names, false)
+}
+
+// cleanToRuns is CleanToRuns that, with progress, also records each object
+// it read in runDir (see watchProgress).
+func cleanToRuns(s beam.Scope, table string, buckets int, runDir string, names beam.PCollection, progress bool) (runs, dead, stats beam.PCollection) {
 	s = s.Scope("batch.CleanToRuns")
-	return beam.ParDo3(s, &writeRunsFn{Table: table, Buckets: buckets, RunDir: runDir}, names)
+	return beam.ParDo3(s, &writeRunsFn{Table: table, Buckets: buckets, RunDir: runDir, Progress: progress}, names)
 }
 
 func bucketMarker(b int, emit func(int, RunFile)) { emit(b, RunFile{Bucket: b}) }

@@ -109,6 +109,8 @@ type writeRunsFn struct {
 	Table   string
 	Buckets int
 	RunDir  string
+	// Progress records each object read in RunDir (see watchProgress).
+	Progress bool
 
 	fs     filesystem.Interface
 	pool   parallel.Ordered[runsResult]
@@ -179,7 +181,7 @@ func (f *writeRunsFn) ProcessElement(ctx context.Context, name string, emit func
 		var r runsResult
 		before := st.ReadBytes
 		r.runs, r.dead, r.stats, r.err = st.CleanFile(ctx, name)
-		if r.err == nil {
+		if r.err == nil && f.Progress {
 			writeProgress(ctx, f.RunDir, name, objectProgress{Records: r.stats.Read, Bytes: st.ReadBytes - before})
 		}
 		return r
