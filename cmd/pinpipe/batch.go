@@ -31,10 +31,15 @@ func batchCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.Func("max-reject-rate", "data-quality gate: the largest `fraction` of a table's records this run may reject (0.01, or per table: pin=0.01,user=0.05); "+
 		"over it the run commits, dead letters and all, then fails (exit 1) naming the table, and the warehouse is not loaded (default: no gate)",
 		func(v string) (err error) { o.MaxRejectRate, err = parseRejectRates(v); return err })
+	fs.DurationVar(&o.ProgressInterval, "progress-interval", batch.DefaultProgressInterval, "how often a line says how far the run has read (objects, MiB, records/s); a last one when the pipeline ends")
 	return func(ctx context.Context) error {
 		if err := checkFormat(o.Format); err != nil {
 			return err
 		}
+		if o.ProgressInterval <= 0 {
+			return usageErrorf("--progress-interval must be positive, not %v", o.ProgressInterval)
+		}
+		o.Progress = noteProgress
 		start := time.Now()
 		sum, err := batch.Run(ctx, o)
 		if err != nil {
@@ -98,4 +103,19 @@ func printSummary(w *os.File, sum transforms.Summary) {
 		}
 		fmt.Fprintf(w, "%-6s %10d %10d %10d %11d %10d %12d\n", t, st.Read, st.Clean, st.Rejected, st.Duplicates, st.Rows, nulled)
 	}
+}
+
+// noteProgress tells the user how far a batch run has read: a line of
+// text, or an info log with --log-format=json.
+func noteProgress(p batch.Progress) {
+	rate := 0.0
+	if secs := p.Elapsed.Seconds(); secs > 0 {
+		rate = float64(p.Records) / secs
+	}
+	what := "reading"
+	if p.Final {
+		what = "read"
+	}
+	note("pinpipe batch: %s: %d of %d objects, %.1f MiB, %d records, %.0f records/s, in %s",
+		what, p.Objects, p.ObjectsTotal, float64(p.Bytes)/(1<<20), p.Records, rate, p.Elapsed.Round(time.Millisecond))
 }

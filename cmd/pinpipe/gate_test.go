@@ -31,7 +31,9 @@ func TestMaxRejectRate(t *testing.T) {
 	}
 	line := regexp.MustCompile(`^pinpipe batch: data-quality gate: table pin rejected (\d+(\.\d+)?)% of its records \((\d+) of (\d+)\), ` +
 		`more than --max-reject-rate=0.05 \(the run is committed; its dead letters are in ` + regexp.QuoteMeta(filepath.Join(out, "deadletter")) + `\)\n$`)
-	m := line.FindStringSubmatch(r.stderr)
+	// The failure is one line; before it only batch's progress lines.
+	stderr := regexp.MustCompile(`(?m)^pinpipe batch: read(ing)?: .*\n`).ReplaceAllString(r.stderr, "")
+	m := line.FindStringSubmatch(stderr)
 	if m == nil {
 		t.Fatalf("stderr %q, want one line naming table pin and its reject rate", r.stderr)
 	}

@@ -58,10 +58,12 @@ func gatewayCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.StringVar(&kinesisOn, "kinesis", "auto", "the /streams routes: on, off, or auto (on when an AWS region is configured); Kinesis settings come from the AWS SDK's (AWS_REGION, AWS_ENDPOINT_URL_KINESIS, credentials chain)")
 	streamAdmin := fs.Bool("stream-admin", true, "serve POST and DELETE /streams/{name} (stream creation and deletion); false leaves clients only the record routes and reads")
 	fs.DurationVar(&cfg.BackendTimeout, "backend-timeout", gateway.DefaultBackendTimeout, "how long a request waits for Kafka or Kinesis")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", gateway.DefaultShutdownTimeout, "how long a shutdown waits for requests in flight")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", gateway.DefaultMaxBodyBytes, "largest request body accepted")
 	return func(ctx context.Context) error {
 		cfg.KafkaBrokers = kafkaio.ParseBrokers(brokers)
+		// A shutdown waits for the requests in flight as long as a drain
+		// may take (--drain-timeout, defined once for every command).
+		cfg.ShutdownTimeout = drainTimeout
 		for _, name := range apiKeyEnvs {
 			key := os.Getenv(name)
 			if key == "" {

@@ -27,6 +27,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
@@ -107,8 +108,19 @@ var logFormat = "text"
 // stderr is a JSON object a line (Beam's and the runners' logs too).
 func jsonLogs() bool { return logFormat == "json" }
 
+// defaultDrainTimeout is --drain-timeout's default: long enough for a
+// streaming job to flush its windows and sinks, short enough for
+// supervisors (Kubernetes waits 30 s between SIGTERM and SIGKILL).
+const defaultDrainTimeout = 30 * time.Second
+
+// drainTimeout is --drain-timeout: how long a command has to finish what
+// it holds after the first SIGINT or SIGTERM.
+var drainTimeout = defaultDrainTimeout
+
 // commonFlags registers the flags every command has.
 func commonFlags(fs *flag.FlagSet, cpuProfile *string) {
+	fs.DurationVar(&drainTimeout, "drain-timeout", defaultDrainTimeout, "after the first SIGINT or SIGTERM, how long the command may take to finish what it holds "+
+		"(a streaming job drains, servers finish requests in flight) before it stops anyway (exit 1); a second signal stops it at once")
 	fs.StringVar(cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file")
 	fs.TextVar(logLevel, "log-level", logLevel, "`level` of the logs: debug, info, warn or error")
 	fs.Func("log-format", "`format` of the logs on stderr: text, or json (one object a line) (default text)", func(v string) error {
@@ -277,9 +289,15 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx); err != nil {
+	if drainTimeout <= 0 {
+		failure(stderr, name, fmt.Sprintf("--drain-timeout must be positive, not %v", drainTimeout))
+		return 2
+	}
+	if err := runStoppable(run, name); err != nil {
+		if errors.Is(err, errStopped) {
+			failure(stderr, name, err.Error())
+			return 1
+		}
 		var ue *usageError
 		if errors.As(err, &ue) {
 			failure(stderr, name, fmt.Sprintf("%v (run 'pinpipe %s -h' for its flags)", ue, name))
@@ -296,6 +314,42 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// errStopped is a command stopped by signals before it had finished.
+var errStopped = errors.New("stopped")
+
+// runStoppable runs a command until it returns or signals stop it. The
+// first SIGINT or SIGTERM cancels the command's context: it finishes what
+// it holds (stream drains its reads, servers their requests) and returns.
+// If it has not within --drain-timeout, or a second signal comes, it is
+// left unfinished and runStoppable returns errStopped: the process exits.
+func runStoppable(run func(context.Context) error, name string) error {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	var sig os.Signal
+	select {
+	case err := <-done:
+		return err
+	case sig = <-sigs:
+	}
+	note("pinpipe %s: %v: finishing what it holds, for up to --drain-timeout=%v; signal again to stop at once", name, sig, drainTimeout)
+	cancel()
+	timer := time.NewTimer(drainTimeout)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		return fmt.Errorf("%w unfinished: still running --drain-timeout=%v after %v", errStopped, drainTimeout, sig)
+	case sig2 := <-sigs:
+		return fmt.Errorf("%w unfinished at once: a second signal (%v after %v)", errStopped, sig2, sig)
+	}
 }
 
 // flagError rewords the flag package's errors in the --name spelling the
@@ -348,8 +402,8 @@ func editDistance(a, b string) int {
 const envPrefix = "PINPIPE_"
 
 // envHelp says so in every command's help.
-const envHelp = "\nenvironment: every flag can also be set as " + envPrefix + "<FLAG>, upper case with - and . as _\n" +
-	"  (--kafka-brokers as " + envPrefix + "KAFKA_BROKERS, --temp_location as " + envPrefix + "TEMP_LOCATION); the command line wins"
+const envHelp = "environment: every flag as " + envPrefix + "<FLAG>, upper case with - and . as _ (--kafka-brokers as " +
+	envPrefix + "KAFKA_BROKERS); the command line wins"
 
 var envReplacer = strings.NewReplacer("-", "_", ".", "_")
 
@@ -397,16 +451,50 @@ func checkRequired(fs *flag.FlagSet) error {
 	return usageErrorf("%s are required", strings.Join(missing, " and "))
 }
 
-// printHelp prints a command's help: its own flags, the common ones and,
-// for pipeline commands, the runner flags that matter most.
+// printHelp prints a command's help: a few examples, its own flags in
+// their groups, the common flags in a line and, for pipeline commands, the
+// runner flags that matter most; --help-all lists the rest.
 func printHelp(w io.Writer, name string, cmd command, own, common *flag.FlagSet) {
 	fmt.Fprintf(w, "usage: pinpipe %s [flags]\n\n%s.\n", name, cmd.summary)
 	if note := helpNotes[name]; note != "" {
 		fmt.Fprintf(w, "%s\n", note)
 	}
-	fmt.Fprintf(w, "\nflags:\n")
-	printFlags(w, own)
-	printFlags(w, common)
+	if ex := helpExamples[name]; len(ex) > 0 {
+		fmt.Fprintf(w, "\nexamples:\n")
+		for _, e := range ex {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
+	}
+	shown := map[string]bool{}
+	for _, g := range helpGroups[name] {
+		fmt.Fprintf(w, "\n%s:\n", g.title)
+		for _, n := range g.flags {
+			if f := own.Lookup(n); f != nil && !shown[n] {
+				printFlag(w, f)
+				shown[n] = true
+			}
+		}
+	}
+	title := "\nflags:\n"
+	if len(shown) > 0 {
+		title = "\nother:\n"
+	}
+	own.VisitAll(func(f *flag.Flag) {
+		if !shown[f.Name] {
+			fmt.Fprint(w, title)
+			title = ""
+			printFlag(w, f)
+		}
+	})
+	var names []string
+	common.VisitAll(func(f *flag.Flag) {
+		typ, _ := flag.UnquoteUsage(f)
+		if v := f.DefValue; v != "" {
+			typ = strings.ToLower(v)
+		}
+		names = append(names, "--"+f.Name+"="+typ)
+	})
+	fmt.Fprintf(w, "\ncommon flags: %s (pinpipe %s --help-all says what they do)\n", strings.Join(names, " "), name)
 	fmt.Fprintf(w, "%s\n", envHelp)
 	if pipelineCommands[name] {
 		fmt.Fprintf(w, "\nrunner flags (Beam's; every one: pinpipe %s --help-all):\n", name)
@@ -421,10 +509,10 @@ func printHelp(w io.Writer, name string, cmd command, own, common *flag.FlagSet)
 // helpWidth is where the help's lines are wrapped.
 const helpWidth = 110
 
-// printFlags prints the flags of fs, one entry each: --name TYPE, then the
-// usage and default, wrapped at helpWidth.
-func printFlags(w io.Writer, fs *flag.FlagSet) {
-	fs.VisitAll(func(f *flag.Flag) {
+// printFlag prints a flag's entry: --name TYPE, then the usage and
+// default, wrapped at helpWidth.
+func printFlag(w io.Writer, f *flag.Flag) {
+	{
 		typ, use := flag.UnquoteUsage(f)
 		head := "  --" + f.Name
 		if typ != "" {
@@ -445,5 +533,5 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 			line += word
 		}
 		fmt.Fprintln(w, line)
-	})
+	}
 }

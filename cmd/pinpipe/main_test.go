@@ -75,9 +75,39 @@ func TestHelp(t *testing.T) {
 				t.Errorf("%d lines of help, want under 60:\n%s", lines, r.stdout)
 			}
 			for _, f := range ownFlags(name) {
-				if !strings.Contains(r.stdout, "--"+f+" ") && !strings.Contains(r.stdout, "--"+f+"\n") {
+				if !strings.Contains(r.stdout, "--"+f+" ") && !strings.Contains(r.stdout, "--"+f+"\n") && !strings.Contains(r.stdout, "--"+f+"=") {
 					t.Errorf("help does not show --%s:\n%s", f, r.stdout)
 				}
+			}
+			// Its own flags first, grouped, after two or three examples
+			// that parse with the command's flags; the common ones after.
+			_, flags, ok := strings.Cut(r.stdout, "\nexamples:\n")
+			if !ok {
+				t.Fatalf("help has no examples:\n%s", r.stdout)
+			}
+			var n int
+			for _, line := range strings.Split(flags, "\n") {
+				ex, isExample := strings.CutPrefix(line, "  pinpipe ")
+				if !isExample {
+					break
+				}
+				n++
+				ex, _, _ = strings.Cut(ex, "#")
+				if err := parseCommand(shellWords(ex)); err != nil {
+					t.Errorf("example %q: %v", line, err)
+				}
+			}
+			if n < 2 || n > 3 {
+				t.Errorf("%d examples, want two or three:\n%s", n, r.stdout)
+			}
+			own, common, _ := strings.Cut(flags, "\ncommon flags: ")
+			for _, f := range ownFlags(name) {
+				if strings.Contains(common, "\n  --"+f+" ") {
+					t.Errorf("--%s is shown after the common flags", f)
+				}
+			}
+			if !strings.Contains(own, ":\n  --") {
+				t.Errorf("no group of own flags before the common flags:\n%s", r.stdout)
 			}
 			for _, beamOnly := range []string{"--environment_config", "--worker_binary", "--job_name", "-sdk_harness"} {
 				if strings.Contains(r.stdout, beamOnly) {

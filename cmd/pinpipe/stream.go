@@ -7,8 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
+	"strings"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -17,8 +16,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/pinpipe/pinpipe/io/drain"
+	"github.com/pinpipe/pinpipe/io/files"
 	"github.com/pinpipe/pinpipe/io/kafkaio"
 	"github.com/pinpipe/pinpipe/io/kinesisio"
+	"github.com/pinpipe/pinpipe/io/postgres"
 	"github.com/pinpipe/pinpipe/pipelines/streaming"
 	"github.com/pinpipe/pinpipe/runners"
 	"github.com/pinpipe/pinpipe/transforms"
@@ -26,7 +27,7 @@ import (
 
 func init() {
 	addCommand("stream", "run the unbounded streaming pipeline from Kinesis or Kafka", streamCmd)
-	helpNotes["stream"] = "Runs until stopped; SIGINT or SIGTERM drains it. The legacy direct runner cannot run unbounded reads,\n" +
+	helpNotes["stream"] = "Runs until stopped; SIGINT or SIGTERM drains it (bounded by --drain-timeout). The legacy direct runner cannot run unbounded reads,\n" +
 		"so --runner=direct runs on prism here (or use universal, flink, dataflow)."
 }
 
@@ -46,11 +47,19 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.DurationVar(&o.AllowedLateness, "allowed-lateness", streaming.DefaultAllowedLateness, "how late a post may arrive and still update its window's count")
 	metricsListen := metricsListenFlag(fs)
 	return func(ctx context.Context) error {
+		// The first signal drains the job rather than cancelling it: its
+		// reads see this marker, stop at what they have, windows fire and
+		// the sinks flush. runMain bounds the drain (--drain-timeout).
+		marker, err := drain.NewMarker()
+		if err != nil {
+			return err
+		}
+		defer marker.Close()
 		runCtx := context.WithoutCancel(ctx)
 		runner := runners.ForUnbounded(runners.Runner())
 		switch *source {
 		case "kafka":
-			opts := []kafkaio.ReadOptionFn{kafkaio.ReadGroup(*group)}
+			opts := []kafkaio.ReadOptionFn{kafkaio.ReadGroup(*group), kafkaio.ReadDrainMarker(marker.Path())}
 			switch *start {
 			case "earliest":
 				opts = append(opts, kafkaio.ReadStart(kafkaio.StartEarliest))
@@ -82,7 +91,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			if dsn == "" {
 				dsn = o.Sink
 			}
-			var opts []kinesisio.ReadOptionFn
+			opts := []kinesisio.ReadOptionFn{kinesisio.ReadDrainMarker(marker.Path())}
 			if dsn != "" {
 				// Positions recorded only once the outputs are written,
 				// window panes included, and the restart from them.
@@ -135,6 +144,13 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 		if err := streaming.Build(s, o); err != nil {
 			return err
 		}
+		if !runners.DryRun() {
+			if err := createOutputs(ctx, o); err != nil {
+				return err
+			}
+		}
+		note("pinpipe stream: %s; writing %s; %v windows; on the %s runner; Ctrl-C drains it (for up to --drain-timeout=%v)",
+			describeSource(*source, *brokers, *prefix, *start, *group), describeOutputs(o), o.Window, runner, drainTimeout)
 		if *metricsListen != "" && !runners.DryRun() {
 			var streams []string
 			var adm *kadm.Client
@@ -173,9 +189,6 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			}
 			defer stop()
 		}
-		// SIGINT/SIGTERM drains rather than cancels: the reads stop at what
-		// they have, windows fire and the sinks flush, then the run ends. A
-		// second signal kills the process.
 		runDone := make(chan struct{})
 		defer close(runDone)
 		go func() {
@@ -184,11 +197,11 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			case <-runDone: // no signal: the run ended by itself
 				return
 			}
-			slog.Warn("draining the streaming job: reads stop once caught up; signal again to abort")
-			signal.Reset(os.Interrupt, syscall.SIGTERM)
-			drain.Request()
+			if err := marker.Request(); err != nil {
+				slog.Error("requesting the streaming job's drain", "err", err)
+			}
 		}()
-		_, err := runners.RunOn(runCtx, runner, p)
+		_, err = runners.RunOn(runCtx, runner, p)
 		if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
 			return cause
 		}
@@ -215,4 +228,45 @@ func watchLease(ctx context.Context, lease *kinesisio.Lease, cancel context.Canc
 			}
 		}
 	}
+}
+
+// createOutputs makes the job's outputs before it runs, so that they are
+// there as the README lists them before the first row or dead letter: the
+// PostgreSQL tables, and the per-table directories of a local --files.
+func createOutputs(ctx context.Context, o streaming.Options) error {
+	if o.Sink != "" {
+		if err := postgres.CreateStreamTables(ctx, o.Sink); err != nil {
+			return fmt.Errorf("--sink: creating the tables: %w", err)
+		}
+	}
+	if o.Files != "" && !strings.Contains(o.Files, "://") { // an object store has no directories
+		for _, t := range transforms.Tables {
+			if err := os.MkdirAll(files.Join(o.Files, t), 0o755); err != nil {
+				return fmt.Errorf("--files: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// describeSource says what the job reads, for its start line.
+func describeSource(source, brokers, prefix, start, group string) string {
+	if source == "kinesis" {
+		return fmt.Sprintf("reading Kinesis streams %s (start %s)", streaming.KinesisStream(prefix, "{pin,geo,user}"), start)
+	}
+	return fmt.Sprintf("reading Kafka at %s, topics %s (start %s, group %s)",
+		strings.Join(kafkaio.ParseBrokers(brokers), ","), streaming.KafkaTopic(prefix, "{pin,geo,user}"), start, group)
+}
+
+// describeOutputs says what the job writes, for its start line.
+func describeOutputs(o streaming.Options) string {
+	var outs []string
+	if o.Sink != "" {
+		outs = append(outs, fmt.Sprintf("tables %s, %s, %s, %s and %s in %s", postgres.StreamPinTable, postgres.StreamGeoTable,
+			postgres.StreamUserTable, postgres.StreamDeadLetterTable, postgres.CategoryCountsTable, dsnPlace(o.Sink)))
+	}
+	if o.Files != "" {
+		outs = append(outs, "files "+files.Join(o.Files, "<table>")+"/")
+	}
+	return strings.Join(outs, " and ")
 }

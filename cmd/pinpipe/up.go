@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -29,15 +30,24 @@ func upCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.StringVar(&pgDSN, "postgres", "", "PostgreSQL DSN to put in the printed stream (--sink) and batch (--warehouse) commands; checked at start")
 	fs.BoolVar(&o.Kinesis, "kinesis", false, "also start kinesalite (scripts/kinesalite.sh install; needs Node.js) and serve the gateway's Kinesis routes")
 	fs.StringVar(&o.TopicPrefix, "topic-prefix", "pinpipe", "topics <prefix>.pin|geo|user and streams streaming-<prefix>-pin|geo|user")
-	fs.StringVar(&o.KafkaListen, "kafka-listen", "127.0.0.1:0", "Kafka's address (port 0: a free one)")
-	fs.StringVar(&o.S3Listen, "s3-listen", "127.0.0.1:0", "S3's address (port 0: a free one)")
-	fs.StringVar(&o.GatewayListen, "gateway-listen", "127.0.0.1:0", "the gateway's address (port 0: a free one)")
+	fs.StringVar(&o.KafkaListen, "kafka-listen", upKafkaListen, "Kafka's address, the README's; if its port is taken, a free one (port 0: always a free one)")
+	fs.StringVar(&o.S3Listen, "s3-listen", upS3Listen, "S3's address, the README's; if its port is taken, a free one")
+	fs.StringVar(&o.GatewayListen, "gateway-listen", upGatewayListen, "the gateway's address, the README's; if its port is taken, a free one")
 	fs.IntVar(&o.SinkFlushSize, "flush-size", 500, "S3 sink: records per object")
 	fs.DurationVar(&o.SinkRotate, "rotate-interval", 10*time.Second, "S3 sink: longest a record waits before its object is written")
 	return func(ctx context.Context) error {
 		if pgDSN != "" {
 			if err := checkPostgres(ctx, pgDSN); err != nil {
 				return err
+			}
+		}
+		for _, l := range []struct {
+			what string
+			addr *string
+		}{{"Kafka", &o.KafkaListen}, {"S3", &o.S3Listen}, {"the gateway", &o.GatewayListen}} {
+			if free, taken := freeAddr(*l.addr); taken {
+				warn("pinpipe up: %s is taken, so %s listens on a free port instead (the printed commands below use it; the README's use %s)", *l.addr, l.what, *l.addr)
+				*l.addr = free
 			}
 		}
 		sys, err := demo.Start(ctx, o)
@@ -77,4 +87,26 @@ func selfName() string {
 		return "pinpipe"
 	}
 	return name
+}
+
+// The addresses up listens on by default: the README's and its commands'.
+const (
+	upKafkaListen   = "127.0.0.1:9092"
+	upS3Listen      = "127.0.0.1:9000"
+	upGatewayListen = "127.0.0.1:8082"
+)
+
+// freeAddr says whether addr's port is taken, and if so returns the same
+// host with port 0 (a free port the server picks).
+func freeAddr(addr string) (string, bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "0" {
+		return addr, false // an address the server itself reports on
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return net.JoinHostPort(host, "0"), true
+	}
+	l.Close()
+	return addr, false
 }

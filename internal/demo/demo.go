@@ -178,17 +178,13 @@ type Insight struct {
 // everything and returns what happened. It fails when the counts disagree
 // (see Result.Check), returning the Result too.
 //
-// The streaming job is ended with drain.Request, which is process-wide and
-// cannot be undone: a process runs the demo once.
+// The streaming job is ended with a drain request of its own (io/drain's
+// marker), so a process may run the demo more than once.
 func Run(ctx context.Context, o Options) (res Result, err error) {
 	o.setDefaults()
 	began := time.Now()
 	step := func(format string, args ...any) {
 		fmt.Fprintf(o.Log, "%6.1fs  %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
-	}
-	if drain.Requested() {
-		return res, errors.New("demo: this process has already drained its unbounded reads (io/drain), so a streaming job here " +
-			"would stop at once: run the demo in a fresh process")
 	}
 	if o.Sink != "" {
 		if err := postgres.Check(ctx, o.Sink); err != nil {
@@ -301,23 +297,29 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 type streamJob struct {
 	done     chan error
 	cancel   context.CancelFunc
+	drain    *drain.Marker
 	finished bool
 	err      error
 }
 
 func startStream(ctx context.Context, sys *System, dir, runner string, o Options) (*streamJob, error) {
+	marker, err := drain.NewMarker()
+	if err != nil {
+		return nil, err
+	}
 	p, s := beam.NewPipelineWithRoot()
 	// The topics exist already (Start made them): listing them once finds
 	// every partition, and no re-listing outlives the drain.
 	src := streaming.KafkaSource([]string{sys.Kafka.Addr()}, sys.o.TopicPrefix,
-		kafkaio.ReadStart(kafkaio.StartEarliest), kafkaio.ReadDiscoveryInterval(0))
+		kafkaio.ReadStart(kafkaio.StartEarliest), kafkaio.ReadDiscoveryInterval(0), kafkaio.ReadDrainMarker(marker.Path()))
 	if err := streaming.Build(s, streaming.Options{Source: src, Files: dir, Sink: o.Sink, Window: o.Window}); err != nil {
+		marker.Close()
 		return nil, err
 	}
 	// Not the caller's context: an interrupted demo drains the job rather
 	// than cancelling it, and cancels it only if the drain takes too long.
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	j := &streamJob{done: make(chan error, 1), cancel: cancel}
+	j := &streamJob{done: make(chan error, 1), cancel: cancel, drain: marker}
 	go func() {
 		_, err := runners.RunOn(rctx, runner, p)
 		j.done <- err
@@ -332,7 +334,12 @@ func (j *streamJob) finish(timeout time.Duration) error {
 		return j.err
 	}
 	j.finished = true
-	drain.Request()
+	defer j.drain.Close()
+	if err := j.drain.Request(); err != nil {
+		j.cancel()
+		j.err = fmt.Errorf("demo: requesting the streaming job's drain: %w", err)
+		return j.err
+	}
 	select {
 	case err := <-j.done:
 		if err != nil {
@@ -340,7 +347,7 @@ func (j *streamJob) finish(timeout time.Duration) error {
 		}
 	case <-time.After(timeout):
 		j.cancel()
-		j.err = fmt.Errorf("demo: the streaming job did not drain within %s (does io/kafkaio end a caught-up partition on drain.Requested?); cancelled it", timeout)
+		j.err = fmt.Errorf("demo: the streaming job did not drain within %s (does io/kafkaio end a caught-up partition on its drain marker?); cancelled it", timeout)
 		select {
 		case <-j.done:
 		case <-time.After(15 * time.Second):

@@ -69,8 +69,9 @@
 //
 // The legacy direct runner cannot run an unbounded SDF; use prism (in
 // process, or as a job server), Flink or Dataflow. To end a pipeline that
-// reads Kafka, make the read finite (ReadUntilLatest, ReadEndOffsets):
-// cancelling the run's context is not a drain.
+// reads Kafka, make the read finite (ReadUntilLatest, ReadEndOffsets) or
+// drain it (ReadDrainMarker, io/drain): cancelling the run's context is not
+// a drain.
 package kafkaio
 
 import (

@@ -75,6 +75,7 @@ func Read(s beam.Scope, brokers []string, topics []string, opts ...ReadOptionFn)
 		Ends:        o.Ends,
 		Interval:    o.Discovery,
 		Positions:   o.Positions,
+		DrainMarker: o.DrainMarker,
 	}, beam.CreateList(s, ts))
 	return beam.ParDo(s, &readFn{
 		ID:             id,
@@ -83,6 +84,7 @@ func Read(s beam.Scope, brokers []string, topics []string, opts ...ReadOptionFn)
 		ProcessingTime: o.ProcessingTime,
 		MaxDelay:       o.MaxDelay,
 		Poll:           o.Poll,
+		DrainMarker:    o.DrainMarker,
 	}, parts)
 }
 
@@ -108,6 +110,7 @@ type discoverFn struct {
 	Ends        []partitionOffset
 	Interval    time.Duration // 0: list once
 	Positions   positionConfig
+	DrainMarker string // see ReadDrainMarker
 
 	cl  *kgo.Client
 	adm *kadm.Client
@@ -176,10 +179,12 @@ func (fn *discoverFn) ProcessElement(
 	emit func(beam.EventTime, topicPartition),
 ) (sdf.ProcessContinuation, error) {
 	rest := rt.GetRestriction().(offsetrange.Restriction)
-	if fn.Interval > 0 && !we.first() && drain.Requested() {
-		// A drain request (the local runner's SIGINT) ends the re-listing,
-		// or the pipeline would wait for it forever; runners that drain
-		// call TruncateRestriction instead.
+	if fn.Interval > 0 && drain.Requested(fn.DrainMarker) {
+		// A drain request (see ReadDrainMarker) ends the re-listing, or
+		// the pipeline would wait for it forever; also before a first
+		// listing that has not succeeded (a cluster that is away): a
+		// drain does not wait for it. Runners that drain call
+		// TruncateRestriction instead.
 		rt.TryClaim(int64(math.MaxInt64 - 1))
 		return sdf.StopProcessing(), nil
 	}
@@ -354,6 +359,7 @@ type readFn struct {
 	ProcessingTime bool
 	MaxDelay       time.Duration
 	Poll           time.Duration
+	DrainMarker    string // see ReadDrainMarker
 
 	cl     *kgo.Client
 	f      *fetcher
@@ -560,11 +566,10 @@ func (fn *readFn) read(
 			continue
 		}
 		if next >= res.hwm {
-			// A drain request (the local runner's SIGINT, see io/drain)
-			// ends an unbounded partition once it has caught up, as
-			// kinesisio ends a shard; runners that drain call
-			// TruncateRestriction instead.
-			if drain.Requested() && rt.GetRestriction().(offsetrange.Restriction).End == math.MaxInt64 {
+			// A drain request (see ReadDrainMarker) ends an unbounded
+			// partition once it has caught up, as kinesisio ends a shard;
+			// runners that drain call TruncateRestriction instead.
+			if drain.Requested(fn.DrainMarker) && rt.GetRestriction().(offsetrange.Restriction).End == math.MaxInt64 {
 				if last >= 0 {
 					// This bundle's records are not durable yet: the next
 					// call commits up to them, then ends.

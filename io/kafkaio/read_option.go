@@ -59,6 +59,7 @@ type readOption struct {
 	UntilLatest    bool
 	Ends           []partitionOffset
 	Positions      positionConfig
+	DrainMarker    string
 }
 
 // ReadOptionFn configures Read.
@@ -191,6 +192,21 @@ func ReadEndOffsets(ends map[string]map[int32]int64) ReadOptionFn {
 				o.Ends = append(o.Ends, partitionOffset{Topic: t, Partition: p, Offset: off})
 			}
 		}
+		return nil
+	}
+}
+
+// ReadDrainMarker makes the read end when the drain marker at path (see
+// io/drain) appears: each unbounded partition once it has caught up and
+// committed what it read, and the listing of new partitions at once. The
+// path reaches the workers in the read's configuration, so a worker in a
+// process of its own on the launcher's machine sees the request too.
+func ReadDrainMarker(path string) ReadOptionFn {
+	return func(o *readOption) error {
+		if path == "" {
+			return errors.New("empty drain marker path")
+		}
+		o.DrainMarker = path
 		return nil
 	}
 }

@@ -124,6 +124,7 @@ func Read(s beam.Scope, stream string, opts ...ReadOptionFn) beam.PCollection {
 		IdleLag:      o.idleLag,
 		Limit:        int32(o.limit),
 		Checkpoints:  o.checkpoints,
+		DrainMarker:  o.drainMarker,
 	}
 	if !o.until.IsZero() {
 		fn.UntilMillis = o.until.UnixMilli()
@@ -334,6 +335,7 @@ type readFn struct {
 	IdleLag      time.Duration
 	Limit        int32
 	Checkpoints  checkpointConfig
+	DrainMarker  string // see ReadDrainMarker
 
 	client *client
 	api    kinesisAPI
@@ -677,9 +679,9 @@ func (fn *readFn) poll(ctx context.Context, rt *sdf.LockRTracker, sc shardCheckp
 	// Caught up: whatever arrives from now on arrived after callStart, less
 	// the time Kinesis takes to make a record readable and the clocks' skew.
 	horizon := callStart.Add(-fn.IdleLag).UnixMilli()
-	// A drain request (the local runner's SIGINT) ends a shard once it has
+	// A drain request (see ReadDrainMarker) ends a shard once it has
 	// caught up, as reaching ReadUntil's time does.
-	if (fn.UntilMillis > 0 && horizon >= fn.UntilMillis) || drain.Requested() {
+	if (fn.UntilMillis > 0 && horizon >= fn.UntilMillis) || drain.Requested(fn.DrainMarker) {
 		rt.TryClaim(claimStop{ShardID: sc.ShardID})
 		return false, nil
 	}

@@ -28,6 +28,7 @@ type readOption struct {
 	limit        int
 	checkpoints  checkpointConfig
 	committed    bool
+	drainMarker  string
 }
 
 // ReadOptionFn configures Read.
@@ -179,6 +180,21 @@ func ReadCommitted() ReadOptionFn {
 	return func(o *readOption) error {
 		o.start = startPos{Kind: startTrimHorizon}
 		o.committed = true
+		return nil
+	}
+}
+
+// ReadDrainMarker makes the read end when the drain marker at path (see
+// io/drain) appears: each shard once it has caught up, as ReadUntil's time
+// ends it. The path reaches the workers in the read's configuration, so a
+// worker in a process of its own on the launcher's machine sees the
+// request too.
+func ReadDrainMarker(path string) ReadOptionFn {
+	return func(o *readOption) error {
+		if path == "" {
+			return errors.New("empty drain marker path")
+		}
+		o.drainMarker = path
 		return nil
 	}
 }

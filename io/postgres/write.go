@@ -188,13 +188,38 @@ func (f *insertDeadLettersFn) Setup(ctx context.Context) error {
 }
 
 func createDeadLetterTable(ctx context.Context, conn *pgx.Conn) error {
-	// The ALTER and the index bring a table made before payload_sha256
-	// existed up to date (its old rows have none, and stay as they are).
-	return createTable(ctx, conn, `CREATE TABLE IF NOT EXISTS `+StreamDeadLetterTable+` (
+	return createTable(ctx, conn, deadLetterTableSQL)
+}
+
+// deadLetterTableSQL creates StreamDeadLetterTable if missing. The ALTER
+// and the index bring a table made before payload_sha256 existed up to
+// date (its old rows have none, and stay as they are).
+const deadLetterTableSQL = `CREATE TABLE IF NOT EXISTS ` + StreamDeadLetterTable + ` (
 		id bigserial PRIMARY KEY, received_at timestamptz NOT NULL, table_name text NOT NULL,
 		reason text NOT NULL, payload text NOT NULL, payload_base64 text, payload_sha256 bytea);
-		ALTER TABLE `+StreamDeadLetterTable+` ADD COLUMN IF NOT EXISTS payload_sha256 bytea;
-		CREATE UNIQUE INDEX IF NOT EXISTS `+StreamDeadLetterTable+`_payload ON `+StreamDeadLetterTable+` (table_name, payload_sha256)`)
+		ALTER TABLE ` + StreamDeadLetterTable + ` ADD COLUMN IF NOT EXISTS payload_sha256 bytea;
+		CREATE UNIQUE INDEX IF NOT EXISTS ` + StreamDeadLetterTable + `_payload ON ` + StreamDeadLetterTable + ` (table_name, payload_sha256)`
+
+// CreateStreamTables creates every table the streaming sinks write (the
+// clean tables' stream tables, StreamDeadLetterTable, the category posts
+// and their view) if missing. A launcher calls it before the job runs:
+// workers create a table only once an element reaches its writer, so
+// deadletter_stream would not exist before the first dead letter.
+func CreateStreamTables(ctx context.Context, dsn string) error {
+	conn, err := Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	for _, source := range transforms.Tables {
+		if err := createTable(ctx, conn, streamTable(source).createSQL()); err != nil {
+			return err
+		}
+	}
+	if err := createTable(ctx, conn, deadLetterTableSQL); err != nil {
+		return err
+	}
+	return CreateCategoryTables(ctx, conn)
 }
 
 func (f *insertDeadLettersFn) Teardown() {

@@ -66,6 +66,11 @@ type Options struct {
 	// with a RejectRateError, without loading the warehouse. A table not
 	// in the map, and a nil map, are not checked.
 	MaxRejectRate map[string]float64
+	// Progress, when set, is called every ProgressInterval (default
+	// DefaultProgressInterval) while the pipeline runs, with what it has
+	// read so far, and once more when it has ended.
+	Progress         func(Progress)
+	ProgressInterval time.Duration
 }
 
 // Bucket sizing, for an output's first run.
@@ -142,7 +147,7 @@ func build(s beam.Scope, o Options, p plan) {
 		} else {
 			names = files.MatchFiles(ts, beam.CreateList(ts, InputGlobs(o.Input, o.TopicPrefix, t)))
 		}
-		r, d, st := CleanToRuns(ts, t, p.Buckets, p.RunDir, names)
+		r, d, st := cleanToRuns(ts, t, p.Buckets, p.RunDir, names, o.Progress != nil)
 		runs, dead, stats = append(runs, r), append(dead, d), append(stats, st)
 	}
 	ms := s.Scope("batch.MergeBuckets")
@@ -178,8 +183,14 @@ func build(s beam.Scope, o Options, p plan) {
 // writes the clean rows as runs sorted by ind into runDir. It returns the
 // runs (KV<bucket, RunFile>), the dead letters and per-bundle TableStats.
 func CleanToRuns(s beam.Scope, table string, buckets int, runDir string, names beam.PCollection) (runs, dead, stats beam.PCollection) {
+	return cleanToRuns(s, table, buckets, runDir, names, false)
+}
+
+// cleanToRuns is CleanToRuns that, with progress, also records each object
+// it read in runDir (see watchProgress).
+func cleanToRuns(s beam.Scope, table string, buckets int, runDir string, names beam.PCollection, progress bool) (runs, dead, stats beam.PCollection) {
 	s = s.Scope("batch.CleanToRuns")
-	return beam.ParDo3(s, &writeRunsFn{Table: table, Buckets: buckets, RunDir: runDir}, names)
+	return beam.ParDo3(s, &writeRunsFn{Table: table, Buckets: buckets, RunDir: runDir, Progress: progress}, names)
 }
 
 func bucketMarker(b int, emit func(int, RunFile)) { emit(b, RunFile{Bucket: b}) }
@@ -269,7 +280,17 @@ func Run(ctx context.Context, o Options) (transforms.Summary, error) {
 
 	p, s := beam.NewPipelineWithRoot()
 	build(s, o, pl)
-	if _, err := runners.Run(ctx, p); err != nil {
+	stopProgress := func() {}
+	if o.Progress != nil {
+		every := o.ProgressInterval
+		if every <= 0 {
+			every = DefaultProgressInterval
+		}
+		stopProgress = watchProgress(ctx, runDir, countInputs(pl.Inputs), every, o.Progress)
+	}
+	_, err = runners.Run(ctx, p)
+	stopProgress()
+	if err != nil {
 		return nil, fmt.Errorf("batch pipeline: %w", err)
 	}
 	c, err := pl.commit(ctx, o)

@@ -280,22 +280,38 @@ func TestIncremental(t *testing.T) {
 	testenv.SetFlags(t, "runner", "direct")
 	ctx := context.Background()
 	input := t.TempDir()
-	gen := func(first int64, posts, partition int, seed uint64) {
+	// gen writes a day's objects and returns the lines it wrote per table
+	// (records and malformed ones): what a run reading exactly that day's
+	// objects reads.
+	gen := func(first int64, posts, partition int, seed uint64) map[string]int64 {
 		o := generate.Defaults()
 		o.Out, o.Posts, o.FirstInd, o.FirstPartition, o.Seed, o.FlushSize, o.MalformedRate = input, posts, first, partition, seed, 200, 0.01
-		if _, err := generate.Write(ctx, o); err != nil {
+		st, err := generate.Write(ctx, o)
+		if err != nil {
 			t.Fatal(err)
 		}
+		lines := map[string]int64{}
+		for _, table := range transforms.Tables {
+			lines[table] = int64(st.Records[table] + st.Malformed[table])
+		}
+		return lines
 	}
-	gen(0, 800, 0, 1)
+	day1 := gen(0, 800, 0, 1)
 	inc := t.TempDir()
 	opts := Options{Input: input, TopicPrefix: "pinpipe", Output: inc, Format: FormatParquet, Shards: 4, Incremental: true}
 	first := runBatch(t, opts)
 	// The second day: new posts, and re-sent old ones (inds 700-899 overlap).
-	gen(700, 600, 3, 2)
+	day2 := gen(700, 600, 3, 2)
 	second := runBatch(t, opts)
-	if second[transforms.TablePin].Read >= first[transforms.TablePin].Read+int64(700) {
-		t.Errorf("the second run read %d pin records: it re-read old objects", second[transforms.TablePin].Read)
+	// Each run reads exactly its day's objects: the second re-reads none of
+	// the first's.
+	for _, table := range transforms.Tables {
+		if got := first[table].Read; got != day1[table] {
+			t.Errorf("the first run read %d %s records, want the %d of the first day", got, table, day1[table])
+		}
+		if got := second[table].Read; got != day2[table] {
+			t.Errorf("the second run read %d %s records, want the %d of the second day (%d more: re-read old objects)", got, table, day2[table], got-day2[table])
+		}
 	}
 
 	full := t.TempDir()

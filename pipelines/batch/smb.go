@@ -109,6 +109,8 @@ type writeRunsFn struct {
 	Table   string
 	Buckets int
 	RunDir  string
+	// Progress records each object read in RunDir (see watchProgress).
+	Progress bool
 
 	fs     filesystem.Interface
 	pool   parallel.Ordered[runsResult]
@@ -127,6 +129,8 @@ type RunCleaner struct {
 	RunDir  string
 	SpillAt int
 	FS      filesystem.Interface
+	// ReadBytes counts the bytes of the lines read (their newlines too).
+	ReadBytes int64
 
 	cleaner *transforms.LineCleaner
 	lines   files.LineReader
@@ -175,7 +179,11 @@ func (f *writeRunsFn) ProcessElement(ctx context.Context, name string, emit func
 		st := <-f.states
 		defer func() { f.states <- st }()
 		var r runsResult
+		before := st.ReadBytes
 		r.runs, r.dead, r.stats, r.err = st.CleanFile(ctx, name)
+		if r.err == nil && f.Progress {
+			writeProgress(ctx, f.RunDir, name, objectProgress{Records: r.stats.Read, Bytes: st.ReadBytes - before})
+		}
 		return r
 	}, f.emitter(emit, dead))
 	return f.err
@@ -221,6 +229,7 @@ func (f *writeRunsFn) emitter(emit func(int, RunFile), dead func(transforms.Dead
 // letters and what the cleaner counted.
 func (c *RunCleaner) CleanFile(ctx context.Context, name string) (runs []RunFile, dead []transforms.DeadLetter, stats transforms.TableStats, err error) {
 	err = c.lines.ReadFile(ctx, name, func(line []byte) {
+		c.ReadBytes += int64(len(line)) + 1
 		var ind int64
 		var row []byte
 		var d *transforms.DeadLetter
