@@ -177,7 +177,10 @@ func DedupJoinSorted(pins, geos, users SortedRows, emit func(Post, [3][]byte) er
 		has[i] = d.next()
 	}
 	partials := NewPartials()
-	stats := []TableStats{{Table: TablePin, Nulls: map[string]int64{}}, {Table: TableGeo, Nulls: map[string]int64{}}, {Table: TableUser, Nulls: map[string]int64{}}}
+	stats := make([]TableStats, len(Schemas))
+	for i, s := range Schemas {
+		stats[i] = TableStats{Table: s.Table, Nulls: map[string]int64{}}
+	}
 	var pin Pin
 	var geo Geo
 	var user User
@@ -202,18 +205,18 @@ func DedupJoinSorted(pins, geos, users SortedRows, emit func(Post, [3][]byte) er
 			case 0:
 				if pin, err = DecodePinRow(d.best); err == nil {
 					post.Pin = &pin
-					countPinNulls(stats[0].Nulls, &pin)
 				}
 			case 1:
 				if geo, err = DecodeGeoRow(d.best); err == nil {
 					post.Geo = &geo
-					countGeoNulls(stats[1].Nulls, &geo)
 				}
 			case 2:
 				if user, err = DecodeUserRow(d.best); err == nil {
 					post.User = &user
-					countUserNulls(stats[2].Nulls, &user)
 				}
+			}
+			if err == nil {
+				err = Schemas[i].CountNulls(stats[i].Nulls, d.best)
 			}
 			if err != nil {
 				return nil, nil, err

@@ -87,3 +87,25 @@ func TestDecodeFields(t *testing.T) {
 		t.Error("a pin row decoded as a user row")
 	}
 }
+
+// TestCountNulls counts the null columns of encoded rows by name.
+func TestCountNulls(t *testing.T) {
+	counts := map[string]int64{}
+	title := "t"
+	for _, row := range []any{&Pin{Ind: 1, Title: &title}, &Pin{Ind: 2}} {
+		if err := PinSchema.CountNulls(counts, AppendRow(nil, row)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := GeoSchema.CountNulls(counts, AppendRow(nil, &Geo{Ind: 1, Coordinates: []float64{}})); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"unique_id": 2, "title": 1, "description": 2, "follower_count": 2, "poster_name": 2, "tag_list": 2,
+		"is_image_or_video": 2, "image_src": 2, "save_location": 2, "category": 2, "country": 1, "timestamp": 1}
+	if !reflect.DeepEqual(counts, want) {
+		t.Errorf("null counts %v, want %v", counts, want)
+	}
+	if err := UserSchema.CountNulls(counts, []byte{1}); err == nil {
+		t.Error("a corrupt row counted")
+	}
+}
