@@ -1,5 +1,7 @@
 package transforms
 
+import "fmt"
+
 // The batch job's rows travel between its stages as encoded rows: the
 // binary encoding of codec.go, one row at a time, starting with the ind as a
 // varint. Encoded rows are pointer-free, cost the garbage collector nothing
@@ -76,20 +78,38 @@ func (c *LineCleaner) Stats() TableStats {
 	return st
 }
 
-// AppendRow appends the encoded row of a Pin, Geo or User.
+// AppendRow appends the encoded row of a *Pin, *Geo or *User.
 func AppendRow(dst []byte, row any) []byte {
+	b, err := EncodeRow(dst, row)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// EncodeRow appends the encoded row of a row struct (Pin, Geo or User, or
+// a pointer to one): the one place where a row struct becomes the encoding
+// that everything table-generic (the schema's JSON, Parquet, COPY values)
+// reads. Another type is an error.
+func EncodeRow(dst []byte, row any) ([]byte, error) {
 	e := encoder{b: dst}
 	switch r := row.(type) {
 	case *Pin:
 		e.pin(r)
+	case Pin:
+		e.pin(&r)
 	case *Geo:
 		e.geo(r)
+	case Geo:
+		e.geo(&r)
 	case *User:
 		e.user(r)
+	case User:
+		e.user(&r)
 	default:
-		panic("transforms: AppendRow of an unknown row type")
+		return dst, fmt.Errorf("transforms: %T is not a clean row", row)
 	}
-	return e.b
+	return e.b, nil
 }
 
 // DecodePinRow, DecodeGeoRow and DecodeUserRow decode one encoded row.
