@@ -11,6 +11,7 @@ import "fmt"
 // it did. It is not safe for concurrent use; each goroutine has its own.
 type LineCleaner struct {
 	table  string
+	def    *TableDef
 	fields []string
 	vals   [12][]byte
 	enc    encoder
@@ -19,7 +20,11 @@ type LineCleaner struct {
 
 // NewLineCleaner returns a cleaner for the named table.
 func NewLineCleaner(table string) *LineCleaner {
-	return &LineCleaner{table: table, fields: fieldsOf(table)}
+	def, ok := TableOf(table)
+	if !ok {
+		panic("transforms: no table " + table)
+	}
+	return &LineCleaner{table: table, def: def, fields: def.Schema.RawFields}
 }
 
 // Clean cleans one raw line. A clean record returns its ind and its encoded
@@ -38,28 +43,7 @@ func (c *LineCleaner) Clean(line []byte) (ind int64, row []byte, dead *DeadLette
 func (c *LineCleaner) CleanValue(line []byte) (ind int64, row []byte, dead *DeadLetter) {
 	c.enc.b = c.enc.b[:0]
 	vals := c.vals[:len(c.fields)]
-	var bad Unparsable
-	var err error
-	switch c.table {
-	case TablePin:
-		var p Pin
-		if p, bad, err = cleanPin(line, vals, objectFields); err == nil {
-			ind = p.Ind
-			c.enc.pin(&p)
-		}
-	case TableGeo:
-		var g Geo
-		if g, bad, err = cleanGeo(line, vals, objectFields); err == nil {
-			ind = g.Ind
-			c.enc.geo(&g)
-		}
-	default:
-		var u User
-		if u, bad, err = cleanUser(line, vals, objectFields); err == nil {
-			ind = u.Ind
-			c.enc.user(&u)
-		}
-	}
+	ind, bad, err := c.def.cleanEncode(line, vals, &c.enc)
 	if err != nil {
 		reason := err.(*RejectError).Reason
 		c.c.stats.countReject(reason)
@@ -257,5 +241,3 @@ func DedupJoinSorted(pins, geos, users SortedRows, emit func(Post, [3][]byte) er
 	}
 	return partials, stats, nil
 }
-
-func fieldsOf(table string) []string { return SchemaOf(table).RawFields }

@@ -109,3 +109,40 @@ func TestCountNulls(t *testing.T) {
 		t.Error("a corrupt row counted")
 	}
 }
+
+// TestTableDefs: each table's descriptor is found by its name, and its
+// record cleaner and the batch job's line cleaner make the same row.
+func TestTableDefs(t *testing.T) {
+	lines := map[string]string{
+		TablePin:  `{"index": 7, "title": "T", "follower_count": "1k", "category": "art"}`,
+		TableGeo:  `{"ind": 7, "timestamp": "2020-08-28 03:52:47", "latitude": "-5.34", "longitude": 7, "country": "Chad"}`,
+		TableUser: `{"ind": 7, "first_name": "A", "last_name": "B", "age": "20", "date_joined": "2015-10-24T11:23:51Z"}`,
+	}
+	for i, table := range Tables {
+		def, ok := TableOf(table)
+		if !ok || def.Schema.Table != table || def != &TableDefs[i] {
+			t.Fatalf("TableOf(%q) = %v, %v", table, def, ok)
+		}
+		row, _, err := def.CleanRecord([]byte(lines[table]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, err := EncodeRow(nil, row)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ind, lineRow, dead := NewLineCleaner(table).Clean([]byte(lines[table]))
+		if dead != nil || ind != 7 || !bytes.Equal(enc, lineRow) {
+			t.Errorf("%s: the record cleaner and the line cleaner differ (%v)", table, dead)
+		}
+		if _, _, err := def.CleanRecord([]byte(`{}`)); err == nil {
+			t.Errorf("%s: a record without its key is clean", table)
+		}
+	}
+	if _, ok := TableOf("nope"); ok {
+		t.Error("an unknown table has a descriptor")
+	}
+	if _, err := EncodeRow(nil, 3); err == nil {
+		t.Error("an int encoded as a row")
+	}
+}
