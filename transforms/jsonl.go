@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/pinpipe/pinpipe/internal/jsonscan"
 )
 
 // The clean tables' JSON-lines form, written and read through the schema
@@ -409,46 +411,13 @@ func (s *jsonScanner) rawString() ([]byte, bool) {
 // number reads a number literal, checked against JSON's grammar
 // (strconv alone would take "+1", "01", "0x1p3", "inf").
 func (s *jsonScanner) number() ([]byte, bool) {
-	b := s.b
-	i := 0
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-	default:
+	n := jsonscan.Number(s.b)
+	if n == 0 {
 		return nil, false
 	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		d := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return nil, false
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		d := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return nil, false
-		}
-	}
-	s.b = b[i:]
-	return b[:i], true
+	lit := s.b[:n]
+	s.b = s.b[n:]
+	return lit, true
 }
 
 // unescapeJSON appends a string's contents with its escapes undone, as
