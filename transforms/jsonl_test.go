@@ -74,7 +74,7 @@ func randFloats(r *rand.Rand) []float64 {
 	}
 	fs := make([]float64, 1+r.IntN(3))
 	for i := range fs {
-		fs[i] = []float64{0, -0.0, 1.5, -2, 1e-7, 1e21, 1e20, 123456.789, math.MaxFloat64, math.SmallestNonzeroFloat64, -1e-6, (r.Float64() - 0.5) * 360}[r.IntN(12)]
+		fs[i] = []float64{0, math.Copysign(0, -1), 1.5, -2, 1e-7, 1e21, 1e20, 123456.789, math.MaxFloat64, math.SmallestNonzeroFloat64, -1e-6, (r.Float64() - 0.5) * 360}[r.IntN(12)]
 	}
 	return fs
 }
