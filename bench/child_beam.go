@@ -19,33 +19,20 @@ import (
 )
 
 func init() {
-	register.DoFn2x0[transforms.Pin, func(int64)](&countPinFn{})
-	register.DoFn2x0[transforms.Geo, func(int64)](&countGeoFn{})
-	register.DoFn2x0[transforms.User, func(int64)](&countUserFn{})
+	register.DoFn2x0[beam.X, func(int64)](&countRowsFn{})
 	register.DoFn3x0[int, batch.RunFile, func(int64)](&countRunsFn{})
 	register.DoFn2x1[context.Context, int64, error](&writeCountFn{})
 	register.Emitter1[int64]()
 }
 
-// The counting sinks of the clean-only pipeline: each bundle counts its rows
-// and emits the count once, when it finishes.
-type countPinFn struct{ n int64 }
+// countRowsFn is the clean-only pipeline's counting sink, for any table's
+// rows: each bundle counts its rows and emits the count once, when it
+// finishes.
+type countRowsFn struct{ n int64 }
 
-func (f *countPinFn) StartBundle(_ func(int64))                      { f.n = 0 }
-func (f *countPinFn) ProcessElement(_ transforms.Pin, _ func(int64)) { f.n++ }
-func (f *countPinFn) FinishBundle(emit func(int64))                  { emitCount(&f.n, emit) }
-
-type countGeoFn struct{ n int64 }
-
-func (f *countGeoFn) StartBundle(_ func(int64))                      { f.n = 0 }
-func (f *countGeoFn) ProcessElement(_ transforms.Geo, _ func(int64)) { f.n++ }
-func (f *countGeoFn) FinishBundle(emit func(int64))                  { emitCount(&f.n, emit) }
-
-type countUserFn struct{ n int64 }
-
-func (f *countUserFn) StartBundle(_ func(int64))                       { f.n = 0 }
-func (f *countUserFn) ProcessElement(_ transforms.User, _ func(int64)) { f.n++ }
-func (f *countUserFn) FinishBundle(emit func(int64))                   { emitCount(&f.n, emit) }
+func (f *countRowsFn) StartBundle(_ func(int64))              { f.n = 0 }
+func (f *countRowsFn) ProcessElement(_ beam.X, _ func(int64)) { f.n++ }
+func (f *countRowsFn) FinishBundle(emit func(int64))          { emitCount(&f.n, emit) }
 
 // countRunsFn counts the rows of the sorted runs the clean stage wrote.
 type countRunsFn struct{ n int64 }
@@ -90,16 +77,7 @@ func beamClean(ctx context.Context, in, out string, byFiles bool) (childResult, 
 			counts = beam.ParDo(ts, &countRunsFn{}, runs)
 		} else {
 			rows := transforms.Clean(ts, t, files.ReadLines(ts, globs)).Rows
-			var counter any
-			switch t {
-			case transforms.TablePin:
-				counter = &countPinFn{}
-			case transforms.TableGeo:
-				counter = &countGeoFn{}
-			default:
-				counter = &countUserFn{}
-			}
-			counts = beam.ParDo(ts, counter, rows)
+			counts = beam.ParDo(ts, &countRowsFn{}, rows)
 		}
 		beam.ParDo0(ts, &writeCountFn{Path: filepath.Join(out, t+".count")}, stats.Sum(ts, counts))
 	}

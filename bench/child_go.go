@@ -107,16 +107,11 @@ func newCleaner() *cleaner {
 func (c *cleaner) line(table string, line []byte) {
 	tc := c.counts[table]
 	tc.Read++
-	var err error
-	switch table {
-	case transforms.TablePin:
-		_, _, err = transforms.CleanPinRecord(line)
-	case transforms.TableGeo:
-		_, _, err = transforms.CleanGeoRecord(line)
-	case transforms.TableUser:
-		_, _, err = transforms.CleanUserRecord(line)
+	def, ok := transforms.TableOf(table)
+	if !ok {
+		return
 	}
-	if err == nil {
+	if _, _, err := def.CleanRecord(line); err == nil {
 		tc.Clean++
 	}
 }

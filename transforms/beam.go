@@ -69,15 +69,11 @@ func CleanUser(s beam.Scope, raw beam.PCollection) Cleaned {
 
 // Clean applies the clean composite of the named table.
 func Clean(s beam.Scope, table string, raw beam.PCollection) Cleaned {
-	switch table {
-	case TablePin:
-		return CleanPin(s, raw)
-	case TableGeo:
-		return CleanGeo(s, raw)
-	case TableUser:
-		return CleanUser(s, raw)
+	def, ok := TableOf(table)
+	if !ok {
+		panic("transforms: unknown table " + table)
 	}
-	panic("transforms: unknown table " + table)
+	return def.Composite(s, raw)
 }
 
 // NewDeadLetter builds the dead-letter record of a rejected payload.

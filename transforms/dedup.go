@@ -5,10 +5,6 @@ import (
 	"encoding/gob"
 )
 
-func countPinNulls(c map[string]int64, p *Pin)   { countNulls(c, &PinSchema, p) }
-func countGeoNulls(c map[string]int64, g *Geo)   { countNulls(c, &GeoSchema, g) }
-func countUserNulls(c map[string]int64, u *User) { countNulls(c, &UserSchema, u) }
-
 func encodePartials(v Partials) ([]byte, error) {
 	var buf bytes.Buffer
 	err := gob.NewEncoder(&buf).Encode(v)

@@ -1,5 +1,7 @@
 package transforms
 
+import "fmt"
+
 // The batch job's rows travel between its stages as encoded rows: the
 // binary encoding of codec.go, one row at a time, starting with the ind as a
 // varint. Encoded rows are pointer-free, cost the garbage collector nothing
@@ -9,6 +11,7 @@ package transforms
 // it did. It is not safe for concurrent use; each goroutine has its own.
 type LineCleaner struct {
 	table  string
+	def    *TableDef
 	fields []string
 	vals   [12][]byte
 	strs   [12]string
@@ -19,7 +22,11 @@ type LineCleaner struct {
 
 // NewLineCleaner returns a cleaner for the named table.
 func NewLineCleaner(table string) *LineCleaner {
-	c := &LineCleaner{table: table, fields: fieldsOf(table)}
+	def, ok := TableOf(table)
+	if !ok {
+		panic("transforms: no table " + table)
+	}
+	c := &LineCleaner{table: table, def: def, fields: def.Schema.RawFields}
 	// The row is encoded (copied) before Clean returns, so its strings may
 	// point into the line, and be held in c.strs.
 	c.parse = parser{fields: objectFields, borrow: true, strs: c.strs[:]}
@@ -42,28 +49,7 @@ func (c *LineCleaner) Clean(line []byte) (ind int64, row []byte, dead *DeadLette
 func (c *LineCleaner) CleanValue(line []byte) (ind int64, row []byte, dead *DeadLetter) {
 	c.enc.b = c.enc.b[:0]
 	vals := c.vals[:len(c.fields)]
-	var bad Unparsable
-	var err error
-	switch c.table {
-	case TablePin:
-		var p Pin
-		if p, bad, err = cleanPin(line, vals, c.parse); err == nil {
-			ind = p.Ind
-			c.enc.pin(&p)
-		}
-	case TableGeo:
-		var g Geo
-		if g, bad, err = cleanGeo(line, vals, c.parse); err == nil {
-			ind = g.Ind
-			c.enc.geo(&g)
-		}
-	default:
-		var u User
-		if u, bad, err = cleanUser(line, vals, c.parse); err == nil {
-			ind = u.Ind
-			c.enc.user(&u)
-		}
-	}
+	ind, bad, err := c.def.cleanEncode(line, vals, c.parse, &c.enc)
 	if err != nil {
 		reason := err.(*RejectError).Reason
 		c.c.stats.countReject(reason)
@@ -82,20 +68,38 @@ func (c *LineCleaner) Stats() TableStats {
 	return st
 }
 
-// AppendRow appends the encoded row of a Pin, Geo or User.
+// AppendRow appends the encoded row of a *Pin, *Geo or *User.
 func AppendRow(dst []byte, row any) []byte {
+	b, err := EncodeRow(dst, row)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// EncodeRow appends the encoded row of a row struct (Pin, Geo or User, or
+// a pointer to one): the one place where a row struct becomes the encoding
+// that everything table-generic (the schema's JSON, Parquet, COPY values)
+// reads. Another type is an error.
+func EncodeRow(dst []byte, row any) ([]byte, error) {
 	e := encoder{b: dst}
 	switch r := row.(type) {
 	case *Pin:
 		e.pin(r)
+	case Pin:
+		e.pin(&r)
 	case *Geo:
 		e.geo(r)
+	case Geo:
+		e.geo(&r)
 	case *User:
 		e.user(r)
+	case User:
+		e.user(&r)
 	default:
-		panic("transforms: AppendRow of an unknown row type")
+		return dst, fmt.Errorf("transforms: %T is not a clean row", row)
 	}
-	return e.b
+	return e.b, nil
 }
 
 // DecodePinRow, DecodeGeoRow and DecodeUserRow decode one encoded row.
@@ -183,7 +187,10 @@ func DedupJoinSorted(pins, geos, users SortedRows, emit func(Post, [3][]byte) er
 		has[i] = d.next()
 	}
 	partials := NewPartials()
-	stats := []TableStats{{Table: TablePin, Nulls: map[string]int64{}}, {Table: TableGeo, Nulls: map[string]int64{}}, {Table: TableUser, Nulls: map[string]int64{}}}
+	stats := make([]TableStats, len(Schemas))
+	for i, s := range Schemas {
+		stats[i] = TableStats{Table: s.Table, Nulls: map[string]int64{}}
+	}
 	var pin Pin
 	var geo Geo
 	var user User
@@ -208,18 +215,18 @@ func DedupJoinSorted(pins, geos, users SortedRows, emit func(Post, [3][]byte) er
 			case 0:
 				if pin, err = DecodePinRow(d.best); err == nil {
 					post.Pin = &pin
-					countPinNulls(stats[0].Nulls, &pin)
 				}
 			case 1:
 				if geo, err = DecodeGeoRow(d.best); err == nil {
 					post.Geo = &geo
-					countGeoNulls(stats[1].Nulls, &geo)
 				}
 			case 2:
 				if user, err = DecodeUserRow(d.best); err == nil {
 					post.User = &user
-					countUserNulls(stats[2].Nulls, &user)
 				}
+			}
+			if err == nil {
+				err = Schemas[i].CountNulls(stats[i].Nulls, d.best)
 			}
 			if err != nil {
 				return nil, nil, err
@@ -240,5 +247,3 @@ func DedupJoinSorted(pins, geos, users SortedRows, emit func(Post, [3][]byte) er
 	}
 	return partials, stats, nil
 }
-
-func fieldsOf(table string) []string { return SchemaOf(table).RawFields }

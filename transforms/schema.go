@@ -28,7 +28,9 @@ type Column struct {
 // Schema is the one description of a clean table: its name, the raw fields
 // its records have (in the source database's order) and its key among
 // them, and its output columns in the contract's order. The null counts,
-// the warehouse's DDL and the raw field lists are driven from it; the row
+// the JSON-lines and Parquet forms (AppendJSON, JSONRowParser,
+// io/parquetio), the warehouse's DDL and COPY values and the raw field
+// lists are driven from it; the row
 // structs (Pin, Geo, User) carry the same columns in the same order, which
 // TestSchemasMatchRows checks against their JSON and Parquet tags.
 type Schema struct {
@@ -71,35 +73,20 @@ var (
 	UserFields = UserSchema.RawFields
 )
 
-// nullsOf calls null(i) for each nullable column i of a row that is null.
-func (p *Pin) nulls(null func(int)) {
-	for i, isNull := range [...]bool{false, p.UniqueID == nil, p.Title == nil, p.Description == nil, p.FollowerCount == nil,
-		p.PosterName == nil, p.TagList == nil, p.IsImageOrVideo == nil, p.ImageSrc == nil, p.SaveLocation == nil, p.Category == nil} {
-		if isNull {
-			null(i)
+// CountNulls adds an encoded row's null columns to counts, by column name:
+// the final tables' null counts, from the schema rather than per row type.
+func (s *Schema) CountNulls(counts map[string]int64, row []byte) error {
+	var buf [16]Field
+	fields, err := s.DecodeFields(row, buf[:0])
+	if err != nil {
+		return err
+	}
+	for i, f := range fields {
+		if f.Null {
+			counts[s.Columns[i].Name]++
 		}
 	}
-}
-
-func (g *Geo) nulls(null func(int)) {
-	for i, isNull := range [...]bool{false, g.Country == nil, g.Coordinates == nil, g.Timestamp == nil} {
-		if isNull {
-			null(i)
-		}
-	}
-}
-
-func (u *User) nulls(null func(int)) {
-	for i, isNull := range [...]bool{false, u.UserName == nil, u.Age == nil, u.DateJoined == nil} {
-		if isNull {
-			null(i)
-		}
-	}
-}
-
-// countNulls adds a row's nulls to counts by column name.
-func countNulls(counts map[string]int64, s *Schema, row interface{ nulls(func(int)) }) {
-	row.nulls(func(i int) { counts[s.Columns[i].Name]++ })
+	return nil
 }
 
 // Field is one column's value in an encoded row, as the column's type holds

@@ -87,3 +87,62 @@ func TestDecodeFields(t *testing.T) {
 		t.Error("a pin row decoded as a user row")
 	}
 }
+
+// TestCountNulls counts the null columns of encoded rows by name.
+func TestCountNulls(t *testing.T) {
+	counts := map[string]int64{}
+	title := "t"
+	for _, row := range []any{&Pin{Ind: 1, Title: &title}, &Pin{Ind: 2}} {
+		if err := PinSchema.CountNulls(counts, AppendRow(nil, row)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := GeoSchema.CountNulls(counts, AppendRow(nil, &Geo{Ind: 1, Coordinates: []float64{}})); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"unique_id": 2, "title": 1, "description": 2, "follower_count": 2, "poster_name": 2, "tag_list": 2,
+		"is_image_or_video": 2, "image_src": 2, "save_location": 2, "category": 2, "country": 1, "timestamp": 1}
+	if !reflect.DeepEqual(counts, want) {
+		t.Errorf("null counts %v, want %v", counts, want)
+	}
+	if err := UserSchema.CountNulls(counts, []byte{1}); err == nil {
+		t.Error("a corrupt row counted")
+	}
+}
+
+// TestTableDefs: each table's descriptor is found by its name, and its
+// record cleaner and the batch job's line cleaner make the same row.
+func TestTableDefs(t *testing.T) {
+	lines := map[string]string{
+		TablePin:  `{"index": 7, "title": "T", "follower_count": "1k", "category": "art"}`,
+		TableGeo:  `{"ind": 7, "timestamp": "2020-08-28 03:52:47", "latitude": "-5.34", "longitude": 7, "country": "Chad"}`,
+		TableUser: `{"ind": 7, "first_name": "A", "last_name": "B", "age": "20", "date_joined": "2015-10-24T11:23:51Z"}`,
+	}
+	for i, table := range Tables {
+		def, ok := TableOf(table)
+		if !ok || def.Schema.Table != table || def != &TableDefs[i] {
+			t.Fatalf("TableOf(%q) = %v, %v", table, def, ok)
+		}
+		row, _, err := def.CleanRecord([]byte(lines[table]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, err := EncodeRow(nil, row)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ind, lineRow, dead := NewLineCleaner(table).Clean([]byte(lines[table]))
+		if dead != nil || ind != 7 || !bytes.Equal(enc, lineRow) {
+			t.Errorf("%s: the record cleaner and the line cleaner differ (%v)", table, dead)
+		}
+		if _, _, err := def.CleanRecord([]byte(`{}`)); err == nil {
+			t.Errorf("%s: a record without its key is clean", table)
+		}
+	}
+	if _, ok := TableOf("nope"); ok {
+		t.Error("an unknown table has a descriptor")
+	}
+	if _, err := EncodeRow(nil, 3); err == nil {
+		t.Error("an int encoded as a row")
+	}
+}

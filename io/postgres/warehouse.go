@@ -13,21 +13,21 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/parquet-go/parquet-go"
 
 	"github.com/pinpipe/pinpipe/io/files"
+	"github.com/pinpipe/pinpipe/io/parquetio"
 	"github.com/pinpipe/pinpipe/transforms"
 )
 
@@ -54,7 +54,7 @@ type column struct{ name, typ string }
 // table is one warehouse table: the contract's output columns, in order.
 type table struct {
 	name    string // in the warehouse
-	source  string // transforms.Table*: the directory of its files
+	schema  transforms.Schema
 	columns []column
 }
 
@@ -68,7 +68,7 @@ var sqlTypes = map[transforms.ColumnType]string{
 
 // warehouseTable is the warehouse table of a clean table's schema.
 func warehouseTable(name string, s transforms.Schema) table {
-	t := table{name: name, source: s.Table}
+	t := table{name: name, schema: s}
 	for _, c := range s.Columns {
 		t.columns = append(t.columns, column{c.Name, sqlTypes[c.Type]})
 	}
@@ -131,7 +131,7 @@ func LoadTables(ctx context.Context, dsn, tablesDir, format string) error {
 	names := make([][]string, len(warehouseTables))
 	for i, t := range warehouseTables {
 		var err error
-		if names[i], err = TableFiles(ctx, tablesDir, t.source, format); err != nil {
+		if names[i], err = TableFiles(ctx, tablesDir, t.schema.Table, format); err != nil {
 			return fmt.Errorf("warehouse: %w", err)
 		}
 	}
@@ -162,16 +162,9 @@ func LoadTables(ctx context.Context, dsn, tablesDir, format string) error {
 	}
 	counts := make([]any, 0, 2*len(warehouseTables))
 	for i, t := range warehouseTables {
-		var src pgx.CopyFromSource
-		switch t.source {
-		case transforms.TablePin:
-			src = newRowSource(ctx, t, names[i], format, pinValues)
-		case transforms.TableGeo:
-			src = newRowSource(ctx, t, names[i], format, geoValues)
-		case transforms.TableUser:
-			src = newRowSource(ctx, t, names[i], format, userValues)
-		}
+		src := &rowSource{ctx: ctx, table: t, names: names[i], format: format}
 		n, err := tx.CopyFrom(ctx, pgx.Identifier{t.name}, t.columnNames(), src)
+		src.close()
 		if err != nil {
 			return fmt.Errorf("warehouse: loading %s: %w", t.name, err)
 		}
@@ -249,50 +242,48 @@ func ensureTables(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
-// rowSource feeds COPY the rows of a table's files, one file in memory at a
-// time.
-type rowSource[R any] struct {
+// rowSource feeds COPY the rows of a table's files, streaming one file at
+// a time: each row is read as an encoded row (io/parquetio or the JSON-lines
+// reader, through the table's schema) and its values made from its decoded
+// fields, with no row struct per table.
+type rowSource struct {
 	ctx    context.Context
 	table  table
 	names  []string
 	format string
-	values func(*R) []any
 
-	file string
-	rows rowReader[R]
-	vals []any
-	err  error
+	file   string
+	rows   transforms.SortedRows // the open file's rows; nil between files
+	closer io.Closer
+	fields []transforms.Field
+	vals   []any
+	err    error
 }
 
-// rowReader reads one file's rows; ok is false at its end.
-type rowReader[R any] interface {
-	next() (row R, ok bool, err error)
-}
-
-func newRowSource[R any](ctx context.Context, t table, names []string, format string, values func(*R) []any) *rowSource[R] {
-	return &rowSource[R]{ctx: ctx, table: t, names: names, format: format, values: values}
-}
-
-func (s *rowSource[R]) Next() bool {
+func (s *rowSource) Next() bool {
 	for s.err == nil {
 		if s.rows == nil {
 			if len(s.names) == 0 {
 				return false
 			}
 			s.file, s.names = s.names[0], s.names[1:]
-			s.rows, s.err = openRows[R](s.ctx, s.file, s.format)
+			s.rows, s.closer, s.err = openRows(s.ctx, s.file, s.format, &s.table.schema)
 			continue
 		}
-		row, ok, err := s.rows.next()
-		if err != nil {
+		if !s.rows.Next() {
+			if err := s.rows.Err(); err != nil {
+				s.err = fmt.Errorf("reading %s: %w", s.file, err)
+				return false
+			}
+			s.close()
+			continue
+		}
+		var err error
+		if s.fields, err = s.table.schema.DecodeFields(s.rows.Row(), s.fields); err != nil {
 			s.err = fmt.Errorf("reading %s: %w", s.file, err)
 			return false
 		}
-		if !ok {
-			s.rows = nil
-			continue
-		}
-		s.vals = s.values(&row)
+		s.vals = copyValues(s.vals[:0], s.table.schema.Columns, s.fields)
 		if err := checkText(s.table, s.vals); err != nil {
 			s.err = fmt.Errorf("%s: %w", s.file, err)
 			return false
@@ -302,8 +293,57 @@ func (s *rowSource[R]) Next() bool {
 	return false
 }
 
-func (s *rowSource[R]) Values() ([]any, error) { return s.vals, nil }
-func (s *rowSource[R]) Err() error             { return s.err }
+func (s *rowSource) Values() ([]any, error) { return s.vals, nil }
+func (s *rowSource) Err() error             { return s.err }
+
+// close closes the open file, if any.
+func (s *rowSource) close() {
+	if s.closer != nil {
+		s.closer.Close()
+	}
+	s.rows, s.closer = nil, nil
+}
+
+// copyValues appends a row's COPY values, one per column: SQL NULL for a
+// null field, else the column type's Go value as pgx encodes it.
+func copyValues(vals []any, cols []transforms.Column, fields []transforms.Field) []any {
+	for i, c := range cols {
+		f := &fields[i]
+		if f.Null {
+			vals = append(vals, nil)
+			continue
+		}
+		switch c.Type {
+		case transforms.Int64:
+			vals = append(vals, f.Int)
+		case transforms.Text:
+			vals = append(vals, string(f.Bytes))
+		case transforms.Float64List:
+			fs := make([]float64, len(f.Bytes)/8)
+			for j := range fs {
+				fs[j] = math.Float64frombits(binary.LittleEndian.Uint64(f.Bytes[8*j:]))
+			}
+			vals = append(vals, fs)
+		case transforms.Timestamp:
+			vals = append(vals, time.Unix(f.Int, f.Nsec).UTC())
+		}
+	}
+	return vals
+}
+
+// rowValues is the COPY values of a clean row struct of the table, made
+// through its encoding and schema as the batch load's are.
+func (t table) rowValues(row any) ([]any, error) {
+	enc, err := transforms.EncodeRow(nil, row)
+	if err != nil {
+		return nil, err
+	}
+	fields, err := t.schema.DecodeFields(enc, nil)
+	if err != nil {
+		return nil, err
+	}
+	return copyValues(nil, t.schema.Columns, fields), nil
+}
 
 // checkText refuses text holding a NUL character, which PostgreSQL cannot
 // store, with a message that says where it is.
@@ -311,116 +351,35 @@ func checkText(t table, vals []any) error {
 	for i, v := range vals {
 		if s, ok := v.(string); ok && strings.IndexByte(s, 0) >= 0 {
 			return fmt.Errorf("%s row with ind %v: column %s holds a NUL character, which PostgreSQL text cannot store",
-				t.source, vals[0], t.columns[i].name)
+				t.schema.Table, vals[0], t.columns[i].name)
 		}
 	}
 	return nil
 }
 
-// openRows reads one part file.
-func openRows[R any](ctx context.Context, name, format string) (rowReader[R], error) {
-	b, err := files.ReadFile(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	}
+// openRows opens one part file as encoded rows of the table: Parquet by
+// column chunks (a file of another schema is an error), JSON lines one line
+// at a time (an unknown or mistyped field is an error naming the row).
+func openRows(ctx context.Context, name, format string, s *transforms.Schema) (transforms.SortedRows, io.Closer, error) {
 	if format == FormatJSONL {
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields()
-		return &jsonRows[R]{dec: dec}, nil
-	}
-	f, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	}
-	r, err := newParquetReader[R](f)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	}
-	return &parquetRows[R]{r: r, buf: make([]R, 256)}, nil
-}
-
-// newParquetReader reads a file written from R: its columns must be R's, as
-// the reader would otherwise fill missing columns with nulls. It turns the
-// reader's panic on a schema that does not fit into an error.
-func newParquetReader[R any](f *parquet.File) (r *parquet.GenericReader[R], err error) {
-	want, got := parquet.SchemaOf(*new(R)).Columns(), f.Schema().Columns()
-	if !slices.EqualFunc(want, got, slices.Equal) {
-		return nil, fmt.Errorf("the file's columns %v are not those of %T, %v", got, *new(R), want)
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("the file's schema does not fit %T: %v", *new(R), p)
-		}
-	}()
-	return parquet.NewGenericReader[R](f), nil
-}
-
-type parquetRows[R any] struct {
-	r      *parquet.GenericReader[R]
-	buf    []R
-	i, n   int
-	closed bool
-}
-
-func (p *parquetRows[R]) next() (R, bool, error) {
-	var zero R
-	for p.i == p.n {
-		if p.closed {
-			return zero, false, nil
-		}
-		clear(p.buf)
-		n, err := p.r.Read(p.buf)
-		p.i, p.n = 0, n
-		if err == io.EOF || (err == nil && n == 0) {
-			p.closed = true
-			err = p.r.Close()
-		}
+		rc, err := files.OpenRead(ctx, name)
 		if err != nil {
-			return zero, false, err
+			return nil, nil, fmt.Errorf("reading %s: %w", name, err)
 		}
+		return transforms.NewJSONLinesReader(rc, s), rc, nil
 	}
-	row := p.buf[p.i]
-	p.i++
-	return row, true, nil
-}
-
-type jsonRows[R any] struct {
-	dec  *json.Decoder
-	line int
-}
-
-func (j *jsonRows[R]) next() (R, bool, error) {
-	var row R
-	j.line++
-	if err := j.dec.Decode(&row); err == io.EOF {
-		return row, false, nil
-	} else if err != nil {
-		return row, false, fmt.Errorf("row %d: %w", j.line, err)
+	f, err := files.OpenLocal(ctx, name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", name, err)
 	}
-	return row, true, nil
-}
-
-// opt turns a nil pointer into SQL NULL.
-func opt[T any](p *T) any {
-	if p == nil {
-		return nil
+	st, err := f.Stat()
+	var r *parquetio.Reader
+	if err == nil {
+		r, err = parquetio.NewReader(f, st.Size(), *s)
 	}
-	return *p
-}
-
-func pinValues(p *transforms.Pin) []any {
-	return []any{p.Ind, opt(p.UniqueID), opt(p.Title), opt(p.Description), opt(p.FollowerCount), opt(p.PosterName),
-		opt(p.TagList), opt(p.IsImageOrVideo), opt(p.ImageSrc), opt(p.SaveLocation), opt(p.Category)}
-}
-
-func geoValues(g *transforms.Geo) []any {
-	var coords any
-	if g.Coordinates != nil {
-		coords = g.Coordinates
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("reading %s: %w", name, err)
 	}
-	return []any{g.Ind, opt(g.Country), coords, opt(g.Timestamp)}
-}
-
-func userValues(u *transforms.User) []any {
-	return []any{u.Ind, opt(u.UserName), opt(u.Age), opt(u.DateJoined)}
+	return r, f, nil
 }

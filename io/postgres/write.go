@@ -49,7 +49,7 @@ const (
 // streamTable is the streaming table of a clean table.
 func streamTable(source string) table {
 	for _, t := range warehouseTables {
-		if t.source == source {
+		if t.schema.Table == source {
 			t.name = map[string]string{transforms.TablePin: StreamPinTable, transforms.TableGeo: StreamGeoTable, transforms.TableUser: StreamUserTable}[source]
 			return t
 		}
@@ -109,16 +109,9 @@ func (f *upsertRowsFn) Teardown() {
 func (f *upsertRowsFn) StartBundle(context.Context) { f.rows = map[int64][]any{} }
 
 func (f *upsertRowsFn) ProcessElement(ctx context.Context, row beam.X) error {
-	var vals []any
-	switch r := row.(type) {
-	case transforms.Pin:
-		vals = pinValues(&r)
-	case transforms.Geo:
-		vals = geoValues(&r)
-	case transforms.User:
-		vals = userValues(&r)
-	default:
-		return fmt.Errorf("postgres.WriteRows: unexpected %T", row)
+	vals, err := f.t.rowValues(row)
+	if err != nil {
+		return fmt.Errorf("postgres.WriteRows: %w", err)
 	}
 	if err := checkText(f.t, vals); err != nil {
 		return err

@@ -276,8 +276,16 @@ func TestNoInput(t *testing.T) {
 // TestIncremental checks that two incremental runs over data that grew
 // between them give the same tables and insights as one full run over all
 // of it, and that a third run with nothing new changes nothing.
+// TestIncremental: day-by-day incremental runs, which read the committed
+// tables back in either format, equal one full run.
 func TestIncremental(t *testing.T) {
 	testenv.SetFlags(t, "runner", "direct")
+	for _, format := range []string{FormatParquet, FormatJSONL} {
+		t.Run(format, func(t *testing.T) { testIncremental(t, format) })
+	}
+}
+
+func testIncremental(t *testing.T, format string) {
 	ctx := context.Background()
 	input := t.TempDir()
 	// gen writes a day's objects and returns the lines it wrote per table
@@ -298,7 +306,7 @@ func TestIncremental(t *testing.T) {
 	}
 	day1 := gen(0, 800, 0, 1)
 	inc := t.TempDir()
-	opts := Options{Input: input, TopicPrefix: "pinpipe", Output: inc, Format: FormatParquet, Shards: 4, Incremental: true}
+	opts := Options{Input: input, TopicPrefix: "pinpipe", Output: inc, Format: format, Shards: 4, Incremental: true}
 	first := runBatch(t, opts)
 	// The second day: new posts, and re-sent old ones (inds 700-899 overlap).
 	day2 := gen(700, 600, 3, 2)
@@ -315,7 +323,7 @@ func TestIncremental(t *testing.T) {
 	}
 
 	full := t.TempDir()
-	runBatch(t, Options{Input: input, TopicPrefix: "pinpipe", Output: full, Format: FormatParquet, Shards: 4})
+	runBatch(t, Options{Input: input, TopicPrefix: "pinpipe", Output: full, Format: format, Shards: 4})
 	want, got := snapshot(t, full), snapshot(t, inc)
 	for _, k := range []string{"summary.json", "deadletter.jsonl"} {
 		delete(want, k) // counts are of each run's reads

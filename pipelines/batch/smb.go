@@ -20,7 +20,6 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
-	"github.com/segmentio/encoding/json"
 
 	"github.com/pinpipe/pinpipe/internal/parallel"
 	"github.com/pinpipe/pinpipe/internal/rawline"
@@ -443,9 +442,9 @@ func MergeBucket(ctx context.Context, tablesFS, runsFS filesystem.Interface, cfg
 		if err := fw.add(ctx, p); err != nil {
 			return err
 		}
-		for i, decoded := range [3]any{p.Pin, p.Geo, p.User} {
-			if rows[i] != nil {
-				if err := ws[i].write(ctx, rows[i], decoded); err != nil {
+		for i, row := range rows {
+			if row != nil {
+				if err := ws[i].write(ctx, row); err != nil {
 					return err
 				}
 			}
@@ -651,15 +650,14 @@ type tableWriter struct {
 	done bool
 }
 
-// rowEncoder is the format-specific part of a table writer. add gets a row
-// both encoded and decoded (a *Pin, *Geo or *User): Parquet is written from
-// the encoded row's columns, JSON lines from the struct.
+// rowEncoder is the format-specific part of a table writer; both formats
+// are written from the encoded row through the table's schema.
 type rowEncoder interface {
-	add(row []byte, decoded any) error
+	add(row []byte) error
 	close() error
 }
 
-func (t *tableWriter) write(ctx context.Context, row []byte, decoded any) error {
+func (t *tableWriter) write(ctx context.Context, row []byte) error {
 	if t.w == nil {
 		w, err := t.fs.OpenWrite(ctx, t.name)
 		if err != nil {
@@ -670,7 +668,7 @@ func (t *tableWriter) write(ctx context.Context, row []byte, decoded any) error 
 		t.enc = newRowEncoder(w, t.format, t.schema)
 	}
 	t.out.Rows++
-	if err := t.enc.add(row, decoded); err != nil {
+	if err := t.enc.add(row); err != nil {
 		return fmt.Errorf("writing %s: %w", t.name, err)
 	}
 	if t.out.Rows == writeBatch+1 {
@@ -709,29 +707,36 @@ func newRowEncoder(w io.Writer, format string, schema transforms.Schema) rowEnco
 	if format == FormatParquet {
 		return parquetEncoder{parquetio.NewWriter(w, schema)}
 	}
-	bw := bufio.NewWriterSize(w, 1<<16)
-	enc := json.NewEncoder(bw)
-	enc.SetEscapeHTML(false)
-	return &jsonlEncoder{bw: bw, enc: enc}
+	return &jsonlEncoder{bw: bufio.NewWriterSize(w, 1<<16), schema: schema}
 }
 
 type parquetEncoder struct{ w *parquetio.Writer }
 
-func (e parquetEncoder) add(row []byte, _ any) error { return e.w.Write(row) }
-func (e parquetEncoder) close() error                { return e.w.Close() }
+func (e parquetEncoder) add(row []byte) error { return e.w.Write(row) }
+func (e parquetEncoder) close() error         { return e.w.Close() }
 
+// jsonlEncoder writes JSON lines through the schema (Schema.AppendJSON).
 type jsonlEncoder struct {
-	bw  *bufio.Writer
-	enc *json.Encoder
+	bw     *bufio.Writer
+	schema transforms.Schema
+	line   []byte
 }
 
-func (e *jsonlEncoder) add(_ []byte, decoded any) error { return e.enc.Encode(decoded) }
-func (e *jsonlEncoder) close() error                    { return e.bw.Flush() }
+func (e *jsonlEncoder) add(row []byte) error {
+	var err error
+	if e.line, err = e.schema.AppendJSON(e.line[:0], row); err != nil {
+		return err
+	}
+	e.line = append(e.line, '\n')
+	_, err = e.bw.Write(e.line)
+	return err
+}
+func (e *jsonlEncoder) close() error { return e.bw.Flush() }
 
 // openTableFile reads a committed bucket file back as encoded rows in ind
 // order (the file is sorted, which the reader checks), streaming: Parquet by
 // column chunks from a local file (an S3 object is copied to a local
-// temporary file first, see files.OpenLocal), JSON lines writeBatch rows at a
+// temporary file first, see files.OpenLocal), JSON lines one line at a
 // time. Memory is a few row groups' pages, not the file, however large the
 // tables grow. Close the closer when done.
 func openTableFile(ctx context.Context, name, table, format string) (smb.Iterator, io.Closer, error) {
@@ -757,14 +762,8 @@ func openTableFile(ctx context.Context, name, table, format string) (smb.Iterato
 			return nil, nil, err
 		}
 		closer = rc
-		switch table {
-		case transforms.TablePin:
-			rows = newFileRows(rc, func(p *transforms.Pin) int64 { return p.Ind })
-		case transforms.TableGeo:
-			rows = newFileRows(rc, func(g *transforms.Geo) int64 { return g.Ind })
-		default:
-			rows = newFileRows(rc, func(u *transforms.User) int64 { return u.Ind })
-		}
+		s := transforms.SchemaOf(table)
+		rows = transforms.NewJSONLinesReader(rc, &s)
 	}
 	return &sortedCheck{SortedRows: rows, last: -1 << 63}, closer, nil
 }
@@ -795,66 +794,6 @@ func (s *sortedCheck) Err() error {
 	}
 	return s.SortedRows.Err()
 }
-
-// fileRows reads a JSON-lines table file back as encoded rows.
-type fileRows[R any] struct {
-	read func([]R) (int, error)
-	ind  func(*R) int64
-	buf  []R
-	i, n int
-	row  []byte
-	key  int64
-	err  error
-	eof  bool
-}
-
-func newFileRows[R any](r io.Reader, ind func(*R) int64) *fileRows[R] {
-	fr := &fileRows[R]{ind: ind, buf: make([]R, writeBatch)}
-	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<16))
-	fr.read = func(buf []R) (int, error) {
-		for i := range buf {
-			var r R
-			if err := dec.Decode(&r); err != nil {
-				return i, err
-			}
-			buf[i] = r
-		}
-		return len(buf), nil
-	}
-	return fr
-}
-
-func (fr *fileRows[R]) Next() bool {
-	if fr.err != nil {
-		return false
-	}
-	if fr.i == fr.n {
-		if fr.eof {
-			return false
-		}
-		clear(fr.buf)
-		n, err := fr.read(fr.buf)
-		fr.i, fr.n = 0, n
-		if err == io.EOF {
-			fr.eof = true
-		} else if err != nil {
-			fr.err = err
-			return false
-		}
-		if n == 0 {
-			return false
-		}
-	}
-	r := &fr.buf[fr.i]
-	fr.i++
-	fr.key = fr.ind(r)
-	fr.row = transforms.AppendRow(fr.row[:0], r)
-	return true
-}
-
-func (fr *fileRows[R]) Key() int64  { return fr.key }
-func (fr *fileRows[R]) Row() []byte { return fr.row }
-func (fr *fileRows[R]) Err() error  { return fr.err }
 
 // sortedNames returns the paths of files, sorted, for a stable commit.
 func sortedNames(fs []OutputFile) []OutputFile {

@@ -230,18 +230,11 @@ func (f *spanItemFn) ProcessElement(ctx context.Context, et beam.EventTime, r So
 // cleanRow is a raw record's clean row, or false for a record that is a
 // dead letter.
 func cleanRow(table string, raw []byte) (any, bool) {
-	var row any
-	var err error
-	switch table {
-	case transforms.TablePin:
-		row, _, err = transforms.CleanPinRecord(raw)
-	case transforms.TableGeo:
-		row, _, err = transforms.CleanGeoRecord(raw)
-	case transforms.TableUser:
-		row, _, err = transforms.CleanUserRecord(raw)
-	default:
+	def, ok := transforms.TableOf(table)
+	if !ok {
 		return nil, false
 	}
+	row, _, err := def.CleanRecord(raw)
 	return row, err == nil
 }
 
