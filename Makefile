@@ -58,6 +58,7 @@ chaos:
 FUZZ_TARGETS := \
 	./transforms/:FuzzObjectFields \
 	./transforms/:FuzzCleanRecords \
+	./transforms/:FuzzParseJSON \
 	./ingest/gateway/:FuzzParseProduce \
 	./ingest/gateway/:FuzzKinesisBodies \
 	./ingest/gateway/:FuzzHandler \
