@@ -208,7 +208,11 @@ func readAll(t *testing.T, addr, topic string) []string {
 // stream exactly once.
 func TestOutageKinesisThrottledGateway(t *testing.T) {
 	t.Parallel()
-	d := faultproxy.Duration(t)
+	// The throttling must outlast the SDK's retries (3 attempts, up to 2 s
+	// and 4 s of jittered backoff between them) for a put to see all its
+	// attempts refused: with a shorter fault every put may back off past
+	// its end and succeed, and the 429 path goes untested.
+	d := max(faultproxy.Duration(t), 10*time.Second)
 	proxy, err := faultproxy.Start(testenv.Kinesalite(t))
 	if err != nil {
 		t.Fatal(err)
