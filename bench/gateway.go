@@ -15,6 +15,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -126,8 +127,18 @@ func gatewayMain(args []string) error {
 	if err != nil {
 		return err
 	}
-	md := res.markdown(o)
+	root, _ := filepath.Abs("..")
+	now := res.figures(root)
+	before, ok := readFigures(figuresPath(o.out))
+	md := res.markdown(o, before, ok)
 	if err := os.WriteFile(o.out, []byte(md), 0o644); err != nil {
+		return err
+	}
+	fj, err := json.MarshalIndent(now, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(figuresPath(o.out), append(fj, '\n'), 0o644); err != nil {
 		return err
 	}
 	fmt.Print(md)
@@ -382,7 +393,9 @@ func gwVerdict(ok bool) string {
 	return "**NOT MET**"
 }
 
-func (r *gwResults) markdown(o gwOptions) string {
+// markdown is the report; before, when known, are the previous report's
+// figures to compare with.
+func (r *gwResults) markdown(o gwOptions, before gwFigures, known bool) string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	root, _ := filepath.Abs("..")
@@ -481,7 +494,9 @@ func (r *gwResults) markdown(o gwOptions) string {
 
 	r.overloadMarkdown(p, o)
 
-	r.changes(p)
+	if known {
+		changes(p, before, r.figures(root))
+	}
 
 	if len(r.sink) > 0 {
 		p("## S3 sink: Kafka (kfake) to S3 (gofakes3)\n\n")
@@ -588,72 +603,74 @@ func (r *gwResults) markdown(o gwOptions) string {
 	return b.String()
 }
 
-// gwBefore are the figures of the report this work set out to improve
-// (GATEWAY.md at commit 4837e8f: the same command, the same machine), for
-// the comparison in the report.
-var gwBefore = struct {
-	barePeak, gwPeak, rate, p99                      float64
-	rateLoadUS, rateServerUS, rateBrokerUS, rateBusy float64
-	peakLoadUS, peakServerUS, peakBrokerUS           float64 // the gateway's, at 256 connections
-	peakBareLoadUS, peakBareServerUS                 float64 // the bare handler's, at 256 connections
-}{38757, 20496, 10248, 19.46, 62.8, 80.6, 27.4, 1.75, 39.2, 49.1, 5.2, 33.2, 21.2}
+// gwFigures are a report's headline figures, kept beside it in a JSON
+// file (GATEWAY.md's is GATEWAY.json) so that the next run can say what
+// changed since, from measurements rather than from numbers typed in.
+type gwFigures struct {
+	Date, Commit                 string
+	LoadBefore                   string
+	BarePeak, GatewayPeak        float64 // requests/s, the median runs' best connection count
+	Rate                         float64 // the fixed rate, requests/s
+	RateP99MS                    float64 // the gateway's p99 at the fixed rate
+	RateBusy                     float64 // CPUs our three processes kept busy at the fixed rate
+	OverloadSent                 float64 // requests/s the overload run sent
+	OverloadP99MS, ThrottleP99MS float64 // the gateway's accepted and 429 p99 under overload
+	OverloadPeakRSSMiB           float64
+}
 
-// changes writes what changed since gwBefore's report, and by how much.
-func (r *gwResults) changes(p func(string, ...any)) {
-	us := func(s gwStats, d time.Duration) float64 {
-		return float64(s.CPUPerRequest(d)) / float64(time.Microsecond)
+// figures are r's headline figures.
+func (r *gwResults) figures(root string) gwFigures {
+	f := gwFigures{Date: r.started.UTC().Format(time.RFC3339), Commit: gitState(root), LoadBefore: r.loadBefore,
+		BarePeak: gwPeak(r.bare).RPS(), GatewayPeak: gwPeak(r.gw).RPS(), Rate: r.rate, RateP99MS: millis(r.rateGW.P99)}
+	if g := r.rateGW; g.Elapsed > 0 {
+		f.RateBusy = float64(g.CPU.Load+g.CPU.Server+g.CPU.Broker) / float64(g.Elapsed)
 	}
-	barePeak, gwPk := gwPeak(r.bare), gwPeak(r.gw)
-	var bare256, gw256 gwStats
-	for i := range r.bare {
-		if r.bare[i].Conns == 256 {
-			bare256, gw256 = r.bare[i], r.gw[i]
-		}
+	if len(r.overload) > 0 {
+		g := r.overload[0]
+		f.OverloadSent, f.OverloadP99MS, f.ThrottleP99MS = g.SentRate, millis(g.P99), millis(g.ThrottledP99)
+		f.OverloadPeakRSSMiB = float64(g.PeakRSS) / (1 << 20)
 	}
-	p("## What changed since the previous report\n\n")
-	p("The previous report (commit 4837e8f) met the peak target narrowly (0.53×) and missed the latency one: a p99 of 19.46 ms " +
-		"at half the gateway's peak, with the machine 88%% busy at that rate, so that the tail was mostly requests queueing for a CPU. " +
-		"The work since went into CPU per request, in the gateway and in the apparatus:\n\n")
-	p("- **Produce bodies are read in one pass** (`ingest/gateway/produce_scan.go`): a scanner validates the JSON, finds each " +
-		"record's key, value and partition and notes whether they hold whitespace, so that a value is copied as it is or compacted " +
-		"in one more pass over its own bytes, where encoding/json scanned the body three times (validation, decoding into " +
-		"`json.RawMessage`s, `json.Compact`). It decides the bodies of the usual shape; anything else (every invalid body among them) " +
-		"goes to the previous encoding/json code, so that errors are answered exactly as before. A differential fuzz test " +
-		"(`FuzzParseProduce`) and a test over generated bodies check that both give the same records or the same error.\n")
-	p("- **The success answer is written without encoding/json**, byte for byte what it wrote, into a pooled buffer with its " +
-		"Content-Length and shared header values; a request's results are gathered by one shared promise function into pooled state " +
-		"instead of a channel and a closure a record; the common Content-Types skip `mime.ParseMediaType`; a body with a known length " +
-		"is read without `http.MaxBytesReader`.\n")
-	p("- **No timer a request**: requests starting within 10 ms of each other share one deadline context (each still waits at " +
-		"most the backend timeout, plus up to 10 ms), where each request made a `context.WithTimeout` and registered it with its " +
-		"parent; a request still stops waiting when its client goes away.\n")
-	p("- **The producer lingers %v** (`Config.KafkaLinger`, negative for none; it was 0): at these rates it batches the records of "+
-		"concurrent requests into one produce request where each record had its own, which cost the gateway (a write and a read a "+
-		"record) and the broker more CPU than the records did. A request's record waits at most that long, and not at all when no "+
-		"other request is producing (the gateway then has the producer send at once), so that a lone client does not wait for it; "+
-		"a few clients in a closed loop do (the rows of few connections above). Snappy compression (franz-go's default) stays; the GC settings stay at Go's defaults: GC was "+
-		"about 4%% of the gateway's CPU, not worth a process-wide setting in a library.\n", gateway.DefaultKafkaLinger)
-	p("- **The load generator speaks HTTP/1.1 by hand** (see How it was measured) instead of using net/http's client, which " +
-		"cost more CPU per request than the bare server did; and it no longer runs on the goroutine that Go's runtime pins to the " +
-		"main thread during package initialisation (the benchmark is a subcommand started from an `init` function), which made " +
-		"every wake-up of the fixed-rate scheduler a hand-over between threads. Both apply to the bare and the gateway runs alike; " +
-		"they raise both peaks, the bare one more, and leave more of the machine to the servers.\n\n")
+	return f
+}
+
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// figuresPath is where the figures of the report at out are kept.
+func figuresPath(out string) string {
+	return strings.TrimSuffix(out, filepath.Ext(out)) + ".json"
+}
+
+// readFigures reads the previous report's figures, if it left any.
+func readFigures(path string) (gwFigures, bool) {
+	var f gwFigures
+	b, err := os.ReadFile(path)
+	if err != nil || json.Unmarshal(b, &f) != nil {
+		return f, false
+	}
+	return f, true
+}
+
+// changes compares this run's figures with the previous report's: what
+// changed between them is in git's history between the two commits.
+func changes(p func(string, ...any), before, now gwFigures) {
+	p("## Compared with the previous report\n\n")
+	p("The previous report was measured at %s (pinpipe %s, load average before it %s); the code changes between the two are "+
+		"`git log` between those commits. Both on this kind of machine, with the same command; the ratios matter more than the "+
+		"absolute figures (see Caveats).\n\n", before.Date, before.Commit, before.LoadBefore)
 	p("| | previous report | this run |\n|---|---:|---:|\n")
-	p("| bare peak req/s | %.0f | %.0f |\n", gwBefore.barePeak, barePeak.RPS())
-	p("| gateway peak req/s | %.0f | %.0f |\n", gwBefore.gwPeak, gwPk.RPS())
-	p("| gateway / bare, peak | %.2f× | %.2f× |\n", gwBefore.gwPeak/gwBefore.barePeak, gwPk.RPS()/barePeak.RPS())
-	if gw256.OK > 0 {
-		p("| at 256 connections, µs/req: load generator, bare server | %.1f, %.1f | %.1f, %.1f |\n", gwBefore.peakBareLoadUS, gwBefore.peakBareServerUS,
-			us(bare256, bare256.CPU.Load), us(bare256, bare256.CPU.Server))
-		p("| at 256 connections, µs/req: load generator, gateway, broker | %.1f, %.1f, %.1f | %.1f, %.1f, %.1f |\n",
-			gwBefore.peakLoadUS, gwBefore.peakServerUS, gwBefore.peakBrokerUS,
-			us(gw256, gw256.CPU.Load), us(gw256, gw256.CPU.Server), us(gw256, gw256.CPU.Broker))
+	p("| bare peak req/s | %.0f | %.0f |\n", before.BarePeak, now.BarePeak)
+	p("| gateway peak req/s | %.0f | %.0f |\n", before.GatewayPeak, now.GatewayPeak)
+	if before.BarePeak > 0 && now.BarePeak > 0 {
+		p("| gateway / bare, peak | %.2f× | %.2f× |\n", before.GatewayPeak/before.BarePeak, now.GatewayPeak/now.BarePeak)
 	}
-	g := r.rateGW
-	p("| fixed rate: req/s | %.0f | %.0f |\n", gwBefore.rate, r.rate)
-	p("| fixed rate, µs/req: load generator, gateway, broker | %.1f, %.1f, %.1f | %.1f, %.1f, %.1f |\n",
-		gwBefore.rateLoadUS, gwBefore.rateServerUS, gwBefore.rateBrokerUS, us(g, g.CPU.Load), us(g, g.CPU.Server), us(g, g.CPU.Broker))
-	p("| fixed rate: CPUs busy (ours, of %d) | %.2f | %.2f |\n", runtime.NumCPU(), gwBefore.rateBusy,
-		float64(g.CPU.Load+g.CPU.Server+g.CPU.Broker)/float64(g.Elapsed))
-	p("| fixed rate: gateway p99 | %.2f ms | %s |\n\n", gwBefore.p99, gwMS(g.P99))
+	p("| fixed rate: req/s | %.0f | %.0f |\n", before.Rate, now.Rate)
+	p("| fixed rate: CPUs busy (ours) | %.2f | %.2f |\n", before.RateBusy, now.RateBusy)
+	p("| fixed rate: gateway p99 | %.2f ms | %.2f ms |\n", before.RateP99MS, now.RateP99MS)
+	if before.OverloadSent > 0 || now.OverloadSent > 0 {
+		p("| overload: req/s sent | %.0f | %.0f |\n", before.OverloadSent, now.OverloadSent)
+		p("| overload: accepted p99 | %.2f ms | %.2f ms |\n", before.OverloadP99MS, now.OverloadP99MS)
+		p("| overload: 429 p99 | %.2f ms | %.2f ms |\n", before.ThrottleP99MS, now.ThrottleP99MS)
+		p("| overload: gateway peak RSS | %.0f MiB | %.0f MiB |\n", before.OverloadPeakRSSMiB, now.OverloadPeakRSSMiB)
+	}
+	p("\n")
 }

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -195,5 +197,39 @@ func TestGWServe(t *testing.T) {
 	}
 	if _, err := startGWChild("nonsense", "127.0.0.1:0"); err == nil {
 		t.Error("an unknown server started")
+	}
+}
+
+// TestGWFiguresCompared checks that a report's figures survive the JSON
+// file beside it and that the next report compares with them.
+func TestGWFiguresCompared(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "GATEWAY.md")
+	if got := figuresPath(out); got != strings.TrimSuffix(out, ".md")+".json" {
+		t.Fatalf("figuresPath(%q) = %q", out, got)
+	}
+	if _, ok := readFigures(figuresPath(out)); ok {
+		t.Fatal("readFigures found figures in an empty directory")
+	}
+	before := gwFigures{Date: "2026-12-07T21:24:09Z", Commit: "7bcacf7", BarePeak: 44255, GatewayPeak: 24234, RateP99MS: 14.38,
+		OverloadSent: 25927, OverloadP99MS: 105.86}
+	b, err := json.Marshal(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(figuresPath(out), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := readFigures(figuresPath(out))
+	if !ok || got != before {
+		t.Fatalf("readFigures = %+v, %v; want %+v", got, ok, before)
+	}
+	var md strings.Builder
+	changes(func(f string, a ...any) { fmt.Fprintf(&md, f, a...) }, got, gwFigures{BarePeak: 40000, GatewayPeak: 24000, RateP99MS: 9.5,
+		OverloadSent: 48000, OverloadP99MS: 40.25})
+	for _, want := range []string{"7bcacf7", "| gateway / bare, peak | 0.55× | 0.60× |", "| fixed rate: gateway p99 | 14.38 ms | 9.50 ms |",
+		"| overload: accepted p99 | 105.86 ms | 40.25 ms |"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("the comparison lacks %q:\n%s", want, md.String())
+		}
 	}
 }
