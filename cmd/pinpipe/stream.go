@@ -176,10 +176,20 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 				}
 				kc = kinesis.NewFromConfig(cfg)
 			}
-			store := &streamStoreCollector{source: *source, streams: streams, kinesis: kc}
+			store := &streamStore{source: *source, streams: streams, kinesis: kc}
 			if o.Positions != "" {
 				var err error
 				if store, err = newStreamStoreCollector(promRegistry, o.Positions, o.Job, *source, streams, kc); err != nil {
+					return err
+				}
+			}
+			svc, job, closeSvc, err := jobService(ctx, runner)
+			if err != nil {
+				return err
+			}
+			defer closeSvc()
+			if svc != nil {
+				if err := newJobMetricsCollector(promRegistry, svc, job, o.Positions != ""); err != nil {
 					return err
 				}
 			}

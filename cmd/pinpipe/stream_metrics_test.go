@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"os"
 	"testing"
 	"time"
@@ -10,6 +12,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	devkafka "github.com/pinpipe/pinpipe/ingest/devserver/kafka"
 
 	"github.com/pinpipe/pinpipe/internal/testenv"
 )
@@ -112,4 +118,137 @@ func TestStreamKinesisMetrics(t *testing.T) {
 		t.Errorf("the first scrape after the restart: pin lag %v s, want the backlog's age (>= 1 s)", m["pinpipe_stream_kinesis_lag_seconds"+pinShard])
 	}
 	caughtUp(addr, 25)
+}
+
+// TestStreamKafkaRestartMetrics scrapes `pinpipe stream --source=kafka`
+// with a PostgreSQL sink (kfake over real connections, the real command):
+// the records read per partition (the runner's counters) equal the
+// records sent, the one pin an hour older than its partition shows as late,
+// and the group's lag falls to 0. Stopped, sent a backlog while down and
+// restarted, its first scrape shows that backlog as lag per partition,
+// which falls to 0, and the new job's counters equal the backlog.
+func TestStreamKafkaRestartMetrics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the stream command")
+	}
+	dsn := testenv.PostgresDB(t, false)
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	k, err := devkafka.Start(context.Background(), devkafka.Options{Listen: "127.0.0.1:0", Partitions: 2, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()), kgo.AllowAutoTopicCreation(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	ind := 0
+	pins := func(partition int32, n int, at time.Time) {
+		t.Helper()
+		var recs []*kgo.Record
+		for range n {
+			ind++
+			recs = append(recs, &kgo.Record{Topic: "km.pin", Partition: partition, Timestamp: at,
+				Value: fmt.Appendf(nil, `{"index": %d, "category": "art", "title": "t"}`, ind)})
+		}
+		if err := prod.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pins(0, 6, time.Now())
+	pins(0, 1, time.Now().Add(-time.Hour)) // late by its partition's watermark
+	pins(1, 4, time.Now())
+	for _, r := range []*kgo.Record{
+		{Topic: "km.geo", Value: []byte(`{"ind": 1, "country": "Chad", "latitude": 1, "longitude": 2, "timestamp": "2020-01-01 00:00:00"}`)},
+		{Topic: "km.user", Partition: 1, Value: []byte(`{"ind": 1, "first_name": "Ann", "last_name": "Lee", "age": 30, "date_joined": "2016-01-01 00:00:00"}`)},
+	} {
+		if err := prod.ProduceSync(t.Context(), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"stream", "--source=kafka", "--kafka-brokers=" + k.Addr(), "--topic-prefix=km", "--group=km", "--sink=" + dsn,
+		"--window=1s", "--allowed-lateness=1s", "--job-name=km", "--metrics-listen=127.0.0.1:0"}
+	part := func(topic string, p int) string { return fmt.Sprintf(`{partition="%d",topic="km.%s"}`, p, topic) }
+	// caughtUp waits for the records read per partition, no lag and the
+	// pin rows.
+	caughtUp := func(addr string, read map[string]float64, pinRows float64) map[string]float64 {
+		t.Helper()
+		var m map[string]float64
+		testenv.WaitFor(t, 60*time.Second, fmt.Sprintf("records read %v, no lag, %v pin rows", read, pinRows), func() bool {
+			m = scrape(t, addr)
+			for labels, n := range read {
+				if m["pinpipe_stream_kafka_records_read_total"+labels] != n {
+					return false
+				}
+				if v, ok := m["pinpipe_stream_kafka_consumer_lag_records"+labels]; !ok || v != 0 {
+					return false
+				}
+			}
+			return m[`pinpipe_stream_table_rows{table="pin"}`] == pinRows
+		})
+		return m
+	}
+
+	first := testenv.Start(t, exe, []string{"PINPIPE_TEST_MAIN=1"}, args...)
+	defer first.Kill()
+	addr := metricsAddr(t, first)
+	m := caughtUp(addr, map[string]float64{part("pin", 0): 7, part("pin", 1): 4, part("geo", 0): 1, part("user", 1): 1}, 11)
+	if _, ok := m[`pinpipe_stream_kafka_records_read_total{partition="1",topic="km.geo"}`]; ok {
+		t.Errorf("a count for a partition nothing was read from: %v", m)
+	}
+	if v := m[`pinpipe_stream_records_late_total{table="pin"}`]; v != 1 {
+		t.Errorf("late pins %v, want 1", v)
+	}
+	if v, ok := m[`pinpipe_stream_records_late_total{table="geo"}`]; !ok || v != 0 {
+		t.Errorf("late geo records %v (%v), want 0", v, ok)
+	}
+	if m["pinpipe_stream_job_metrics_up"] != 1 {
+		t.Errorf("pinpipe_stream_job_metrics_up = %v", m["pinpipe_stream_job_metrics_up"])
+	}
+	lintMetrics(t, addr)
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Sent while the job is down: the restarted job's first scrape shows
+	// it as lag, and its counters are what it reads then.
+	pins(0, 5, time.Now())
+	pins(1, 3, time.Now())
+	second := testenv.Start(t, exe, []string{"PINPIPE_TEST_MAIN=1"}, args...)
+	defer second.Kill()
+	addr = metricsAddr(t, second)
+	m = scrape(t, addr)
+	for labels, want := range map[string]float64{part("pin", 0): 5, part("pin", 1): 3, part("geo", 0): 0} {
+		if got := m["pinpipe_stream_kafka_consumer_lag_records"+labels]; got != want {
+			t.Errorf("the first scrape after the restart: lag %s %v, want %v", labels, got, want)
+		}
+	}
+	caughtUp(addr, map[string]float64{part("pin", 0): 5, part("pin", 1): 3}, 19)
+	if err := second.Stop(); err != nil {
+		t.Error(err)
+	}
+}
+
+// lintMetrics checks what /metrics serves against Prometheus's naming
+// conventions (the client library's promlint).
+func lintMetrics(t *testing.T, addr string) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	problems, err := promlint.New(resp.Body).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
 }
