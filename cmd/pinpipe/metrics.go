@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	kinesistypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/pinpipe/pinpipe/ingest/emulator"
 	"github.com/pinpipe/pinpipe/ingest/s3sink"
@@ -218,12 +219,13 @@ func (c *probeCollector) Collect(ch chan<- prometheus.Metric) {
 
 // newKafkaLagCollector registers the Kafka metrics of a command
 // (subsystem: stream or s3sink) on reg, for the topics it reads (asked at
-// each scrape); close the client when done. They give the consumer
+// each scrape, with the collector's client); close the client when done. They give the consumer
 // group's lag per partition, computed when scraped from the group's
 // committed offsets against the partitions' end offsets: it is right
 // whichever process reads the records (a Flink or Dataflow worker as well
 // as this one).
-func newKafkaLagCollector(reg prometheus.Registerer, subsystem string, brokers []string, group string, topics func() []string) (*kgo.Client, error) {
+func newKafkaLagCollector(reg prometheus.Registerer, subsystem string, brokers []string, group string,
+	topics func(context.Context, *kgo.Client) ([]string, error)) (*kgo.Client, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("pinpipe-"+subsystem+"-metrics"))
 	if err != nil {
 		return nil, err
@@ -239,7 +241,10 @@ func newKafkaLagCollector(reg prometheus.Registerer, subsystem string, brokers [
 	err = newProbeCollector(reg, "pinpipe_"+subsystem+"_kafka_up", "1 when the broker answered the last scrape's offset requests.",
 		[]*prometheus.Desc{committedDesc, endDesc, lagDesc},
 		func(ctx context.Context, ch chan<- prometheus.Metric) error {
-			topics := topics()
+			topics, err := topics(ctx, cl)
+			if err != nil {
+				return err
+			}
 			if len(topics) == 0 {
 				return errNothingYet
 			}
@@ -271,6 +276,27 @@ func newKafkaLagCollector(reg prometheus.Registerer, subsystem string, brokers [
 		return nil, err
 	}
 	return cl, nil
+}
+
+// s3sinkReady is `pinpipe s3sink`'s /readyz: the S3 bucket answers (one
+// HeadBucket attempt, not the sink's retries) and the brokers list the
+// topics the sink reads.
+func s3sinkReady(client *s3.Client, bucket string, cl *kgo.Client, topicsExpr string) func() error {
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s3sink.CheckBucket(ctx, client, bucket, func(o *s3.Options) { o.RetryMaxAttempts = 1 }); err != nil {
+			return fmt.Errorf("S3: %w", err)
+		}
+		topics, err := s3sink.MatchingTopics(ctx, cl, topicsExpr)
+		if err != nil {
+			return fmt.Errorf("the Kafka brokers: %w", err)
+		}
+		if len(topics) > 0 {
+			return kafkaReady(ctx, kadm.NewClient(cl), topics)
+		}
+		return nil
+	}
 }
 
 // kafkaReady says whether the brokers list the topics' end offsets.

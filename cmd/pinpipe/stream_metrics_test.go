@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"testing"
@@ -14,8 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	devkafka "github.com/pinpipe/pinpipe/ingest/devserver/kafka"
 
 	"github.com/pinpipe/pinpipe/internal/testenv"
 )
@@ -132,17 +129,7 @@ func TestStreamKafkaRestartMetrics(t *testing.T) {
 		t.Skip("runs the stream command")
 	}
 	dsn := testenv.PostgresDB(t, false)
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	k, err := devkafka.Start(context.Background(), devkafka.Options{Listen: "127.0.0.1:0", Partitions: 2, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
-	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()), kgo.AllowAutoTopicCreation(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
+	k, prod := startKafka(t, 2)
 	ind := 0
 	pins := func(partition int32, n int, at time.Time) {
 		t.Helper()
