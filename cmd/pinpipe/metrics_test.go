@@ -72,18 +72,7 @@ func s3sinkEnv(endpoint string) []string {
 // metricsAddr waits for the "metrics on http://ADDR/metrics" line.
 func metricsAddr(t *testing.T, p *testenv.Proc) string {
 	t.Helper()
-	var addr string
-	testenv.WaitFor(t, 20*time.Second, "the metrics server", func() bool {
-		if done, err := p.Exited(); done {
-			t.Fatalf("%s exited: %v\n%s", p.Name, err, p.Stderr())
-		}
-		_, rest, ok := strings.Cut(p.Stderr(), "metrics on http://")
-		if ok {
-			addr, _, ok = strings.Cut(rest, "/metrics")
-		}
-		return ok
-	})
-	return addr
+	return p.WaitBetween(t, p.Stderr, "metrics on http://", "/metrics")
 }
 
 // scrape fetches /metrics and returns each sample line's value by its
