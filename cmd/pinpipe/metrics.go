@@ -30,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	kinesistypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pinpipe/pinpipe/ingest/emulator"
 	"github.com/pinpipe/pinpipe/ingest/s3sink"
@@ -354,14 +355,15 @@ type streamStore struct {
 	source  string // kafka or kinesis
 	streams []string
 	kinesis *kinesis.Client
+	kafka   *kadm.Client
 
-	rows, deadLetters, sinceCommit, lag *prometheus.Desc
+	rows, deadLetters, sinceCommit, lag, durableLag *prometheus.Desc
 }
 
 // newStreamStoreCollector registers the store's metrics on reg. kc is
-// needed on Kinesis only.
-func newStreamStoreCollector(reg prometheus.Registerer, dsn, job, source string, streams []string, kc *kinesis.Client) (*streamStore, error) {
-	c := &streamStore{dsn: dsn, job: job, source: source, streams: streams, kinesis: kc,
+// needed on Kinesis only, adm on Kafka only.
+func newStreamStoreCollector(reg prometheus.Registerer, dsn, job, source string, streams []string, kc *kinesis.Client, adm *kadm.Client) (*streamStore, error) {
+	c := &streamStore{dsn: dsn, job: job, source: source, streams: streams, kinesis: kc, kafka: adm,
 		rows: prometheus.NewDesc("pinpipe_stream_table_rows",
 			"Rows in the job's clean tables (upserted by ind: distinct posts).", []string{"table"}, nil),
 		deadLetters: prometheus.NewDesc("pinpipe_stream_dead_letters",
@@ -371,9 +373,12 @@ func newStreamStoreCollector(reg prometheus.Registerer, dsn, job, source string,
 		lag: prometheus.NewDesc("pinpipe_stream_kinesis_lag_seconds",
 			"How far behind the shard's tip its durable position is (Kinesis MillisBehindLatest of a read there), per open shard.",
 			[]string{"stream", "shard"}, nil),
+		durableLag: prometheus.NewDesc("pinpipe_stream_kafka_durable_lag_records",
+			"Records between where a restart would resume the partition (the end of its durable positions, every output written) and its end.",
+			[]string{"topic", "partition"}, nil),
 	}
-	err := newProbeCollector(reg, "pinpipe_stream_store_up", "1 when the job's PostgreSQL (and, on Kinesis, the stream) answered the last scrape.",
-		[]*prometheus.Desc{c.rows, c.deadLetters, c.sinceCommit, c.lag}, c.collect)
+	err := newProbeCollector(reg, "pinpipe_stream_store_up", "1 when the job's PostgreSQL (and its source) answered the last scrape.",
+		[]*prometheus.Desc{c.rows, c.deadLetters, c.sinceCommit, c.lag, c.durableLag}, c.collect)
 	if err != nil {
 		return nil, err
 	}
@@ -421,7 +426,7 @@ func (c *streamStore) collect(ctx context.Context, ch chan<- prometheus.Metric) 
 		rows.Close()
 	}
 	if c.source != "kinesis" {
-		return nil
+		return c.collectKafka(ctx, conn, ch)
 	}
 	rows, err := conn.Query(ctx, `SELECT stream, shard, sequence_number FROM `+kinesisio.CheckpointTable+` WHERE job = $1 AND stream = ANY($2)`, c.job, c.streams)
 	if err == nil {
@@ -470,6 +475,37 @@ func (c *streamStore) collect(ctx context.Context, ch chan<- prometheus.Metric) 
 		}
 	}
 	return nil
+}
+
+// collectKafka gives each partition's records between where a restart
+// would resume (its durable start, kafkaio.DurableStart) and its end:
+// what the job would read again, or has not read yet. The group's lag
+// (newKafkaLagCollector) falls as soon as the records are read; this one
+// only once every output of theirs, window panes included, is written.
+func (c *streamStore) collectKafka(ctx context.Context, conn *pgx.Conn, ch chan<- prometheus.Metric) error {
+	if c.kafka == nil {
+		return nil
+	}
+	ends, err := c.kafka.ListEndOffsets(ctx, c.streams...)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	ends.Each(func(e kadm.ListedOffset) {
+		if e.Err != nil {
+			return
+		}
+		start, ok, err := kafkaio.DurableStart(ctx, conn, c.job, e.Topic, e.Partition)
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		if ok {
+			ch <- prometheus.MustNewConstMetric(c.durableLag, prometheus.GaugeValue, float64(max(e.Offset-start, 0)),
+				e.Topic, strconv.Itoa(int(e.Partition)))
+		}
+	})
+	return errors.Join(errs...)
 }
 
 // ready says whether the job can run: its PostgreSQL answers and its

@@ -422,7 +422,7 @@ func TestMetricNamesLint(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if _, err := newStreamStoreCollector(reg, "postgres://nobody@127.0.0.1:1/none", "j", "kinesis", []string{"s"}, nil); err != nil {
+	if _, err := newStreamStoreCollector(reg, "postgres://nobody@127.0.0.1:1/none", "j", "kinesis", []string{"s"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	problems, err := testutil.GatherAndLint(reg)

@@ -181,7 +181,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			store := &streamStore{source: *source, streams: streams, kinesis: kc}
 			if o.Positions != "" {
 				var err error
-				if store, err = newStreamStoreCollector(promRegistry, o.Positions, o.Job, *source, streams, kc); err != nil {
+				if store, err = newStreamStoreCollector(promRegistry, o.Positions, o.Job, *source, streams, kc, adm); err != nil {
 					return err
 				}
 			}

@@ -122,7 +122,7 @@ func TestStreamKinesisMetrics(t *testing.T) {
 // with a PostgreSQL sink (kfake over real connections, the real command):
 // the records read per partition (the runner's counters) equal the
 // records sent, the one pin an hour older than its partition shows as late,
-// and the group's lag falls to 0. Stopped, sent a backlog while down and
+// and the lag falls to 0 (the group's, and the durable positions'). Stopped, sent a backlog while down and
 // restarted, its first scrape shows that backlog as lag per partition,
 // which falls to 0, and the new job's counters equal the backlog.
 func TestStreamKafkaRestartMetrics(t *testing.T) {
@@ -163,8 +163,8 @@ func TestStreamKafkaRestartMetrics(t *testing.T) {
 	args := []string{"stream", "--source=kafka", "--kafka-brokers=" + k.Addr(), "--topic-prefix=km", "--group=km", "--sink=" + dsn,
 		"--window=1s", "--allowed-lateness=1s", "--job-name=km", "--metrics-listen=127.0.0.1:0"}
 	part := func(topic string, p int) string { return fmt.Sprintf(`{partition="%d",topic="km.%s"}`, p, topic) }
-	// caughtUp waits for the records read per partition, no lag and the
-	// pin rows.
+	// caughtUp waits for the records read per partition, no lag (neither
+	// the group's nor the durable positions') and the pin rows.
 	caughtUp := func(addr string, read map[string]float64, pinRows float64) map[string]float64 {
 		t.Helper()
 		var m map[string]float64
@@ -175,6 +175,9 @@ func TestStreamKafkaRestartMetrics(t *testing.T) {
 					return false
 				}
 				if v, ok := m["pinpipe_stream_kafka_consumer_lag_records"+labels]; !ok || v != 0 {
+					return false
+				}
+				if v, ok := m["pinpipe_stream_kafka_durable_lag_records"+labels]; !ok || v != 0 {
 					return false
 				}
 			}
@@ -214,8 +217,10 @@ func TestStreamKafkaRestartMetrics(t *testing.T) {
 	addr = metricsAddr(t, second)
 	m = scrape(t, addr)
 	for labels, want := range map[string]float64{part("pin", 0): 5, part("pin", 1): 3, part("geo", 0): 0} {
-		if got := m["pinpipe_stream_kafka_consumer_lag_records"+labels]; got != want {
-			t.Errorf("the first scrape after the restart: lag %s %v, want %v", labels, got, want)
+		for _, name := range []string{"pinpipe_stream_kafka_consumer_lag_records", "pinpipe_stream_kafka_durable_lag_records"} {
+			if got := m[name+labels]; got != want {
+				t.Errorf("the first scrape after the restart: %s%s %v, want %v", name, labels, got, want)
+			}
 		}
 	}
 	caughtUp(addr, map[string]float64{part("pin", 0): 5, part("pin", 1): 3}, 19)
