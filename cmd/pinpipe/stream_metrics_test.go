@@ -103,6 +103,7 @@ func TestStreamKinesisMetrics(t *testing.T) {
 	if v, ok := m["pinpipe_stream_seconds_since_commit{partition=\"shardId-000000000000\",stream=\""+stream("pin")+"\"}"]; !ok || v < 0 || v > 60 {
 		t.Errorf("seconds since the pin shard's commit: %v (%v)", v, ok)
 	}
+	lintMetrics(t, addr)
 	first.Kill()
 
 	// Sent while the job is down: the restarted job's first scrape shows it.
