@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -12,21 +13,32 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/coder"
+	jobpb "github.com/apache/beam/sdks/v2/go/pkg/beam/model/jobmanagement_v1"
+	pipepb "github.com/apache/beam/sdks/v2/go/pkg/beam/model/pipeline_v1"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	kinesistypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pinpipe/pinpipe/ingest/emulator"
 	"github.com/pinpipe/pinpipe/ingest/s3sink"
 	"github.com/pinpipe/pinpipe/io/kafkaio"
 	"github.com/pinpipe/pinpipe/io/kinesisio"
+	"github.com/pinpipe/pinpipe/io/positions"
 	"github.com/pinpipe/pinpipe/io/postgres"
+	"github.com/pinpipe/pinpipe/pipelines/streaming"
 	"github.com/pinpipe/pinpipe/transforms"
 )
 
@@ -162,85 +174,142 @@ func (m *s3sinkMetrics) failed() {
 	m.mu.Unlock()
 }
 
-// kafkaLagCollector gives a Kafka consumer group's lag (`pinpipe stream`'s,
-// `pinpipe s3sink`'s), computed when scraped from the group's committed
-// offsets against the partitions' end offsets: it is right whichever
-// process reads the records (a Flink or Dataflow worker as well as this
-// one).
-type kafkaLagCollector struct {
-	adm       *kadm.Client
-	group     string
-	topics    func() []string
-	committed *prometheus.Desc
-	end       *prometheus.Desc
-	lag       *prometheus.Desc
-	up        *prometheus.Desc
+// probeCollector is a collector whose metrics are read from an outside
+// system when scraped (a broker's offsets, the job's PostgreSQL, the job
+// service's metrics): collect sends them, and the up gauge says whether
+// that system answered. It is the one home of the scrape's timeout and of
+// the up gauge.
+type probeCollector struct {
+	descs   []*prometheus.Desc
+	up      *prometheus.Desc
+	collect func(ctx context.Context, ch chan<- prometheus.Metric) error
+}
+
+// errNothingYet is collect's answer when there is nothing to ask yet (the
+// command has not started): no metric, not even up.
+var errNothingYet = errors.New("nothing to collect yet")
+
+// newProbeCollector registers a probeCollector on reg with an up gauge
+// named upName (help: upHelp), for the metrics descs.
+func newProbeCollector(reg prometheus.Registerer, upName, upHelp string, descs []*prometheus.Desc,
+	collect func(ctx context.Context, ch chan<- prometheus.Metric) error) error {
+	return reg.Register(&probeCollector{descs: descs, up: prometheus.NewDesc(upName, upHelp, nil, nil), collect: collect})
+}
+
+func (c *probeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+	ch <- c.up
+}
+
+func (c *probeCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := c.collect(ctx, ch)
+	switch {
+	case errors.Is(err, errNothingYet):
+		return
+	case err != nil:
+		slog.Debug("metrics", "metric", c.up.String(), "err", err)
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
 }
 
 // newKafkaLagCollector registers the Kafka metrics of a command
 // (subsystem: stream or s3sink) on reg, for the topics it reads (asked at
-// each scrape); close the client when done.
-func newKafkaLagCollector(reg prometheus.Registerer, subsystem string, brokers []string, group string, topics func() []string) (*kgo.Client, error) {
+// each scrape, with the collector's client); close the client when done. They give the consumer
+// group's lag per partition, computed when scraped from the group's
+// committed offsets against the partitions' end offsets: it is right
+// whichever process reads the records (a Flink or Dataflow worker as well
+// as this one).
+func newKafkaLagCollector(reg prometheus.Registerer, subsystem string, brokers []string, group string,
+	topics func(context.Context, *kgo.Client) ([]string, error)) (*kgo.Client, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("pinpipe-"+subsystem+"-metrics"))
 	if err != nil {
 		return nil, err
 	}
+	adm := kadm.NewClient(cl)
 	labels := []string{"topic", "partition"}
-	c := &kafkaLagCollector{
-		adm: kadm.NewClient(cl), group: group, topics: topics,
-		committed: prometheus.NewDesc("pinpipe_"+subsystem+"_kafka_committed_offset",
-			"The next offset the consumer group has committed, per partition.", labels, nil),
-		end: prometheus.NewDesc("pinpipe_"+subsystem+"_kafka_end_offset",
-			"The partition's end offset (the next record's).", labels, nil),
-		lag: prometheus.NewDesc("pinpipe_"+subsystem+"_kafka_consumer_lag_records",
-			"Records between the group's committed offset and the partition's end.", labels, nil),
-		up: prometheus.NewDesc("pinpipe_"+subsystem+"_kafka_up",
-			"1 when the broker answered the last scrape's offset requests.", nil, nil),
-	}
-	if err := reg.Register(c); err != nil {
+	committedDesc := prometheus.NewDesc("pinpipe_"+subsystem+"_kafka_committed_offset",
+		"The next offset the consumer group has committed, per partition.", labels, nil)
+	endDesc := prometheus.NewDesc("pinpipe_"+subsystem+"_kafka_end_offset",
+		"The partition's end offset (the next record's).", labels, nil)
+	lagDesc := prometheus.NewDesc("pinpipe_"+subsystem+"_kafka_consumer_lag_records",
+		"Records between the group's committed offset and the partition's end.", labels, nil)
+	err = newProbeCollector(reg, "pinpipe_"+subsystem+"_kafka_up", "1 when the broker answered the last scrape's offset requests.",
+		[]*prometheus.Desc{committedDesc, endDesc, lagDesc},
+		func(ctx context.Context, ch chan<- prometheus.Metric) error {
+			topics, err := topics(ctx, cl)
+			if err != nil {
+				return err
+			}
+			if len(topics) == 0 {
+				return errNothingYet
+			}
+			ends, err := adm.ListEndOffsets(ctx, topics...)
+			if err != nil {
+				return err
+			}
+			committed, err := adm.FetchOffsetsForTopics(ctx, group, topics...)
+			if err != nil {
+				return err
+			}
+			ends.Each(func(e kadm.ListedOffset) {
+				if e.Err != nil {
+					return
+				}
+				p := strconv.Itoa(int(e.Partition))
+				ch <- prometheus.MustNewConstMetric(endDesc, prometheus.GaugeValue, float64(e.Offset), e.Topic, p)
+				o, ok := committed.Lookup(e.Topic, e.Partition)
+				if !ok || o.Err != nil || o.At < 0 {
+					return // nothing committed yet
+				}
+				ch <- prometheus.MustNewConstMetric(committedDesc, prometheus.GaugeValue, float64(o.At), e.Topic, p)
+				ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(max(e.Offset-o.At, 0)), e.Topic, p)
+			})
+			return nil
+		})
+	if err != nil {
 		cl.Close()
 		return nil, err
 	}
 	return cl, nil
 }
 
-func (c *kafkaLagCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.committed
-	ch <- c.end
-	ch <- c.lag
-	ch <- c.up
+// s3sinkReady is `pinpipe s3sink`'s /readyz: the S3 bucket answers (one
+// HeadBucket attempt, not the sink's retries) and the brokers list the
+// topics the sink reads.
+func s3sinkReady(client *s3.Client, bucket string, cl *kgo.Client, topicsExpr string) func() error {
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s3sink.CheckBucket(ctx, client, bucket, func(o *s3.Options) { o.RetryMaxAttempts = 1 }); err != nil {
+			return fmt.Errorf("S3: %w", err)
+		}
+		topics, err := s3sink.MatchingTopics(ctx, cl, topicsExpr)
+		if err != nil {
+			return fmt.Errorf("the Kafka brokers: %w", err)
+		}
+		if len(topics) > 0 {
+			return kafkaReady(ctx, kadm.NewClient(cl), topics)
+		}
+		return nil
+	}
 }
 
-func (c *kafkaLagCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	topics := c.topics()
-	if len(topics) == 0 {
-		return // not started yet
-	}
-	ends, err := c.adm.ListEndOffsets(ctx, topics...)
-	var committed kadm.OffsetResponses
+// kafkaReady says whether the brokers list the topics' end offsets.
+func kafkaReady(ctx context.Context, adm *kadm.Client, topics []string) error {
+	ends, err := adm.ListEndOffsets(ctx, topics...)
 	if err == nil {
-		committed, err = c.adm.FetchOffsetsForTopics(ctx, c.group, topics...)
+		err = ends.Error()
 	}
 	if err != nil {
-		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
-		return
+		return fmt.Errorf("the Kafka brokers: %w", err)
 	}
-	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
-	ends.Each(func(e kadm.ListedOffset) {
-		if e.Err != nil {
-			return
-		}
-		p := strconv.Itoa(int(e.Partition))
-		ch <- prometheus.MustNewConstMetric(c.end, prometheus.GaugeValue, float64(e.Offset), e.Topic, p)
-		o, ok := committed.Lookup(e.Topic, e.Partition)
-		if !ok || o.Err != nil || o.At < 0 {
-			return // nothing committed yet
-		}
-		ch <- prometheus.MustNewConstMetric(c.committed, prometheus.GaugeValue, float64(o.At), e.Topic, p)
-		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(max(e.Offset-o.At, 0)), e.Topic, p)
-	})
+	return nil
 }
 
 // registerEmulateMetrics registers `pinpipe emulate`'s metrics on reg,
@@ -274,26 +343,27 @@ func registerEmulateMetrics(reg prometheus.Registerer) (onStart func(func() emul
 	}
 }
 
-// streamStoreCollector gives `pinpipe stream`'s metrics that live in its
+// streamStore gives `pinpipe stream`'s metrics that live in its
 // PostgreSQL: the rows and dead letters written, and per partition or
 // shard the seconds since its durable position last moved and, on
 // Kinesis, how far behind the stream's tip that position is
 // (MillisBehindLatest of a read there). Computed when scraped from what is
 // durable, so they are right whichever process runs the pipeline.
-type streamStoreCollector struct {
+type streamStore struct {
 	dsn     string
 	job     string
 	source  string // kafka or kinesis
 	streams []string
 	kinesis *kinesis.Client
+	kafka   *kadm.Client
 
-	rows, deadLetters, sinceCommit, lag, up *prometheus.Desc
+	rows, deadLetters, sinceCommit, lag, durableLag *prometheus.Desc
 }
 
-// newStreamStoreCollector registers the collector on reg. kc is needed on
-// Kinesis only.
-func newStreamStoreCollector(reg prometheus.Registerer, dsn, job, source string, streams []string, kc *kinesis.Client) (*streamStoreCollector, error) {
-	c := &streamStoreCollector{dsn: dsn, job: job, source: source, streams: streams, kinesis: kc,
+// newStreamStoreCollector registers the store's metrics on reg. kc is
+// needed on Kinesis only, adm on Kafka only.
+func newStreamStoreCollector(reg prometheus.Registerer, dsn, job, source string, streams []string, kc *kinesis.Client, adm *kadm.Client) (*streamStore, error) {
+	c := &streamStore{dsn: dsn, job: job, source: source, streams: streams, kinesis: kc, kafka: adm,
 		rows: prometheus.NewDesc("pinpipe_stream_table_rows",
 			"Rows in the job's clean tables (upserted by ind: distinct posts).", []string{"table"}, nil),
 		deadLetters: prometheus.NewDesc("pinpipe_stream_dead_letters",
@@ -303,35 +373,19 @@ func newStreamStoreCollector(reg prometheus.Registerer, dsn, job, source string,
 		lag: prometheus.NewDesc("pinpipe_stream_kinesis_lag_seconds",
 			"How far behind the shard's tip its durable position is (Kinesis MillisBehindLatest of a read there), per open shard.",
 			[]string{"stream", "shard"}, nil),
-		up: prometheus.NewDesc("pinpipe_stream_store_up",
-			"1 when the job's PostgreSQL (and, on Kinesis, the stream) answered the last scrape.", nil, nil),
+		durableLag: prometheus.NewDesc("pinpipe_stream_kafka_durable_lag_records",
+			"Records between where a restart would resume the partition (the end of its durable positions, every output written) and its end.",
+			[]string{"topic", "partition"}, nil),
 	}
-	if err := reg.Register(c); err != nil {
+	err := newProbeCollector(reg, "pinpipe_stream_store_up", "1 when the job's PostgreSQL (and its source) answered the last scrape.",
+		[]*prometheus.Desc{c.rows, c.deadLetters, c.sinceCommit, c.lag, c.durableLag}, c.collect)
+	if err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *streamStoreCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.rows
-	ch <- c.deadLetters
-	ch <- c.sinceCommit
-	ch <- c.lag
-	ch <- c.up
-}
-
-func (c *streamStoreCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := c.collect(ctx, ch); err != nil {
-		slog.Debug("stream metrics", "err", err)
-		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
-		return
-	}
-	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
-}
-
-func (c *streamStoreCollector) collect(ctx context.Context, ch chan<- prometheus.Metric) error {
+func (c *streamStore) collect(ctx context.Context, ch chan<- prometheus.Metric) error {
 	conn, err := postgres.Connect(ctx, c.dsn)
 	if err != nil {
 		return err
@@ -372,7 +426,7 @@ func (c *streamStoreCollector) collect(ctx context.Context, ch chan<- prometheus
 		rows.Close()
 	}
 	if c.source != "kinesis" {
-		return nil
+		return c.collectKafka(ctx, conn, ch)
 	}
 	rows, err := conn.Query(ctx, `SELECT stream, shard, sequence_number FROM `+kinesisio.CheckpointTable+` WHERE job = $1 AND stream = ANY($2)`, c.job, c.streams)
 	if err == nil {
@@ -423,11 +477,42 @@ func (c *streamStoreCollector) collect(ctx context.Context, ch chan<- prometheus
 	return nil
 }
 
+// collectKafka gives each partition's records between where a restart
+// would resume (its durable start, kafkaio.DurableStart) and its end:
+// what the job would read again, or has not read yet. The group's lag
+// (newKafkaLagCollector) falls as soon as the records are read; this one
+// only once every output of theirs, window panes included, is written.
+func (c *streamStore) collectKafka(ctx context.Context, conn *pgx.Conn, ch chan<- prometheus.Metric) error {
+	if c.kafka == nil {
+		return nil
+	}
+	ends, err := c.kafka.ListEndOffsets(ctx, c.streams...)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	ends.Each(func(e kadm.ListedOffset) {
+		if e.Err != nil {
+			return
+		}
+		start, ok, err := kafkaio.DurableStart(ctx, conn, c.job, e.Topic, e.Partition)
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		if ok {
+			ch <- prometheus.MustNewConstMetric(c.durableLag, prometheus.GaugeValue, float64(max(e.Offset-start, 0)),
+				e.Topic, strconv.Itoa(int(e.Partition)))
+		}
+	})
+	return errors.Join(errs...)
+}
+
 // ready says whether the job can run: its PostgreSQL answers and its
 // position tables can be read (the read's start is loaded from them), and
 // the source answers (Kafka: the brokers list the topics' end offsets;
 // Kinesis: the streams list their shards).
-func (c *streamStoreCollector) ready(kafkaAdm *kadm.Client) func() error {
+func (c *streamStore) ready(kafkaAdm *kadm.Client) func() error {
 	return func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -446,12 +531,8 @@ func (c *streamStoreCollector) ready(kafkaAdm *kadm.Client) func() error {
 			}
 		}
 		if kafkaAdm != nil {
-			ends, err := kafkaAdm.ListEndOffsets(ctx, c.streams...)
-			if err == nil {
-				err = ends.Error()
-			}
-			if err != nil {
-				return fmt.Errorf("the Kafka brokers: %w", err)
+			if err := kafkaReady(ctx, kafkaAdm, c.streams); err != nil {
+				return err
 			}
 		}
 		if c.kinesis != nil {
@@ -463,4 +544,153 @@ func (c *streamStoreCollector) ready(kafkaAdm *kadm.Client) func() error {
 		}
 		return nil
 	}
+}
+
+// jobMetricsUp names the gauge of whether the job service answered.
+const jobMetricsUp = "pinpipe_stream_job_metrics_up"
+
+// newJobMetricsCollector registers on reg the streaming job's Beam
+// metrics that /metrics shows, read when scraped from the job service
+// that runs the job (GetJobMetrics of the job named job): the records
+// read per Kafka partition or Kinesis shard (positions.ReadCounter) and
+// the records late by their source's watermark (streaming.MetricLate).
+// Read from the runner, they count what every worker did, wherever it
+// runs; a counter restarts at 0 with a new job, as Prometheus counters
+// do when their process restarts. lateChecked says the job checks for
+// late records (it does with durable positions): then a table with none
+// yet shows 0.
+func newJobMetricsCollector(reg prometheus.Registerer, svc jobpb.JobServiceClient, job string, lateChecked bool) error {
+	kafkaRead := prometheus.NewDesc("pinpipe_stream_kafka_records_read_total",
+		"Records the job read from the Kafka partition (the runner's count: records read again after a restart or a retried bundle count again).",
+		[]string{"topic", "partition"}, nil)
+	kinesisRead := prometheus.NewDesc("pinpipe_stream_kinesis_records_read_total",
+		"Records the job read from the Kinesis shard (the runner's count: records read again after a restart or a retried bundle count again).",
+		[]string{"stream", "shard"}, nil)
+	late := prometheus.NewDesc("pinpipe_stream_records_late_total",
+		"An estimate of the records the windowing drops as too late for their window's count: those whose event time was behind "+
+			"their own partition's or shard's watermark less the allowed lateness when read (checked before windowing, since the "+
+			"runner drops late records without a trace; the windowing itself goes by the slowest partition's watermark). "+
+			"Such records still reach the tables and files.",
+		[]string{"table"}, nil)
+	lateTables := map[string]string{}
+	for _, t := range transforms.Tables {
+		lateTables[streaming.MetricLate(t)] = t
+	}
+	return newProbeCollector(reg, jobMetricsUp, "1 when the job service answered the last scrape with the job's metrics.",
+		[]*prometheus.Desc{kafkaRead, kinesisRead, late},
+		func(ctx context.Context, ch chan<- prometheus.Metric) error {
+			counters, err := jobCounters(ctx, svc, job)
+			if err != nil {
+				return err
+			}
+			for key, v := range counters {
+				switch key.namespace {
+				case positions.ReadMetricsNamespace:
+					source, stream, part, ok := positions.ParseReadCounter(key.name)
+					switch {
+					case ok && source == "kafka":
+						ch <- prometheus.MustNewConstMetric(kafkaRead, prometheus.CounterValue, float64(v), stream, part)
+					case ok && source == "kinesis":
+						ch <- prometheus.MustNewConstMetric(kinesisRead, prometheus.CounterValue, float64(v), stream, part)
+					}
+				case transforms.MetricsNamespace:
+					if t, ok := lateTables[key.name]; ok {
+						ch <- prometheus.MustNewConstMetric(late, prometheus.CounterValue, float64(v), t)
+					}
+				}
+			}
+			for name, t := range lateTables {
+				if _, ok := counters[counterKey{transforms.MetricsNamespace, name}]; !ok && lateChecked {
+					// None late yet: the counter is 0, not unknown.
+					ch <- prometheus.MustNewConstMetric(late, prometheus.CounterValue, 0, t)
+				}
+			}
+			return nil
+		})
+}
+
+// counterKey names a Beam counter.
+type counterKey struct{ namespace, name string }
+
+// jobCounters reads the user counters of the job named job from svc,
+// summed over the steps that update each one: the committed values where
+// the runner gives them (the bundles that succeeded), else the attempted
+// ones. Of several jobs of that name, a running one is read.
+func jobCounters(ctx context.Context, svc jobpb.JobServiceClient, job string) (map[counterKey]int64, error) {
+	jobs, err := svc.GetJobs(ctx, &jobpb.GetJobsRequest{})
+	if err != nil {
+		return nil, err
+	}
+	id := ""
+	for _, j := range jobs.GetJobInfo() {
+		if j.GetJobName() == job && (id == "" || j.GetState() == jobpb.JobState_RUNNING) {
+			id = j.GetJobId()
+		}
+	}
+	if id == "" {
+		return nil, errNothingYet // not submitted yet
+	}
+	resp, err := svc.GetJobMetrics(ctx, &jobpb.GetJobMetricsRequest{JobId: id})
+	if err != nil {
+		return nil, err
+	}
+	sum := func(infos []*pipepb.MonitoringInfo) map[counterKey]int64 {
+		out := map[counterKey]int64{}
+		for _, mi := range infos {
+			if mi.GetUrn() != "beam:metric:user:sum_int64:v1" {
+				continue
+			}
+			v, err := coder.DecodeVarInt(bytes.NewReader(mi.GetPayload()))
+			if err != nil {
+				continue
+			}
+			out[counterKey{mi.GetLabels()["NAMESPACE"], mi.GetLabels()["NAME"]}] += v
+		}
+		return out
+	}
+	counters := sum(resp.GetMetrics().GetAttempted())
+	for k, v := range sum(resp.GetMetrics().GetCommitted()) {
+		counters[k] = v
+	}
+	return counters, nil
+}
+
+// jobService connects to the job service a streaming run on runner goes
+// to, so that /metrics can read the job's Beam metrics while it runs:
+// --endpoint's (flink, universal, or prism there), or for prism in this
+// process a job server started here, at an address known before the run
+// (prism.Execute starts one too, but only once the run starts, and sets
+// --endpoint from the run's goroutine). Nothing for Dataflow, whose
+// metrics are in its console. It sets --job_name, when not given, to a
+// name of this run's own, by which the job is found.
+func jobService(ctx context.Context, runner string) (svc jobpb.JobServiceClient, job string, closeFn func(), err error) {
+	if runner == "dataflow" {
+		return nil, "", func() {}, nil
+	}
+	if *jobopts.JobName == "" {
+		*jobopts.JobName = fmt.Sprintf("pinpipe-stream-%d", time.Now().UnixNano())
+	}
+	job = *jobopts.JobName
+	if runner == "prism" && *jobopts.Endpoint == "" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, "", nil, err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		svc, err := prism.CreateJobServer(ctx, prism.Options{Port: port})
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("starting prism's job server: %w", err)
+		}
+		*jobopts.Endpoint = fmt.Sprintf("localhost:%d", port)
+		if *jobopts.EnvironmentType == "" {
+			*jobopts.EnvironmentType = "loopback"
+		}
+		return svc, job, func() {}, nil
+	}
+	conn, err := grpc.NewClient(*jobopts.Endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("--endpoint=%s: %w", *jobopts.Endpoint, err)
+	}
+	return jobpb.NewJobServiceClient(conn), job, func() { conn.Close() }, nil
 }

@@ -8,11 +8,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -21,24 +25,54 @@ import (
 	devkafka "github.com/pinpipe/pinpipe/ingest/devserver/kafka"
 	devs3 "github.com/pinpipe/pinpipe/ingest/devserver/s3"
 	"github.com/pinpipe/pinpipe/ingest/gateway"
+	"github.com/pinpipe/pinpipe/internal/faultproxy"
 	"github.com/pinpipe/pinpipe/internal/testenv"
 )
+
+// startKafka starts a kfake broker (ingest/devserver/kafka) whose topics
+// get partitions partitions when first used, closed when the test ends
+// (Close may be called before), and a producer to it that writes each
+// record to its Partition.
+func startKafka(t *testing.T, partitions int) (*devkafka.Server, *kgo.Client) {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	k, err := devkafka.Start(context.Background(), devkafka.Options{Listen: "127.0.0.1:0", Partitions: partitions, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()), kgo.AllowAutoTopicCreation(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	return k, prod
+}
+
+// startS3 starts an S3 server (gofakes3, ingest/devserver/s3) with the
+// bucket "lake", closed when the test ends.
+func startS3(t *testing.T) *devs3.Server {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := devs3.Start(context.Background(), devs3.Options{Listen: "127.0.0.1:0", Buckets: []string{"lake"}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// s3sinkEnv is the environment of a `pinpipe s3sink` writing to the S3
+// server at endpoint.
+func s3sinkEnv(endpoint string) []string {
+	return []string{"PINPIPE_TEST_MAIN=1", "AWS_ACCESS_KEY_ID=dev", "AWS_SECRET_ACCESS_KEY=dev", "AWS_REGION=us-east-1",
+		"AWS_ENDPOINT_URL_S3=" + endpoint}
+}
 
 // metricsAddr waits for the "metrics on http://ADDR/metrics" line.
 func metricsAddr(t *testing.T, p *testenv.Proc) string {
 	t.Helper()
-	var addr string
-	testenv.WaitFor(t, 20*time.Second, "the metrics server", func() bool {
-		if done, err := p.Exited(); done {
-			t.Fatalf("%s exited: %v\n%s", p.Name, err, p.Stderr())
-		}
-		_, rest, ok := strings.Cut(p.Stderr(), "metrics on http://")
-		if ok {
-			addr, _, ok = strings.Cut(rest, "/metrics")
-		}
-		return ok
-	})
-	return addr
+	return p.WaitBetween(t, p.Stderr, "metrics on http://", "/metrics")
 }
 
 // scrape fetches /metrics and returns each sample line's value by its
@@ -82,22 +116,14 @@ func get(t *testing.T, url string) int {
 // TestS3SinkMetrics runs `pinpipe s3sink --metrics-listen` against a Kafka
 // broker and an S3 server and scrapes its metrics as records land.
 func TestS3SinkMetrics(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	k, err := devkafka.Start(context.Background(), devkafka.Options{Listen: "127.0.0.1:0", Partitions: 1, Logger: quiet})
+	k, prod := startKafka(t, 1)
+	s3srv := startS3(t)
+	// The sink reaches S3 through a proxy that can refuse its writes.
+	proxy, err := faultproxy.Start(s3srv.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { k.Close() })
-	s3srv, err := devs3.Start(context.Background(), devs3.Options{Listen: "127.0.0.1:0", Buckets: []string{"lake"}, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s3srv.Close() })
-	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()), kgo.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
+	t.Cleanup(func() { proxy.Close() })
 	produce := func(from, n int) {
 		var recs []*kgo.Record
 		for i := from; i < from+n; i++ {
@@ -113,10 +139,9 @@ func TestS3SinkMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"PINPIPE_TEST_MAIN=1", "AWS_ACCESS_KEY_ID=dev", "AWS_SECRET_ACCESS_KEY=dev", "AWS_REGION=us-east-1",
-		"AWS_ENDPOINT_URL_S3=" + s3srv.URL()}
-	p := testenv.Start(t, exe, env, "s3sink", "--kafka-brokers="+k.Addr(), "--s3=s3://lake/raw",
-		"--flush-size=10", "--rotate-interval=300ms", "--metrics-listen=:0")
+	args := []string{"s3sink", "--kafka-brokers=" + k.Addr(), "--s3=s3://lake/raw", "--flush-size=10", "--rotate-interval=300ms", "--metrics-listen=:0"}
+	p := testenv.Start(t, exe, s3sinkEnv(proxy.URL), args...)
+	defer p.Kill()
 	addr := metricsAddr(t, p)
 	if !strings.HasPrefix(addr, "127.0.0.1:") {
 		t.Errorf("--metrics-listen=:0 listens on %s, want the loopback interface", addr)
@@ -161,25 +186,120 @@ func TestS3SinkMetrics(t *testing.T) {
 		return m["pinpipe_s3sink_kafka_end_offset"+pin] == 37 && m["pinpipe_s3sink_kafka_committed_offset"+pin] == 37 &&
 			m["pinpipe_s3sink_kafka_consumer_lag_records"+pin] == 0 && m["pinpipe_s3sink_kafka_up"] == 1
 	})
+	lintMetrics(t, addr)
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
+	}
+
+	// Sent while the sink is down: the restarted sink's first scrape shows
+	// it as lag, which falls to 0; its counters are the backlog, and S3
+	// holds every record once. S3 refuses writes until that first scrape,
+	// so that the sink cannot have caught up before it (the lag comes from
+	// the group's offsets, committed once the objects are written).
+	produce(37, 15)
+	proxy.Set(faultproxy.S3SlowDown(faultproxy.Methods(http.MethodPut)))
+	p = testenv.Start(t, exe, s3sinkEnv(proxy.URL), args...)
+	defer p.Kill()
+	addr = metricsAddr(t, p)
+	if m := scrape(t, addr); m["pinpipe_s3sink_kafka_consumer_lag_records"+pin] != 15 {
+		t.Errorf("the first scrape after the restart: lag %v, want the 15 records sent while the sink was down", m["pinpipe_s3sink_kafka_consumer_lag_records"+pin])
+	}
+	proxy.Set(nil)
+	testenv.WaitFor(t, 20*time.Second, "the backlog written and no lag", func() bool {
+		m = scrape(t, addr)
+		return m["pinpipe_s3sink_records_written_total"] == 15 && m["pinpipe_s3sink_kafka_committed_offset"+pin] == 52 &&
+			m["pinpipe_s3sink_kafka_consumer_lag_records"+pin] == 0
+	})
+	if m["pinpipe_s3sink_records_read_total"] != 15 || m["pinpipe_s3sink_errors_total"] != 0 {
+		t.Errorf("after the restart: %v", m)
+	}
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	lines := s3Lines(t, s3srv.URL(), "lake", "raw/topics/pinpipe.pin/partition=0/")
+	slices.Sort(lines)
+	var sent []string
+	for i := range 52 {
+		sent = append(sent, fmt.Sprintf(`{"index": %d}`, i))
+	}
+	slices.Sort(sent)
+	if !slices.Equal(lines, sent) {
+		t.Errorf("S3 holds %d lines, want the 52 records once each:\n%v", len(lines), lines)
+	}
+}
+
+// s3Lines reads the lines of every object under prefix.
+func s3Lines(t *testing.T, endpoint, bucket, prefix string) []string {
+	t.Helper()
+	c := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider("dev", "dev", "")})
+	list, err := c.ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, o := range list.Contents {
+		obj, err := c.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(obj.Body)
+		obj.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")...)
+	}
+	return lines
+}
+
+// TestS3SinkReadyz: `pinpipe s3sink`'s /readyz says not ready, naming S3,
+// while its S3 cannot be reached (a proxy in front of it drops every
+// connection), and ready again once S3 is back.
+func TestS3SinkReadyz(t *testing.T) {
+	k, prod := startKafka(t, 1)
+	if err := prod.ProduceSync(t.Context(), &kgo.Record{Topic: "pinpipe.pin", Value: []byte(`{"index": 1}`)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := faultproxy.Start(startS3(t).URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testenv.Start(t, exe, s3sinkEnv(proxy.URL), "s3sink", "--kafka-brokers="+k.Addr(), "--s3=s3://lake/raw", "--metrics-listen=127.0.0.1:0")
+	defer p.Kill()
+	addr := metricsAddr(t, p)
+	readyz := func() (int, string) {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	testenv.WaitFor(t, 20*time.Second, "/readyz ready", func() bool { c, _ := readyz(); return c == 200 })
+	proxy.Set(&faultproxy.Fault{Drop: true})
+	if c, body := readyz(); c != http.StatusServiceUnavailable || !strings.Contains(body, "S3") {
+		t.Errorf("/readyz with S3 unreachable: %d %q, want 503 naming S3", c, body)
+	}
+	proxy.Set(nil)
+	if c, body := readyz(); c != 200 {
+		t.Errorf("/readyz with S3 back: %d %q", c, body)
+	}
+	if done, err := p.Exited(); done {
+		t.Fatalf("the sink exited: %v\n%s", err, p.Stderr())
 	}
 }
 
 // TestStreamMetrics runs `pinpipe stream --metrics-listen` on a Kafka
 // broker and scrapes the consumer lag of its group as it reads.
 func TestStreamMetrics(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	k, err := devkafka.Start(context.Background(), devkafka.Options{Listen: "127.0.0.1:0", Partitions: 2, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
-	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()), kgo.AllowAutoTopicCreation(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
+	k, prod := startKafka(t, 2)
 	produce := func(topic string, partition int32, from, n int) {
 		var recs []*kgo.Record
 		for i := from; i < from+n; i++ {
@@ -241,12 +361,7 @@ func TestStreamMetrics(t *testing.T) {
 // (kfake): the counters rise while it runs, and at the end the records
 // sent equal the records the broker holds.
 func TestEmulateMetrics(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	k, err := devkafka.Start(context.Background(), devkafka.Options{Listen: "127.0.0.1:0", Partitions: 2, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
+	k, _ := startKafka(t, 2)
 	g, err := gateway.New(gateway.Config{KafkaBrokers: []string{k.Addr()}, TopicPrefix: "em", AutoCreateTopics: true})
 	if err != nil {
 		t.Fatal(err)
@@ -302,12 +417,12 @@ func TestMetricNamesLint(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	newS3SinkMetrics(reg)
 	registerEmulateMetrics(reg)
-	cl, err := newKafkaLagCollector(reg, "s3sink", []string{"127.0.0.1:1"}, "g", func() []string { return []string{"t"} })
+	cl, err := newKafkaLagCollector(reg, "s3sink", []string{"127.0.0.1:1"}, "g", func(context.Context, *kgo.Client) ([]string, error) { return []string{"t"}, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if _, err := newStreamStoreCollector(reg, "postgres://nobody@127.0.0.1:1/none", "j", "kinesis", []string{"s"}, nil); err != nil {
+	if _, err := newStreamStoreCollector(reg, "postgres://nobody@127.0.0.1:1/none", "j", "kinesis", []string{"s"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	problems, err := testutil.GatherAndLint(reg)
@@ -323,27 +438,12 @@ func TestMetricNamesLint(t *testing.T) {
 // runs with its broker answering, and not ready, naming Kafka, once the
 // broker is down.
 func TestStreamReadyz(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	k, err := devkafka.Start(context.Background(), devkafka.Options{Listen: "127.0.0.1:0", Partitions: 1, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := false
-	t.Cleanup(func() {
-		if !closed {
-			k.Close()
-		}
-	})
-	prod, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()), kgo.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatal(err)
-	}
+	k, prod := startKafka(t, 1)
 	for _, topic := range []string{"r.pin", "r.geo", "r.user"} {
 		if err := prod.ProduceSync(t.Context(), &kgo.Record{Topic: topic, Value: []byte(`{"index": 1, "ind": 1}`)}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	prod.Close()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -354,7 +454,6 @@ func TestStreamReadyz(t *testing.T) {
 	addr := metricsAddr(t, p)
 	testenv.WaitFor(t, 30*time.Second, "/readyz ready", func() bool { return get(t, "http://"+addr+"/readyz") == 200 })
 	k.Close()
-	closed = true
 	testenv.WaitFor(t, 30*time.Second, "/readyz not ready with the broker down", func() bool {
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {

@@ -5,8 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pinpipe/pinpipe/ingest/s3sink"
 	"github.com/pinpipe/pinpipe/io/kafkaio"
@@ -33,27 +34,27 @@ func s3sinkCmd(fs *flag.FlagSet) func(context.Context) error {
 		if o.Dest == "" {
 			return usageErrorf("--s3 is required")
 		}
-		var started func([]string)
 		if *metricsListen != "" {
 			m := newS3SinkMetrics(promRegistry)
 			o.OnStats = m.observe
-			var mu sync.Mutex
-			var topics []string
-			started = func(matching []string) {
-				mu.Lock()
-				topics = matching
-				mu.Unlock()
-			}
-			cl, cerr := newKafkaLagCollector(promRegistry, "s3sink", o.Brokers, o.Group, func() []string {
-				mu.Lock()
-				defer mu.Unlock()
-				return topics
+			// The topics the group reads are those matching now, asked
+			// at each scrape: the lag shows from the first scrape on,
+			// before the sink has joined its group.
+			cl, cerr := newKafkaLagCollector(promRegistry, "s3sink", o.Brokers, o.Group, func(ctx context.Context, cl *kgo.Client) ([]string, error) {
+				return s3sink.MatchingTopics(ctx, cl, o.Topics)
 			})
 			if cerr != nil {
 				return cerr
 			}
 			defer cl.Close()
-			stop, serr := serveMetrics(*metricsListen, nil)
+			if o.S3, cerr = s3sink.NewS3Client(ctx); cerr != nil {
+				return cerr
+			}
+			bucket, _, perr := s3sink.ParseS3URL(o.Dest)
+			if perr != nil {
+				return usageErrorf("--s3: %v", perr)
+			}
+			stop, serr := serveMetrics(*metricsListen, s3sinkReady(o.S3, bucket, cl, o.Topics))
 			if serr != nil {
 				return serr
 			}
@@ -65,9 +66,6 @@ func s3sinkCmd(fs *flag.FlagSet) func(context.Context) error {
 			}()
 		}
 		o.Started = func(matching []string) {
-			if started != nil {
-				started(matching)
-			}
 			note("pinpipe s3sink: reading Kafka at %s, topics matching %q (now: %s), as group %s; writing %s/topics/<topic>/partition=<p>/ "+
 				"every %d records or %v%s; Ctrl-C stops it after writing what it holds",
 				strings.Join(o.Brokers, ","), o.Topics, orNone(matching), o.Group, strings.TrimSuffix(o.Dest, "/"), o.FlushSize, o.RotateInterval, map[bool]string{true: ", gzipped"}[o.Compress])

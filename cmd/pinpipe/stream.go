@@ -14,6 +14,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pinpipe/pinpipe/io/drain"
 	"github.com/pinpipe/pinpipe/io/files"
@@ -163,7 +164,8 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 				}
 			}
 			if *source == "kafka" {
-				cl, err := newKafkaLagCollector(promRegistry, "stream", kafkaio.ParseBrokers(*brokers), *group, func() []string { return streams })
+				cl, err := newKafkaLagCollector(promRegistry, "stream", kafkaio.ParseBrokers(*brokers), *group,
+					func(context.Context, *kgo.Client) ([]string, error) { return streams, nil })
 				if err != nil {
 					return err
 				}
@@ -176,10 +178,20 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 				}
 				kc = kinesis.NewFromConfig(cfg)
 			}
-			store := &streamStoreCollector{source: *source, streams: streams, kinesis: kc}
+			store := &streamStore{source: *source, streams: streams, kinesis: kc}
 			if o.Positions != "" {
 				var err error
-				if store, err = newStreamStoreCollector(promRegistry, o.Positions, o.Job, *source, streams, kc); err != nil {
+				if store, err = newStreamStoreCollector(promRegistry, o.Positions, o.Job, *source, streams, kc, adm); err != nil {
+					return err
+				}
+			}
+			svc, job, closeSvc, err := jobService(ctx, runner)
+			if err != nil {
+				return err
+			}
+			defer closeSvc()
+			if svc != nil {
+				if err := newJobMetricsCollector(promRegistry, svc, job, o.Positions != ""); err != nil {
 					return err
 				}
 			}

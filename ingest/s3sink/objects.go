@@ -59,6 +59,17 @@ func NewS3Client(ctx context.Context) (*s3.Client, error) {
 	}), nil
 }
 
+// CheckBucket asks S3 whether bucket is there and reachable with the
+// client's credentials (HeadBucket): the sink checks it before it reads
+// anything, and `pinpipe s3sink`'s /readyz at each probe (with optFns
+// making one attempt, so that the probe answers within its timeout).
+func CheckBucket(ctx context.Context, client *s3.Client, bucket string, optFns ...func(*s3.Options)) error {
+	if _, err := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)}, optFns...); err != nil {
+		return fmt.Errorf("bucket %s: %w", bucket, err)
+	}
+	return nil
+}
+
 // ParseS3URL splits s3://bucket/prefix into the bucket and the key prefix
 // (empty, or ending in "/").
 func ParseS3URL(s string) (bucket, prefix string, err error) {

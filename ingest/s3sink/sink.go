@@ -227,12 +227,12 @@ func newSink(ctx context.Context, o Options) (*sink, error) {
 	case o.RotateInterval < 0:
 		return nil, fmt.Errorf("s3sink: rotate interval must not be negative, got %s", o.RotateInterval)
 	}
-	topics := "^(?:" + o.Topics + ")$"
-	if _, err := regexp.Compile(topics); err != nil {
+	topicsRe, err := topicsRegexp(o.Topics)
+	if err != nil {
 		return nil, fmt.Errorf("s3sink: topics regex: %w", err)
 	}
+	topics := topicsRe.String()
 	s := &sink{o: o, log: o.Logger, s3: o.S3, ioCtx: context.WithoutCancel(ctx), runCtx: ctx, parts: map[topicPartition]*partition{}}
-	var err error
 	if s.bucket, s.prefix, err = ParseS3URL(o.Dest); err != nil {
 		return nil, fmt.Errorf("s3sink: %w", err)
 	}
@@ -243,8 +243,8 @@ func newSink(ctx context.Context, o Options) (*sink, error) {
 	}
 	checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := s.s3.HeadBucket(checkCtx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)}); err != nil {
-		return nil, fmt.Errorf("s3sink: bucket %s: %w", s.bucket, err)
+	if err := CheckBucket(checkCtx, s.s3, s.bucket); err != nil {
+		return nil, fmt.Errorf("s3sink: %w", err)
 	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(o.Brokers...),
@@ -274,7 +274,7 @@ func newSink(ctx context.Context, o Options) (*sink, error) {
 		return nil, fmt.Errorf("s3sink: cannot reach Kafka at %v: %w", o.Brokers, err)
 	}
 	if o.Started != nil {
-		matching, err := matchingTopics(checkCtx, s.cl, regexp.MustCompile(topics))
+		matching, err := matchingTopics(checkCtx, s.cl, topicsRe)
 		if err != nil {
 			s.cl.Close()
 			return nil, fmt.Errorf("s3sink: listing Kafka's topics: %w", err)
@@ -618,6 +618,21 @@ func (s *sink) write(o *object) error {
 	}
 	s.log.Debug("s3sink: object written", "key", o.key, "records", o.records, "bytes", o.size, "reason", o.reason, "rewrite", o.rewrite)
 	return nil
+}
+
+// topicsRegexp is Options.Topics as the sink matches it: against a
+// topic's whole name.
+func topicsRegexp(expr string) (*regexp.Regexp, error) { return regexp.Compile("^(?:" + expr + ")$") }
+
+// MatchingTopics are the topics of the cluster whose whole names the
+// regular expression expr (Options.Topics) matches, sorted: those a sink
+// reads now.
+func MatchingTopics(ctx context.Context, cl *kgo.Client, expr string) ([]string, error) {
+	re, err := topicsRegexp(expr)
+	if err != nil {
+		return nil, err
+	}
+	return matchingTopics(ctx, cl, re)
 }
 
 // matchingTopics are the topics of the cluster whose names re matches.

@@ -135,18 +135,26 @@ func (p *Proc) Exited() (bool, error) {
 // ListenAddr waits for the server's "listening on <addr>" line on stdout.
 func (p *Proc) ListenAddr(t testing.TB) string {
 	t.Helper()
-	var addr string
-	WaitFor(t, 15*time.Second, p.Name+" to listen", func() bool {
+	return p.WaitBetween(t, p.Stdout, "listening on ", " ")
+}
+
+// WaitBetween waits up to 20 s for out (Stdout or Stderr) to hold after,
+// then before, and returns what is between them (an address the process
+// announces); it fails the test if the process exits first.
+func (p *Proc) WaitBetween(t testing.TB, out func() string, after, before string) string {
+	t.Helper()
+	var found string
+	WaitFor(t, 20*time.Second, fmt.Sprintf("%s to print %q", p.Name, after), func() bool {
 		if done, err := p.Exited(); done {
 			t.Fatalf("%s exited: %v\n%s", p.Name, err, p.Stderr())
 		}
-		_, rest, ok := strings.Cut(p.Stdout(), "listening on ")
+		_, rest, ok := strings.Cut(out(), after)
 		if ok {
-			addr, _, ok = strings.Cut(rest, " ")
+			found, _, ok = strings.Cut(rest, before)
 		}
 		return ok
 	})
-	return addr
+	return found
 }
 
 // Signal sends sig and waits up to timeout for the process to exit.

@@ -7,6 +7,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pinpipe/pinpipe/io/drain"
+	"github.com/pinpipe/pinpipe/io/positions"
 )
 
 func init() {
@@ -489,6 +491,12 @@ func (fn *readFn) read(
 	rest := rt.GetRestriction().(offsetrange.Restriction)
 	fn.commit(ctx, tp, rest.Start, commitEvery)
 	next, last := rest.Start, int64(-1)
+	var emitted int64
+	defer func() {
+		if emitted > 0 {
+			positions.ReadCounter("kafka", tp.Topic, strconv.Itoa(int(tp.Partition))).Inc(ctx, emitted)
+		}
+	}()
 	from := rest.Start // the first offset the next record emitted accounts for
 	deadline := time.Now().Add(maxReadTime)
 	for {
@@ -556,6 +564,7 @@ func (fn *readFn) read(
 				From:      from,
 				Watermark: we.state,
 			})
+			emitted++
 			from = r.Offset + 1
 		}
 		next = res.next

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/pinpipe/pinpipe/io/drain"
+	"github.com/pinpipe/pinpipe/io/positions"
 )
 
 func init() {
@@ -620,6 +621,12 @@ func (fn *readFn) poll(ctx context.Context, rt *sdf.LockRTracker, sc shardCheckp
 	var lastArrival int64
 	bytes := 0
 	pos := sc.position()
+	var emitted int64
+	defer func() {
+		if emitted > 0 {
+			positions.ReadCounter("kinesis", fn.Stream, sc.ShardID).Inc(ctx, emitted)
+		}
+	}()
 	prev, wm := sc.LastSeq, sc.Watermark
 	for _, r := range out.Records {
 		bytes += len(r.Data) + len(aws.ToString(r.PartitionKey))
@@ -650,6 +657,7 @@ func (fn *readFn) poll(ctx context.Context, rt *sdf.LockRTracker, sc shardCheckp
 			From:           spanFrom(prev),
 			Watermark:      wm,
 		})
+		emitted++
 		prev, wm = seq, max(wm, ms)
 		lastArrival = max(lastArrival, ms)
 		pos = "AFTER_SEQUENCE_NUMBER:" + seq

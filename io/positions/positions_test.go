@@ -28,3 +28,16 @@ func TestMerge(t *testing.T) {
 		t.Error("Compare or Next is not numeric")
 	}
 }
+
+func TestParseReadCounter(t *testing.T) {
+	name := readCounterName("kinesis", "streaming-p-pin", "shardId-000000000001")
+	source, stream, part, ok := ParseReadCounter(name)
+	if !ok || source != "kinesis" || stream != "streaming-p-pin" || part != "shardId-000000000001" {
+		t.Errorf("ParseReadCounter(%q) = %q %q %q %v", name, source, stream, part, ok)
+	}
+	for _, bad := range []string{"", "kafka", "kafka/t", "kafka//0", "/t/0", "kafka/t/", "kafka/t/0/1"} {
+		if _, _, _, ok := ParseReadCounter(bad); ok {
+			t.Errorf("ParseReadCounter(%q) ok", bad)
+		}
+	}
+}
