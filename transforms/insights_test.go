@@ -140,3 +140,23 @@ func TestInsightsEmpty(t *testing.T) {
 		}
 	}
 }
+
+// TestFoldingASeenPostAllocatesNothing: once a post's groups have been
+// seen, folding it into the counts (AddCounts) and stating its facts
+// (PostFacts, with scratch space) allocate nothing, so the batch merge's
+// insight fold costs no allocation per row.
+func TestFoldingASeenPostAllocatesNothing(t *testing.T) {
+	a := NewPartials()
+	posts := insightPosts()
+	var buf []byte
+	fold := func() {
+		for _, p := range posts {
+			a.AddCounts(p)
+			buf = PostFacts(p, buf, func([]byte) {})
+		}
+	}
+	fold()
+	if n := testing.AllocsPerRun(10, fold); n != 0 {
+		t.Errorf("folding %d seen posts allocated %v times", len(posts), n)
+	}
+}
