@@ -178,8 +178,14 @@ func (a *Partials) intern(b []byte) string {
 func (a *Partials) addTopUser(country []byte, followers int64, name []byte) {
 	cur, ok := a.TopUser[string(country)]
 	switch {
-	case !ok || followers > cur.Max:
+	case !ok:
 		cur = TopUsers{Max: followers, Names: map[string]bool{}}
+		a.TopUser[a.intern(country)] = cur
+	case followers > cur.Max:
+		// A new maximum: its names replace the old ones, in the same map
+		// (Partials own their name sets, Merge copies names).
+		clear(cur.Names)
+		cur.Max = followers
 		a.TopUser[a.intern(country)] = cur
 	case followers < cur.Max:
 		return
