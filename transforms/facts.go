@@ -20,43 +20,52 @@ import (
 const factUserJoined uint8 = 10
 
 // PostFacts calls emit with the encoded facts one post states; buf is
-// scratch space (may be nil). The slice emit gets is valid during the call.
-func PostFacts(post Post, buf []byte, emit func([]byte)) {
+// scratch space (may be nil), returned grown for the next call. The slice
+// emit gets is valid during the call.
+func PostFacts(post Post, buf []byte, emit func([]byte)) []byte {
 	p, u := post.Pin, post.User
-	if u != nil && u.DateJoined != nil && u.UserName != nil {
+	if u == nil {
+		return buf
+	}
+	name, joined := u[userName], u[userDateJoined]
+	if !joined.Null && !name.Null {
 		buf = append(buf[:0], factUserJoined)
-		buf = binary.AppendVarint(buf, int64(u.DateJoined.Year()))
-		buf = appendText(buf, *u.UserName)
+		buf = binary.AppendVarint(buf, int64(fieldYear(joined)))
+		buf = appendText(buf, name.Bytes)
 		emit(buf)
 	}
-	if p == nil || u == nil || p.FollowerCount == nil {
-		return
+	if p == nil || p[pinFollowerCount].Null {
+		return buf
 	}
-	group := AgeGroup(u.Age)
-	name := func(b []byte) []byte {
-		if u.UserName == nil {
+	group := AgeGroup(u[userAge])
+	appendName := func(b []byte) []byte {
+		if name.Null {
 			return append(b, 1)
 		}
-		return appendText(append(b, 0), *u.UserName)
+		return appendText(append(b, 0), name.Bytes)
 	}
-	followers := *p.FollowerCount
+	followers := p[pinFollowerCount].Int
 	if group != "" {
-		buf = appendText(append(buf[:0], MedianByAge), group)
-		emit(binary.AppendVarint(name(buf), followers))
+		buf = appendText(append(buf[:0], MedianByAge), []byte(group))
+		buf = binary.AppendVarint(appendName(buf), followers)
+		emit(buf)
 	}
-	if u.DateJoined != nil {
-		year := int64(u.DateJoined.Year())
+	if !joined.Null {
+		year := int64(fieldYear(joined))
 		buf = binary.AppendVarint(append(buf[:0], MedianByJoinYear), year)
-		emit(binary.AppendVarint(name(buf), followers))
+		buf = binary.AppendVarint(appendName(buf), followers)
+		emit(buf)
 		if group != "" {
-			buf = appendText(binary.AppendVarint(append(buf[:0], MedianByJoinYearAndAge), year), group)
-			emit(binary.AppendVarint(name(buf), followers))
+			buf = appendText(binary.AppendVarint(append(buf[:0], MedianByJoinYearAndAge), year), []byte(group))
+			buf = binary.AppendVarint(appendName(buf), followers)
+			emit(buf)
 		}
 	}
+	return buf
 }
 
-func appendText(b []byte, s string) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+func appendText(b, text []byte) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(text))), text...)
 }
 
 // FactKey is the key a fact is bucketed and sorted by: a hash of its bytes,

@@ -6,14 +6,16 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"time"
 )
 
-// AgeGroup maps an age to the contract's group label, or "" for no group.
-func AgeGroup(age *int64) string {
-	if age == nil {
+// AgeGroup maps an age (a user row's age field) to the contract's group
+// label, or "" for no group (a null age has none).
+func AgeGroup(age Field) string {
+	if age.Null {
 		return ""
 	}
-	switch a := *age; {
+	switch a := age.Int; {
 	case a >= 18 && a <= 24:
 		return "18-24"
 	case a >= 25 && a <= 35:
@@ -75,6 +77,12 @@ type Partials struct {
 	// pending are facts not yet made distinct, for in-memory use (Add);
 	// the batch job makes them distinct with a sort-merge instead.
 	pending map[string]bool
+	// strs interns the grouping texts (categories, countries, years) the
+	// maps above are keyed by, so that folding a post whose groups were
+	// seen before allocates nothing: it is as small as those maps' keys.
+	strs map[string]string
+	// facts is Add's scratch space for encoding facts.
+	facts []byte
 }
 
 // NewPartials returns empty partial aggregates.
@@ -85,13 +93,28 @@ func NewPartials() *Partials {
 	}
 }
 
-// Post is one ind's rows after deduplication; a part missing from the input
-// is nil, and inner joins skip the post.
+// Post is one ind's rows after deduplication, each as its table's fields
+// in the schema's column order (Schema.DecodeFields): views into the
+// encoded rows, valid as long as the rows are, with no row struct and no
+// string per field. A part missing from the input has no fields (nil), and
+// inner joins skip the post.
 type Post struct {
-	Pin  *Pin
-	Geo  *Geo
-	User *User
+	Pin, Geo, User []Field
 }
+
+// The columns the insights read, by their index in the table's schema.
+var (
+	pinFollowerCount = PinSchema.Column("follower_count")
+	pinCategory      = PinSchema.Column("category")
+	geoCountry       = GeoSchema.Column("country")
+	geoTimestamp     = GeoSchema.Column("timestamp")
+	userName         = UserSchema.Column("user_name")
+	userAge          = UserSchema.Column("age")
+	userDateJoined   = UserSchema.Column("date_joined")
+)
+
+// fieldYear is the UTC year of a Timestamp column's field.
+func fieldYear(f Field) int { return time.Unix(f.Int, f.Nsec).UTC().Year() }
 
 // Add folds one post into the aggregates, its distinct facts kept in
 // memory until Finish: for tests and small inputs. The batch job uses
@@ -101,49 +124,74 @@ func (a *Partials) Add(post Post) {
 	if a.pending == nil {
 		a.pending = map[string]bool{}
 	}
-	PostFacts(post, nil, func(f []byte) { a.pending[string(f)] = true })
+	a.facts = PostFacts(post, a.facts, func(f []byte) { a.pending[string(f)] = true })
 }
 
 // AddCounts folds one post into the counts and maxima. Rows whose grouping
 // value (country, year, age group, category) is null are left out of that
-// insight, as are null follower counts.
+// insight, as are null follower counts. A post whose groups were seen
+// before allocates nothing.
 func (a *Partials) AddCounts(post Post) {
 	p, g, u := post.Pin, post.Geo, post.User
 	if p == nil {
 		return
 	}
-	if g != nil && p.Category != nil {
-		if g.Country != nil {
-			a.ByCountry[GroupCategory{*g.Country, *p.Category}]++
+	category := p[pinCategory]
+	if g != nil && !category.Null {
+		if country := g[geoCountry]; !country.Null {
+			a.ByCountry[GroupCategory{a.intern(country.Bytes), a.intern(category.Bytes)}]++
 		}
-		if g.Timestamp != nil {
-			if y := g.Timestamp.Year(); y >= 2018 && y <= 2022 {
-				a.ByYear[GroupCategory{strconv.Itoa(y), *p.Category}]++
+		if ts := g[geoTimestamp]; !ts.Null {
+			if y := fieldYear(ts); y >= 2018 && y <= 2022 {
+				var buf [20]byte
+				a.ByYear[GroupCategory{a.intern(strconv.AppendInt(buf[:0], int64(y), 10)), a.intern(category.Bytes)}]++
 			}
 		}
 	}
 	if u == nil {
 		return
 	}
-	if g != nil && g.Country != nil && p.FollowerCount != nil && u.UserName != nil {
-		a.addTopUser(*g.Country, *p.FollowerCount, *u.UserName)
+	if followers, name := p[pinFollowerCount], u[userName]; g != nil && !g[geoCountry].Null && !followers.Null && !name.Null {
+		a.addTopUser(g[geoCountry].Bytes, followers.Int, name.Bytes)
 	}
-	if group := AgeGroup(u.Age); group != "" && p.Category != nil {
-		a.ByAgeGroup[GroupCategory{group, *p.Category}]++
+	if group := AgeGroup(u[userAge]); group != "" && !category.Null {
+		a.ByAgeGroup[GroupCategory{group, a.intern(category.Bytes)}]++
 	}
 }
 
-func (a *Partials) addTopUser(country string, followers int64, names ...string) {
-	cur, ok := a.TopUser[country]
+// intern returns b as a string, allocated the first time it is seen.
+func (a *Partials) intern(b []byte) string {
+	if s, ok := a.strs[string(b)]; ok {
+		return s
+	}
+	if a.strs == nil {
+		a.strs = map[string]string{}
+	}
+	s := string(b)
+	a.strs[s] = s
+	return s
+}
+
+// addTopUser keeps name as a top user of country if followers is the
+// largest count seen there, beside the names tied with it. A post below the
+// maximum, or a name already kept, allocates nothing.
+func (a *Partials) addTopUser(country []byte, followers int64, name []byte) {
+	cur, ok := a.TopUser[string(country)]
 	switch {
-	case !ok || followers > cur.Max:
-		cur = TopUsers{Max: followers, Names: make(map[string]bool, len(names))}
-		a.TopUser[country] = cur
+	case !ok:
+		cur = TopUsers{Max: followers, Names: map[string]bool{}}
+		a.TopUser[a.intern(country)] = cur
+	case followers > cur.Max:
+		// A new maximum: its names replace the old ones, in the same map
+		// (Partials own their name sets, Merge copies names).
+		clear(cur.Names)
+		cur.Max = followers
+		a.TopUser[a.intern(country)] = cur
 	case followers < cur.Max:
 		return
 	}
-	for _, n := range names {
-		cur.Names[n] = true
+	if !cur.Names[string(name)] {
+		cur.Names[string(name)] = true
 	}
 }
 
@@ -154,7 +202,9 @@ func (a *Partials) Merge(b *Partials) {
 	addCounts(a.ByYear, b.ByYear)
 	addCounts(a.ByAgeGroup, b.ByAgeGroup)
 	for c, t := range b.TopUser {
-		a.addTopUser(c, t.Max, slices.Collect(maps.Keys(t.Names))...)
+		for n := range t.Names {
+			a.addTopUser([]byte(c), t.Max, []byte(n))
+		}
 	}
 	for g, h := range b.Followers {
 		if a.Followers[g] == nil {

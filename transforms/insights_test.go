@@ -8,12 +8,12 @@ import (
 
 func TestAgeGroup(t *testing.T) {
 	for age, want := range map[int64]string{-1: "", 0: "", 17: "", 18: "18-24", 24: "18-24", 25: "25-35", 35: "25-35", 36: "36-50", 50: "36-50", 51: "50+", 120: "50+"} {
-		if got := AgeGroup(&age); got != want {
+		if got := AgeGroup(Field{Int: age}); got != want {
 			t.Errorf("AgeGroup(%d) = %q, want %q", age, got, want)
 		}
 	}
-	if got := AgeGroup(nil); got != "" {
-		t.Errorf("AgeGroup(nil) = %q", got)
+	if got := AgeGroup(Field{Null: true, Int: 30}); got != "" {
+		t.Errorf("AgeGroup(null) = %q", got)
 	}
 }
 
@@ -30,6 +30,29 @@ func TestMedian(t *testing.T) {
 			t.Errorf("Median(%v) = %v, want %v", tc.in, got, tc.want)
 		}
 	}
+}
+
+// postOf is the post of rows given as structs (nil for a missing part), its
+// fields decoded from their encoded rows as DedupJoinSorted decodes them.
+func postOf(pin *Pin, geo *Geo, user *User) Post {
+	fields := func(s *Schema, row any) []Field {
+		f, err := s.DecodeFields(AppendRow(nil, row), nil)
+		if err != nil {
+			panic(err)
+		}
+		return f
+	}
+	var p Post
+	if pin != nil {
+		p.Pin = fields(&PinSchema, pin)
+	}
+	if geo != nil {
+		p.Geo = fields(&GeoSchema, geo)
+	}
+	if user != nil {
+		p.User = fields(&UserSchema, user)
+	}
+	return p
 }
 
 // insightPosts covers the insights' edge cases: ties, nulls in every
@@ -61,17 +84,17 @@ func insightPosts() []Post {
 		return u
 	}
 	return []Post{
-		{pin(100, "art"), geo("Chad", "2019-01-01 00:00:00"), user("Ann", 20, "2015-05-05 00:00:00")},
-		{pin(100, "art"), geo("Chad", "2019-02-01 00:00:00"), user("Ann", 20, "2015-05-05 00:00:00")}, // same user, same count: one distinct tuple
-		{pin(300, "travel"), geo("Chad", "2019-03-01 00:00:00"), user("Bob", 30, "2016-01-01 00:00:00")},
-		{pin(300, "travel"), geo("Chad", "2020-03-01 00:00:00"), user("Cat", 30, "2016-01-01 00:00:00")}, // tie for Chad's top user
-		{pin(50, "quotes"), geo("Peru", "2017-12-31 23:59:59"), user("Dan", 17, "2016-06-01 00:00:00")},  // year and age out of range
-		{pin(-1, ""), geo("Peru", "2023-01-01 00:00:00"), user("", 60, "2017-01-01 00:00:00")},           // null count, category and name
-		{pin(70, "quotes"), geo("", "2021-01-01 00:00:00"), user("Eve", 55, "2017-01-01 00:00:00")},      // null country
-		{pin(80, "art"), nil, user("Fay", 40, "2017-02-02 00:00:00")},                                    // no geo
-		{nil, geo("Peru", "2021-01-01 00:00:00"), user("Gus", 45, "2017-03-03 00:00:00")},                // no pin
-		{pin(90, "art"), geo("Peru", "2021-01-01 00:00:00"), nil},                                        // no user
-		{pin(40, "art"), geo("Peru", "2021-06-01 00:00:00"), user("", 22, "2015-01-01 00:00:00")},        // null name counts in medians
+		postOf(pin(100, "art"), geo("Chad", "2019-01-01 00:00:00"), user("Ann", 20, "2015-05-05 00:00:00")),
+		postOf(pin(100, "art"), geo("Chad", "2019-02-01 00:00:00"), user("Ann", 20, "2015-05-05 00:00:00")), // same user, same count: one distinct tuple
+		postOf(pin(300, "travel"), geo("Chad", "2019-03-01 00:00:00"), user("Bob", 30, "2016-01-01 00:00:00")),
+		postOf(pin(300, "travel"), geo("Chad", "2020-03-01 00:00:00"), user("Cat", 30, "2016-01-01 00:00:00")), // tie for Chad's top user
+		postOf(pin(50, "quotes"), geo("Peru", "2017-12-31 23:59:59"), user("Dan", 17, "2016-06-01 00:00:00")),  // year and age out of range
+		postOf(pin(-1, ""), geo("Peru", "2023-01-01 00:00:00"), user("", 60, "2017-01-01 00:00:00")),           // null count, category and name
+		postOf(pin(70, "quotes"), geo("", "2021-01-01 00:00:00"), user("Eve", 55, "2017-01-01 00:00:00")),      // null country
+		postOf(pin(80, "art"), nil, user("Fay", 40, "2017-02-02 00:00:00")),                                    // no geo
+		postOf(nil, geo("Peru", "2021-01-01 00:00:00"), user("Gus", 45, "2017-03-03 00:00:00")),                // no pin
+		postOf(pin(90, "art"), geo("Peru", "2021-01-01 00:00:00"), nil),                                        // no user
+		postOf(pin(40, "art"), geo("Peru", "2021-06-01 00:00:00"), user("", 22, "2015-01-01 00:00:00")),        // null name counts in medians
 	}
 }
 
@@ -115,5 +138,25 @@ func TestInsightsEmpty(t *testing.T) {
 		if n.Rows == nil {
 			t.Errorf("%s is nil, want an empty array", n.Name)
 		}
+	}
+}
+
+// TestFoldingASeenPostAllocatesNothing: once a post's groups have been
+// seen, folding it into the counts (AddCounts) and stating its facts
+// (PostFacts, with scratch space) allocate nothing, so the batch merge's
+// insight fold costs no allocation per row.
+func TestFoldingASeenPostAllocatesNothing(t *testing.T) {
+	a := NewPartials()
+	posts := insightPosts()
+	var buf []byte
+	fold := func() {
+		for _, p := range posts {
+			a.AddCounts(p)
+			buf = PostFacts(p, buf, func([]byte) {})
+		}
+	}
+	fold()
+	if n := testing.AllocsPerRun(10, fold); n != 0 {
+		t.Errorf("folding %d seen posts allocated %v times", len(posts), n)
 	}
 }

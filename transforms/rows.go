@@ -174,12 +174,14 @@ func bytesLess(a, b []byte) bool {
 
 // DedupJoinSorted keeps one row per ind in each of the three tables' sorted
 // streams, joins them on ind as it goes and folds every post into the
-// partials' counts (AddCounts); emit gets each post (its rows decoded; a
-// table with no row for the ind is nil) and its rows as encoded (nil where
-// none; valid during the call) in ind order, to write the tables and to make
-// its facts (PostFacts) distinct. Memory is one post, whatever
-// the size of the streams. The stats count the duplicates
-// dropped, the rows kept and the nulls of the final tables.
+// partials' counts (AddCounts); emit gets each post (its rows' fields,
+// views into the rows; a table with no row for the ind has none) and its
+// rows as encoded (nil where none), both valid during the call, in ind
+// order, to write the tables and to make its facts (PostFacts) distinct.
+// Memory is one post, whatever the size of the streams, and a post costs
+// no allocation: its rows are decoded into reused fields, never into row
+// structs. The stats count the duplicates dropped, the rows kept and the
+// nulls of the final tables.
 func DedupJoinSorted(pins, geos, users SortedRows, emit func(Post, [3][]byte) error) (*Partials, []TableStats, error) {
 	ds := [3]*dedupRows{{in: pins}, {in: geos}, {in: users}}
 	var has [3]bool
@@ -191,10 +193,8 @@ func DedupJoinSorted(pins, geos, users SortedRows, emit func(Post, [3][]byte) er
 	for i, s := range Schemas {
 		stats[i] = TableStats{Table: s.Table, Nulls: map[string]int64{}}
 	}
-	var pin Pin
-	var geo Geo
-	var user User
 	var kept [3][]byte
+	var fields [3][]Field
 	for has[0] || has[1] || has[2] {
 		ind := int64(1<<63 - 1)
 		for i, d := range ds {
@@ -204,33 +204,25 @@ func DedupJoinSorted(pins, geos, users SortedRows, emit func(Post, [3][]byte) er
 		}
 		var post Post
 		var rows [3][]byte
-		var err error
 		for i, d := range ds {
 			if !has[i] || d.ind != ind {
 				continue
 			}
 			kept[i] = append(kept[i][:0], d.best...) // d.next overwrites best
 			rows[i] = kept[i]
-			switch i {
-			case 0:
-				if pin, err = DecodePinRow(d.best); err == nil {
-					post.Pin = &pin
-				}
-			case 1:
-				if geo, err = DecodeGeoRow(d.best); err == nil {
-					post.Geo = &geo
-				}
-			case 2:
-				if user, err = DecodeUserRow(d.best); err == nil {
-					post.User = &user
-				}
-			}
-			if err == nil {
-				err = Schemas[i].CountNulls(stats[i].Nulls, d.best)
-			}
-			if err != nil {
+			var err error
+			if fields[i], err = Schemas[i].DecodeFields(kept[i], fields[i]); err != nil {
 				return nil, nil, err
 			}
+			switch i {
+			case 0:
+				post.Pin = fields[i]
+			case 1:
+				post.Geo = fields[i]
+			case 2:
+				post.User = fields[i]
+			}
+			Schemas[i].CountNullFields(stats[i].Nulls, fields[i])
 			stats[i].Rows++
 			has[i] = d.next()
 		}

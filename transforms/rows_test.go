@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"testing"
 
@@ -62,17 +61,17 @@ func TestDedupJoinSorted(t *testing.T) {
 	facts := map[string]bool{}
 	partials, stats, err := DedupJoinSorted(pins, geos, users, func(p Post, rows [3][]byte) error {
 		got = append(got, fmt.Sprintf("%d pin=%v geo=%v user=%v", postInd(p), p.Pin != nil, p.Geo != nil, p.User != nil))
-		if p.Geo != nil && p.Geo.Ind == 2 && *p.Geo.Country != "Chad" {
-			t.Errorf("ind 2 kept geo %s; the smaller encoding (Chad) must win", *p.Geo.Country)
+		if p.Geo != nil && p.Geo[0].Int == 2 && string(p.Geo[geoCountry].Bytes) != "Chad" {
+			t.Errorf("ind 2 kept geo %s; the smaller encoding (Chad) must win", p.Geo[geoCountry].Bytes)
 		}
 		PostFacts(p, nil, func(f []byte) { facts[string(f)] = true })
-		for i, r := range []any{p.Pin, p.Geo, p.User} {
+		for i, fields := range [][]Field{p.Pin, p.Geo, p.User} {
 			var want []byte
-			if !reflect.ValueOf(r).IsNil() {
-				want = AppendRow(nil, r)
+			if fields != nil {
+				want = Schemas[i].AppendFields(nil, fields)
 			}
 			if !bytes.Equal(rows[i], want) {
-				t.Errorf("ind %d table %d: encoded row %x, the decoded row encodes as %x", postInd(p), i, rows[i], want)
+				t.Errorf("ind %d table %d: encoded row %x, the post's fields encode as %x", postInd(p), i, rows[i], want)
 			}
 		}
 		return nil
@@ -104,14 +103,15 @@ func TestDedupJoinSorted(t *testing.T) {
 	}
 }
 
+// postInd is the ind of a post: its rows' first column.
 func postInd(p Post) int64 {
 	switch {
 	case p.Pin != nil:
-		return p.Pin.Ind
+		return p.Pin[0].Int
 	case p.Geo != nil:
-		return p.Geo.Ind
+		return p.Geo[0].Int
 	}
-	return p.User.Ind
+	return p.User[0].Int
 }
 
 // TestFactsThroughDistinctEqualAdd: folding posts with Add (facts made

@@ -73,6 +73,19 @@ var (
 	UserFields = UserSchema.RawFields
 )
 
+// Column returns the index of the named column, for code that reads one
+// column of decoded fields (DecodeFields); it panics for no such column, a
+// programming error caught at init, since callers look their columns up in
+// package variables.
+func (s *Schema) Column(name string) int {
+	for i, c := range s.Columns {
+		if c.Name == name {
+			return i
+		}
+	}
+	panic(fmt.Sprintf("transforms: table %s has no column %q", s.Table, name))
+}
+
 // CountNulls adds an encoded row's null columns to counts, by column name:
 // the final tables' null counts, from the schema rather than per row type.
 func (s *Schema) CountNulls(counts map[string]int64, row []byte) error {
@@ -81,12 +94,17 @@ func (s *Schema) CountNulls(counts map[string]int64, row []byte) error {
 	if err != nil {
 		return err
 	}
+	s.CountNullFields(counts, fields)
+	return nil
+}
+
+// CountNullFields is CountNulls for a row already decoded (DecodeFields).
+func (s *Schema) CountNullFields(counts map[string]int64, fields []Field) {
 	for i, f := range fields {
 		if f.Null {
 			counts[s.Columns[i].Name]++
 		}
 	}
-	return nil
 }
 
 // Field is one column's value in an encoded row, as the column's type holds

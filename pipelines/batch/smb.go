@@ -485,7 +485,7 @@ type factWriter struct {
 
 func (w *factWriter) add(ctx context.Context, p transforms.Post) error {
 	var err error
-	transforms.PostFacts(p, w.scratch[:0], func(fact []byte) {
+	w.scratch = transforms.PostFacts(p, w.scratch, func(fact []byte) {
 		key := transforms.FactKey(fact)
 		w.row = append(binary.AppendVarint(w.row[:0], key), fact...)
 		b := &w.bufs[smb.Bucket(key, len(w.bufs))]
