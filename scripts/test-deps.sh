@@ -2,7 +2,8 @@
 # Installs what the tests need beyond Go, when it is missing: PostgreSQL
 # (started per run by with-postgres.sh), Node.js + npm, kinesalite (a
 # local Kinesis) and icebird (an Iceberg reader), and Chromium (the
-# report's rendering test). As root with apt it installs Debian's packages; otherwise it says what to install.
+# report's rendering test). As root with apt it installs Debian's
+# packages; otherwise it says what to install.
 # Prints nothing but progress on stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
