@@ -3,7 +3,6 @@ package kinesisio
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -75,16 +74,10 @@ func CreatePositionTables(ctx context.Context, conn *pgx.Conn) error {
 // A shard whose end the reader saw (see recordEnd) is recorded closed once
 // its checkpoint reaches its last record.
 func RecordSpans(ctx context.Context, tx pgx.Tx, job string, spans []positions.Span) error {
-	spans = positions.Merge(slices.Clone(spans))
-	for i := 0; i < len(spans); {
-		j := i
-		for j < len(spans) && spans[j].Stream == spans[i].Stream && spans[j].Part == spans[i].Part {
-			j++
+	for _, shard := range positions.ByPart(spans) {
+		if err := settleShard(ctx, tx, job, shard[0].Stream, shard[0].Part, shard, nil); err != nil {
+			return fmt.Errorf("kinesisio: recording the durable positions of %s/%s: %w", shard[0].Stream, shard[0].Part, err)
 		}
-		if err := settleShard(ctx, tx, job, spans[i].Stream, spans[i].Part, spans[i:j], nil); err != nil {
-			return fmt.Errorf("kinesisio: recording the durable positions of %s/%s: %w", spans[i].Stream, spans[i].Part, err)
-		}
-		i = j
 	}
 	return nil
 }
@@ -138,13 +131,14 @@ func settleShard(ctx context.Context, tx pgx.Tx, job, stream, shard string, span
 			return err
 		}
 		old := len(waiting)
-		all := append(waiting, spans...)
+		recorded := waiting
 		if seq != "" {
-			all = append(all, positions.Span{Stream: stream, Part: shard, From: "0", To: seq})
+			// The checkpoint is the run from the shard's start.
+			recorded = append(recorded, positions.Span{Stream: stream, Part: shard, From: "0", To: seq})
 		}
-		all = positions.Merge(all)
-		if all[0].From == "0" {
-			seq, all = all[0].To, all[1:]
+		all, _ := positions.Settle(recorded, spans)
+		if run, _ := positions.FirstRun(all); run.From == "0" {
+			seq, all = run.To, all[1:]
 		}
 		if old > 0 || len(all) > 0 {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+SpanTable+` WHERE job = $1 AND stream = $2 AND shard = $3`, job, stream, shard); err != nil {
