@@ -3,6 +3,8 @@ package kinesisio
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -93,6 +95,24 @@ func recordEnd(ctx context.Context, tx pgx.Tx, job, stream, shard, last string) 
 func recordReading(ctx context.Context, tx pgx.Tx, job, stream, shard string) error {
 	_, err := tx.Exec(ctx, `INSERT INTO `+CheckpointTable+` (job, stream, shard) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, job, stream, shard)
 	return err
+}
+
+// lockShards takes the shard locks of every shard in reading and ends,
+// in the order RecordSpans takes them (by stream, then shard), before
+// saveEnds writes any of their rows: taken one by one as its rows are
+// written, a sink's RecordSpans holding one shard and waiting for another
+// could wait on this transaction's row of the first, and PostgreSQL ended
+// one of them with "deadlock detected" (the split of a shard under a
+// running job did this).
+func lockShards(ctx context.Context, tx pgx.Tx, job, stream string, reading []string, ends map[string]string) error {
+	shards := slices.Concat(reading, slices.Collect(maps.Keys(ends)))
+	slices.Sort(shards)
+	for _, shard := range slices.Compact(shards) {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey("shard", job, stream, shard)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // settleShard merges spans into the shard's durable positions and, with
