@@ -1,6 +1,7 @@
 package icebird_test
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -18,7 +19,7 @@ import (
 	icebergio "github.com/apache/iceberg-go/io"
 	_ "github.com/apache/iceberg-go/io/gocloud/s3" // s3:// warehouses
 	"github.com/apache/iceberg-go/table"
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 
 	devs3 "github.com/pinpipe/pinpipe/ingest/devserver/s3"
 	"github.com/pinpipe/pinpipe/internal/icebird"
@@ -135,18 +136,8 @@ func writeTable(t *testing.T, warehouse string, props, tableProps iceberg.Proper
 }
 
 func byInd(rows []map[string]any) []map[string]any {
-	slices.SortFunc(rows, func(a, b map[string]any) int { return cmpInt(a["ind"].(int64), b["ind"].(int64)) })
+	slices.SortFunc(rows, func(a, b map[string]any) int { return cmp.Compare(a["ind"].(int64), b["ind"].(int64)) })
 	return rows
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func read(t *testing.T, loc string, opts icebird.Options) []map[string]any {
@@ -164,13 +155,13 @@ func read(t *testing.T, loc string, opts icebird.Options) []map[string]any {
 func checkSnapshots(t *testing.T, tbl *table.Table, first string, opts icebird.Options) {
 	t.Helper()
 	all := byInd(slices.Concat(firstRows, secondRows))
-	if diff := cmp.Diff(all, read(t, tbl.Location(), opts)); diff != "" {
+	if diff := gocmp.Diff(all, read(t, tbl.Location(), opts)); diff != "" {
 		t.Errorf("the table folder %s read by icebird (-want +got):\n%s", tbl.Location(), diff)
 	}
-	if diff := cmp.Diff(all, read(t, tbl.MetadataLocation(), opts)); diff != "" {
+	if diff := gocmp.Diff(all, read(t, tbl.MetadataLocation(), opts)); diff != "" {
 		t.Errorf("the last metadata %s read by icebird (-want +got):\n%s", tbl.MetadataLocation(), diff)
 	}
-	if diff := cmp.Diff(byInd(slices.Clone(firstRows)), read(t, first, opts)); diff != "" {
+	if diff := gocmp.Diff(byInd(slices.Clone(firstRows)), read(t, first, opts)); diff != "" {
 		t.Errorf("the first snapshot's metadata %s read by icebird (-want +got):\n%s", first, diff)
 	}
 }
@@ -180,7 +171,7 @@ func TestReadTableLocal(t *testing.T) {
 	checkSnapshots(t, tbl, first, icebird.Options{})
 	// A file:// URL names the same table as a path.
 	u := "file://" + strings.TrimPrefix(first, "file://")
-	if diff := cmp.Diff(byInd(slices.Clone(firstRows)), read(t, u, icebird.Options{})); diff != "" {
+	if diff := gocmp.Diff(byInd(slices.Clone(firstRows)), read(t, u, icebird.Options{})); diff != "" {
 		t.Errorf("%s read by icebird (-want +got):\n%s", u, diff)
 	}
 }
@@ -226,7 +217,7 @@ func TestReadTableDeletes(t *testing.T) {
 	}
 	want := byInd(slices.DeleteFunc(slices.Concat(firstRows, secondRows),
 		func(r map[string]any) bool { return r["ind"] == int64(2) }))
-	if diff := cmp.Diff(want, read(t, tbl.Location(), icebird.Options{})); diff != "" {
+	if diff := gocmp.Diff(want, read(t, tbl.Location(), icebird.Options{})); diff != "" {
 		t.Errorf("the table after deleting ind 2, read by icebird (-want +got):\n%s", diff)
 	}
 	// The delete must have been written as delete files, or this test
