@@ -20,14 +20,16 @@ run: build
 	$(BIN) demo --dir=out/demo-system --posts=3000
 
 # Every test (after make lint), with the real services they talk to: a throwaway PostgreSQL,
-# kinesalite and Chromium, installed from Debian's packages and npm when
+# kinesalite, icebird (the Iceberg reader the tests check our tables with)
+# and Chromium, installed from Debian's packages and npm when
 # missing and running as root (scripts/test-deps.sh says what to install
 # otherwise); then bench/'s own tests (a separate module, which ./... skips;
 # seconds, on tiny generated inputs, no services); then every fuzz target
 # for 10 s (fuzz-short).
 test: lint
 	scripts/test-deps.sh
-	PINPIPE_KINESALITE_DIR=$(CURDIR)/.cache/kinesalite scripts/with-postgres.sh $(GO) test -count=1 -timeout=30m ./...
+	PINPIPE_KINESALITE_DIR=$(CURDIR)/.cache/kinesalite PINPIPE_ICEBIRD_DIR=$(CURDIR)/.cache/icebird \
+		scripts/with-postgres.sh $(GO) test -count=1 -timeout=30m ./...
 	cd bench && $(GO) test -mod=mod -count=1 -timeout=10m ./...
 	$(MAKE) fuzz-short
 

@@ -15,26 +15,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${PINPIPE_KINESALITE_DIR:-$ROOT/.cache/kinesalite}
 
 install() {
-  if [ -f "$DIR/node_modules/kinesalite/package.json" ] &&
-     grep -q "\"version\": \"$VERSION\"" "$DIR/node_modules/kinesalite/package.json"; then
-    return 0
-  fi
-  command -v npm >/dev/null || { echo "kinesalite.sh: npm is missing (Debian: apt-get install nodejs npm)" >&2; exit 1; }
-  mkdir -p "$DIR"
-  # A lock dir keeps concurrent callers (parallel test packages) from
-  # installing over each other.
-  local lock="$DIR.lock" i
-  for i in $(seq 1 600); do
-    mkdir "$lock" 2>/dev/null && break
-    sleep 0.2
-  done
-  trap 'rmdir "$lock" 2>/dev/null || true' EXIT
-  if ! [ -f "$DIR/node_modules/kinesalite/package.json" ]; then
-    echo "kinesalite.sh: installing kinesalite@$VERSION into $DIR" >&2
-    npm install --prefix "$DIR" --no-audit --no-fund --loglevel=error "kinesalite@$VERSION" >&2
-  fi
-  rmdir "$lock" 2>/dev/null || true
-  trap - EXIT
+  "$ROOT/scripts/npm-pinned.sh" kinesalite "$VERSION" "$DIR"
 }
 
 case "${1:-}" in

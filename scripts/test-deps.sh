@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond Go, when it is missing: PostgreSQL
-# (started per run by with-postgres.sh), Node.js + npm and kinesalite (a
-# local Kinesis), and Chromium (the report's rendering test). As root with
-# apt it installs Debian's packages; otherwise it says what to install.
+# (started per run by with-postgres.sh), Node.js + npm, kinesalite (a
+# local Kinesis) and icebird (an Iceberg reader), and Chromium (the
+# report's rendering test). As root with apt it installs Debian's
+# packages; otherwise it says what to install.
 # Prints nothing but progress on stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,4 +29,5 @@ fi
 
 if command -v npm >/dev/null; then
   scripts/kinesalite.sh install >/dev/null
+  scripts/icebird.sh install >/dev/null
 fi

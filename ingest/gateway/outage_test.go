@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -72,6 +73,40 @@ func sendForever(stop <-chan struct{}, clients, rate int, send func(value string
 	return a
 }
 
+// afterFault marks the fault's end, waits up to within for a request
+// answered 200 (what: which), lets the clients go on for settle, stops
+// them (closing stop) and returns what they were told: the values answered
+// 200 and those answered otherwise, and how long after the fault's end
+// the first 200 came.
+func (a *answered) afterFault(t *testing.T, stop chan<- struct{}, within, settle time.Duration, what string) (ok, fail []string, recovered time.Duration) {
+	t.Helper()
+	a.markFaultEnd()
+	testenv.WaitFor(t, within, what, func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return !a.firstOK.IsZero()
+	})
+	time.Sleep(settle)
+	close(stop)
+	<-a.done
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.ok), slices.Clone(a.fail), a.firstOK.Sub(a.faultEnd)
+}
+
+// reportLanded reports the outage from the values answered 200 and the
+// values found in the backend (each as often as found): each value
+// answered 200 must be there once. It returns how many values found were
+// not answered 200 (a 5xx may or may not have been written).
+func reportLanded(t *testing.T, fault string, d time.Duration, ok []string, found map[string]int, recovered time.Duration) (others int) {
+	t.Helper()
+	landed, others := onlyOf(ok, found)
+	distinct, lost, doubled := faultproxy.Count(ok, landed)
+	faultproxy.Report(t, faultproxy.Outcome{Fault: fault, Duration: d, Sent: len(ok), Landed: distinct,
+		Lost: lost, Doubled: doubled, Recover: recovered})
+	return others
+}
+
 // TestOutageKafkaRestartGateway stops the Kafka broker under the gateway
 // while clients produce through it, and starts it again after the fault's
 // duration on the same port with the same data (kfake saving its log and
@@ -125,32 +160,17 @@ func TestOutageKafkaRestartGateway(t *testing.T) {
 	if k, err = devkafka.Start(context.Background(), opts); err != nil {
 		t.Fatalf("restarting Kafka on %s: %v", opts.Listen, err)
 	}
-	sent.markFaultEnd()
-	testenv.WaitFor(t, 2*time.Minute, "a produce answered 200 after the restart", func() bool {
-		sent.mu.Lock()
-		defer sent.mu.Unlock()
-		return !sent.firstOK.IsZero()
-	})
-	time.Sleep(2 * time.Second)
-	close(stop)
-	<-sent.done
-	sent.mu.Lock()
-	ok, fail := append([]string(nil), sent.ok...), append([]string(nil), sent.fail...)
-	recovered := sent.firstOK.Sub(sent.faultEnd)
-	sent.mu.Unlock()
+	ok, fail, recovered := sent.afterFault(t, stop, 2*time.Minute, 2*time.Second, "a produce answered 200 after the restart")
 
 	inKafka := map[string]int{}
 	for _, v := range readAll(t, k.Addr(), topic) {
 		inKafka[v]++
 	}
-	landed, alsoWritten := onlyOf(ok, inKafka)
-	distinct, lost, doubled := faultproxy.Count(ok, landed)
+	alsoWritten := reportLanded(t, "Kafka broker restarted (gateway)", d, ok, inKafka, recovered)
 	t.Logf("%d answered 200, %d otherwise (%d of those written anyway, as a 5xx from Kafka's side allows)", len(ok), len(fail), alsoWritten)
 	if len(fail) == 0 {
 		t.Error("no request failed: the broker was never seen down")
 	}
-	faultproxy.Report(t, faultproxy.Outcome{Fault: "Kafka broker restarted (gateway)", Duration: d, Sent: len(ok), Landed: distinct,
-		Lost: lost, Doubled: doubled, Recover: recovered})
 }
 
 // onlyOf keeps the counts of the values in keep, and says how many other
@@ -242,26 +262,13 @@ func TestOutageKinesisThrottledGateway(t *testing.T) {
 	proxy.Set(faultproxy.KinesisThrottled(faultproxy.KinesisOps("PutRecord", "PutRecords")))
 	time.Sleep(d)
 	proxy.Set(nil)
-	sent.markFaultEnd()
-	testenv.WaitFor(t, time.Minute, "a put answered 200 after the throttling", func() bool {
-		sent.mu.Lock()
-		defer sent.mu.Unlock()
-		return !sent.firstOK.IsZero()
-	})
-	time.Sleep(time.Second)
-	close(stop)
-	<-sent.done
-	sent.mu.Lock()
-	ok, fail := append([]string(nil), sent.ok...), append([]string(nil), sent.fail...)
-	recovered := sent.firstOK.Sub(sent.faultEnd)
-	sent.mu.Unlock()
+	ok, fail, recovered := sent.afterFault(t, stop, time.Minute, time.Second, "a put answered 200 after the throttling")
 
 	inStream := map[string]int{}
 	for _, r := range readStream(t, testenv.KinesisClient(testenv.Kinesalite(t)), name, -1) {
 		inStream[string(r.Data)]++
 	}
-	landed, others := onlyOf(ok, inStream)
-	distinct, lost, doubled := faultproxy.Count(ok, landed)
+	others := reportLanded(t, "Kinesis throttles puts (gateway)", d, ok, inStream, recovered)
 	smu.Lock()
 	t.Logf("answers: %v; %d throttled calls", statuses, proxy.Faulted())
 	// 429 when Kinesis's throttling outlasts the SDK's retries, 504 when
@@ -274,8 +281,6 @@ func TestOutageKinesisThrottledGateway(t *testing.T) {
 	if others != 0 {
 		t.Errorf("%d records not answered 200 are in the stream: a throttled put reached Kinesis", others)
 	}
-	faultproxy.Report(t, faultproxy.Outcome{Fault: "Kinesis throttles puts (gateway)", Duration: d, Sent: len(ok), Landed: distinct,
-		Lost: lost, Doubled: doubled, Recover: recovered})
 }
 
 func mustRequest(method, url, body string) *http.Request {

@@ -184,6 +184,40 @@ func (e *outageEnv) checkCommittedWritten(group string) {
 	}
 }
 
+// outageRate is the records a second the producer sends in the outage
+// tests.
+const outageRate = 100
+
+// startOutage starts the sink under group and a producer that sends
+// records for the fault's duration d and 6 s more, and waits for the first
+// record in S3: the fault can begin. It returns the sink and the
+// producer's end.
+func (e *outageEnv) startOutage(group string, d time.Duration) (*running, <-chan error) {
+	e.t.Helper()
+	sink := e.startSinkVia(group)
+	produced := e.startProducing(int((d+6*time.Second).Seconds())*outageRate, outageRate)
+	e.waitLanded([]string{`{"index":0}`}, 30*time.Second)
+	return sink, produced
+}
+
+// finishOutage waits for the producer and for every record it sent in S3,
+// stops the sink, checks that no offset was committed past what is
+// written, and reports the outage: every record once.
+func (e *outageEnv) finishOutage(sink *running, produced <-chan error, group, fault string, d, recovered time.Duration) Stats {
+	e.t.Helper()
+	if err := <-produced; err != nil {
+		e.t.Fatal(err)
+	}
+	all := e.sentSoFar()
+	e.waitLanded(all, 2*time.Minute)
+	st := sink.stop(e.t)
+	e.checkCommittedWritten(group)
+	landed, lost, doubled := faultproxy.Count(all, e.landed())
+	faultproxy.Report(e.t, faultproxy.Outcome{Fault: fault, Duration: d, Sent: len(all), Landed: landed,
+		Lost: lost, Doubled: doubled, Recover: recovered})
+	return st
+}
+
 // TestOutageS3RefusesWrites puts S3 behind a proxy that refuses every
 // write for the fault's duration (a third each of 503 SlowDown, 500
 // InternalError and dropped connections) while records arrive: the sink
@@ -194,11 +228,7 @@ func TestOutageS3RefusesWrites(t *testing.T) {
 	d := faultproxy.Duration(t)
 	e := newOutageEnv(t)
 	const group = "outage-s3"
-	sink := e.startSinkVia(group)
-	const rate = 100
-	n := int((d + 6*time.Second).Seconds()) * rate
-	produced := e.startProducing(n, rate)
-	e.waitLanded([]string{`{"index":0}`}, 30*time.Second)
+	sink, produced := e.startOutage(group, d)
 
 	puts := faultproxy.Methods(http.MethodPut)
 	for i, f := range []*faultproxy.Fault{faultproxy.S3SlowDown(puts), faultproxy.S3InternalError(puts), {Match: puts, Drop: true}} {
@@ -216,17 +246,8 @@ func TestOutageS3RefusesWrites(t *testing.T) {
 	if refused == 0 {
 		t.Fatal("no write was refused: the fault came at no moment that mattered")
 	}
-	if err := <-produced; err != nil {
-		t.Fatal(err)
-	}
-	all := e.sentSoFar()
-	e.waitLanded(all, 2*time.Minute)
-	st := sink.stop(t)
-	e.checkCommittedWritten(group)
-	landed, lost, doubled := faultproxy.Count(all, e.landed())
+	st := e.finishOutage(sink, produced, group, "S3 refuses writes (s3sink)", d, recovered)
 	t.Logf("%d writes refused; sink: %+v", refused, st)
-	faultproxy.Report(t, faultproxy.Outcome{Fault: "S3 refuses writes (s3sink)", Duration: d, Sent: len(all), Landed: landed,
-		Lost: lost, Doubled: doubled, Recover: recovered})
 }
 
 // TestOutageKafkaRestartS3Sink stops the Kafka broker under the running
@@ -241,23 +262,10 @@ func TestOutageKafkaRestartS3Sink(t *testing.T) {
 	d := faultproxy.Duration(t)
 	e := newOutageEnv(t)
 	const group = "outage-kafka"
-	sink := e.startSinkVia(group)
-	const rate = 100
-	n := int((d + 6*time.Second).Seconds()) * rate
-	produced := e.startProducing(n, rate)
-	e.waitLanded([]string{`{"index":0}`}, 30*time.Second)
+	sink, produced := e.startOutage(group, d)
 	e.restartKafka(d)
 	recovered := e.waitLanded(e.sentSoFar(), 2*time.Minute)
-	if err := <-produced; err != nil {
-		t.Fatal(err)
-	}
-	all := e.sentSoFar()
-	e.waitLanded(all, 2*time.Minute)
-	sink.stop(t)
-	e.checkCommittedWritten(group)
-	landed, lost, doubled := faultproxy.Count(all, e.landed())
-	faultproxy.Report(t, faultproxy.Outcome{Fault: "Kafka broker restarted (s3sink)", Duration: d, Sent: len(all), Landed: landed,
-		Lost: lost, Doubled: doubled, Recover: recovered})
+	e.finishOutage(sink, produced, group, "Kafka broker restarted (s3sink)", d, recovered)
 }
 
 // restartKafka closes the broker, waits d, and starts it again on the

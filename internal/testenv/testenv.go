@@ -49,15 +49,23 @@ func Kinesalite(t testing.TB) string {
 	t.Helper()
 	kl.once.Do(startKinesalite)
 	if kl.skip != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(kl.skip)
-		}
-		t.Skip(kl.skip)
+		SkipUnlessCI(t, kl.skip)
 	}
 	if kl.err != nil {
 		t.Fatal(kl.err)
 	}
 	return kl.endpoint
+}
+
+// SkipUnlessCI skips the test because something it needs outside Go is
+// missing (reason says what, and how to install it), except under
+// CI=true, where CI installs everything and a missing part fails the test.
+func SkipUnlessCI(t testing.TB, reason string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(reason)
+	}
+	t.Skip(reason)
 }
 
 // KinesisClient is a Kinesis client for endpoint (kinesalite's URL) with

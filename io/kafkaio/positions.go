@@ -6,10 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pinpipe/pinpipe/io/positions"
 )
 
 // PositionTable is the PostgreSQL table of durable positions: for each job,
@@ -35,50 +37,11 @@ const positionDDL = `CREATE TABLE IF NOT EXISTS ` + PositionTable + ` (
 	updated_at timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (job, topic, partition, from_offset))`
 
-// Span is a run of a partition's offsets, [From, To], that a sink made
-// durable: every record of it has all its outputs written. A record's span
-// is [Record.From, Record.Offset].
-type Span struct {
-	Topic     string
-	Partition int32
-	From      int64
-	To        int64
-}
-
-// RecordSpan is the span a record Read emitted accounts for.
-func RecordSpan(r Record) Span {
-	return Span{Topic: r.Topic, Partition: r.Partition, From: r.From, To: r.Offset}
-}
-
-// MergeSpans sorts spans and joins those that touch or overlap.
-func MergeSpans(spans []Span) []Span {
-	slices.SortFunc(spans, func(a, b Span) int {
-		if a.Topic != b.Topic {
-			if a.Topic < b.Topic {
-				return -1
-			}
-			return 1
-		}
-		if a.Partition != b.Partition {
-			return int(a.Partition) - int(b.Partition)
-		}
-		switch {
-		case a.From < b.From:
-			return -1
-		case a.From > b.From:
-			return 1
-		}
-		return 0
-	})
-	out := spans[:0]
-	for _, s := range spans {
-		if n := len(out); n > 0 && out[n-1].Topic == s.Topic && out[n-1].Partition == s.Partition && s.From <= out[n-1].To+1 {
-			out[n-1].To = max(out[n-1].To, s.To)
-			continue
-		}
-		out = append(out, s)
-	}
-	return out
+// RecordSpan is the span a record Read emitted accounts for: its offsets
+// [Record.From, Record.Offset] as decimal positions.
+func RecordSpan(r Record) positions.Span {
+	return positions.Span{Stream: r.Topic, Part: strconv.Itoa(int(r.Partition)),
+		From: strconv.FormatInt(r.From, 10), To: strconv.FormatInt(r.Offset, 10)}
 }
 
 // CreatePositionTable creates PositionTable if it is missing.
@@ -104,35 +67,34 @@ func positionLockKey(parts ...string) int64 {
 	return int64(binary.BigEndian.Uint64(h[:8]))
 }
 
-// RecordSpans adds spans to job's durable positions, inside tx: the caller
-// writes, in the same transaction, the outputs that made them durable. The
-// ranges of each partition are kept merged.
-func RecordSpans(ctx context.Context, tx pgx.Tx, job string, spans []Span) error {
-	spans = MergeSpans(slices.Clone(spans))
-	for i := 0; i < len(spans); {
-		j := i
-		for j < len(spans) && spans[j].Topic == spans[i].Topic && spans[j].Partition == spans[i].Partition {
-			j++
+// RecordSpans adds spans (Kafka offsets: Part is the partition number) to
+// job's durable positions, inside tx: the caller writes, in the same
+// transaction, the outputs that made them durable. The ranges of each
+// partition are kept merged.
+func RecordSpans(ctx context.Context, tx pgx.Tx, job string, spans []positions.Span) error {
+	for _, part := range positions.ByPart(spans) {
+		if err := recordPartition(ctx, tx, job, part); err != nil {
+			return fmt.Errorf("kafkaio: recording the durable positions of %s/%s: %w", part[0].Stream, part[0].Part, err)
 		}
-		if err := recordPartition(ctx, tx, job, spans[i:j]); err != nil {
-			return fmt.Errorf("kafkaio: recording the durable positions of %s/%d: %w", spans[i].Topic, spans[i].Partition, err)
-		}
-		i = j
 	}
 	return nil
 }
 
-func recordPartition(ctx context.Context, tx pgx.Tx, job string, spans []Span) error {
-	topic, part := spans[0].Topic, spans[0].Partition
+func recordPartition(ctx context.Context, tx pgx.Tx, job string, spans []positions.Span) error {
+	topic := spans[0].Stream
+	part, err := strconv.ParseInt(spans[0].Part, 10, 32)
+	if err != nil {
+		return fmt.Errorf("partition %q is not a number", spans[0].Part)
+	}
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", positionLockKey("part", job, topic, fmt.Sprint(part))); err != nil {
 		return err
 	}
-	old, err := loadSpans(ctx, tx, job, topic, part)
+	old, err := loadSpans(ctx, tx, job, topic, int32(part))
 	if err != nil {
 		return err
 	}
-	all := MergeSpans(append(old, spans...))
-	if slices.Equal(all, old) {
+	all, changed := positions.Settle(old, spans)
+	if !changed {
 		return nil
 	}
 	// Replace the ranges the new ones touched (a base [s, s-1] is kept as
@@ -141,8 +103,13 @@ func recordPartition(ctx context.Context, tx pgx.Tx, job string, spans []Span) e
 		return err
 	}
 	for _, s := range all {
+		from, err1 := strconv.ParseInt(s.From, 10, 64)
+		to, err2 := strconv.ParseInt(s.To, 10, 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("a span that is not offsets: %+v: %w", s, err)
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO `+PositionTable+` (job, topic, partition, from_offset, to_offset) VALUES ($1, $2, $3, $4, $5)`,
-			job, topic, part, s.From, s.To); err != nil {
+			job, topic, part, from, to); err != nil {
 			return err
 		}
 	}
@@ -153,33 +120,23 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-func loadSpans(ctx context.Context, q querier, job, topic string, part int32) ([]Span, error) {
+func loadSpans(ctx context.Context, q querier, job, topic string, part int32) ([]positions.Span, error) {
 	rows, err := q.Query(ctx, `SELECT from_offset, to_offset FROM `+PositionTable+`
 		WHERE job = $1 AND topic = $2 AND partition = $3 ORDER BY from_offset`, job, topic, part)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Span
+	var out []positions.Span
 	for rows.Next() {
-		s := Span{Topic: topic, Partition: part}
-		if err := rows.Scan(&s.From, &s.To); err != nil {
+		var from, to int64
+		if err := rows.Scan(&from, &to); err != nil {
 			return nil, err
 		}
-		out = append(out, s)
+		out = append(out, positions.Span{Stream: topic, Part: strconv.Itoa(int(part)),
+			From: strconv.FormatInt(from, 10), To: strconv.FormatInt(to, 10)})
 	}
 	return out, rows.Err()
-}
-
-// durableStart is where the first unbroken run of spans ends (the base
-// range's start, if only the base is there), or false when the job has no
-// position in the partition.
-func durableStart(spans []Span) (int64, bool) {
-	spans = MergeSpans(slices.Clone(spans))
-	if len(spans) == 0 {
-		return 0, false
-	}
-	return spans[0].To + 1, true
 }
 
 // DurableStart is the offset job's read of topic/partition resumes at:
@@ -194,8 +151,12 @@ func DurableStart(ctx context.Context, conn *pgx.Conn, job, topic string, partit
 	if err != nil {
 		return 0, false, fmt.Errorf("kafkaio: reading the durable positions of %s/%d: %w", topic, partition, err)
 	}
-	at, ok := durableStart(spans)
-	return at, ok, nil
+	run, ok := positions.FirstRun(spans)
+	if !ok {
+		return 0, false, nil
+	}
+	to, err := strconv.ParseInt(run.To, 10, 64)
+	return to + 1, true, err
 }
 
 // positionConfig is what a Read with ReadPositions carries to its workers.

@@ -2,24 +2,14 @@ package kafkaio
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pinpipe/pinpipe/internal/testenv"
+	"github.com/pinpipe/pinpipe/io/positions"
 )
-
-func TestMergeSpans(t *testing.T) {
-	got := MergeSpans([]Span{
-		{"b", 0, 5, 9}, {"a", 1, 0, 3}, {"a", 0, 10, 12}, {"a", 0, 0, -1}, {"a", 0, 0, 4},
-		{"a", 0, 5, 5}, {"a", 0, 8, 9}, {"a", 1, 2, 2},
-	})
-	want := []Span{{"a", 0, 0, 5}, {"a", 0, 8, 12}, {"a", 1, 0, 3}, {"b", 0, 5, 9}}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
-	}
-}
 
 // TestPositionStore: a partition resumes at the end of the first unbroken
 // run of durable ranges, grown from the base where the job started; an
@@ -43,7 +33,10 @@ func TestPositionStore(t *testing.T) {
 		}
 		return n, ok
 	}
-	record := func(spans ...Span) {
+	span := func(topic string, part int32, from, to int64) positions.Span {
+		return positions.Span{Stream: topic, Part: fmt.Sprint(part), From: fmt.Sprint(from), To: fmt.Sprint(to)}
+	}
+	record := func(spans ...positions.Span) {
 		t.Helper()
 		if err := pgx.BeginFunc(ctx, st.conn, func(tx pgx.Tx) error { return RecordSpans(ctx, tx, "j", spans) }); err != nil {
 			t.Fatal(err)
@@ -59,15 +52,15 @@ func TestPositionStore(t *testing.T) {
 		t.Fatalf("after the base: %d %v, want 100", n, ok)
 	}
 	// A later window's pane first: the records before it are not durable.
-	record(Span{"t", 0, 150, 199})
+	record(span("t", 0, 150, 199))
 	if n, _ := at("t", 0); n != 100 {
 		t.Fatalf("with a gap: %d, want 100", n)
 	}
-	record(Span{"t", 0, 100, 120}, Span{"t", 1, 0, 5})
+	record(span("t", 0, 100, 120), span("t", 1, 0, 5))
 	if n, _ := at("t", 0); n != 121 {
 		t.Fatalf("%d, want 121", n)
 	}
-	record(Span{"t", 0, 121, 149}, Span{"t", 0, 130, 140}) // overlaps are fine
+	record(span("t", 0, 121, 149), span("t", 0, 130, 140)) // overlaps are fine
 	if n, _ := at("t", 0); n != 200 {
 		t.Fatalf("gap closed: %d, want 200", n)
 	}

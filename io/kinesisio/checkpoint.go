@@ -110,6 +110,9 @@ func (s *checkpointStore) saveEnds(ctx context.Context, stream string, reading [
 	ctx, cancel := context.WithTimeout(ctx, checkpointTimeout)
 	defer cancel()
 	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
+		if err := lockShards(ctx, tx, s.cfg.Job, stream, reading, ends); err != nil {
+			return err
+		}
 		for _, shard := range reading {
 			if err := recordReading(ctx, tx, s.cfg.Job, stream, shard); err != nil {
 				return err

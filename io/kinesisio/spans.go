@@ -3,6 +3,7 @@ package kinesisio
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
@@ -75,16 +76,10 @@ func CreatePositionTables(ctx context.Context, conn *pgx.Conn) error {
 // A shard whose end the reader saw (see recordEnd) is recorded closed once
 // its checkpoint reaches its last record.
 func RecordSpans(ctx context.Context, tx pgx.Tx, job string, spans []positions.Span) error {
-	spans = positions.Merge(slices.Clone(spans))
-	for i := 0; i < len(spans); {
-		j := i
-		for j < len(spans) && spans[j].Stream == spans[i].Stream && spans[j].Part == spans[i].Part {
-			j++
+	for _, shard := range positions.ByPart(spans) {
+		if err := settleShard(ctx, tx, job, shard[0].Stream, shard[0].Part, shard, nil); err != nil {
+			return fmt.Errorf("kinesisio: recording the durable positions of %s/%s: %w", shard[0].Stream, shard[0].Part, err)
 		}
-		if err := settleShard(ctx, tx, job, spans[i].Stream, spans[i].Part, spans[i:j], nil); err != nil {
-			return fmt.Errorf("kinesisio: recording the durable positions of %s/%s: %w", spans[i].Stream, spans[i].Part, err)
-		}
-		i = j
 	}
 	return nil
 }
@@ -100,6 +95,24 @@ func recordEnd(ctx context.Context, tx pgx.Tx, job, stream, shard, last string) 
 func recordReading(ctx context.Context, tx pgx.Tx, job, stream, shard string) error {
 	_, err := tx.Exec(ctx, `INSERT INTO `+CheckpointTable+` (job, stream, shard) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, job, stream, shard)
 	return err
+}
+
+// lockShards takes the shard locks of every shard in reading and ends,
+// in the order RecordSpans takes them (by stream, then shard), before
+// saveEnds writes any of their rows: taken one by one as its rows are
+// written, a sink's RecordSpans holding one shard and waiting for another
+// could wait on this transaction's row of the first, and PostgreSQL ended
+// one of them with "deadlock detected" (the split of a shard under a
+// running job did this).
+func lockShards(ctx context.Context, tx pgx.Tx, job, stream string, reading []string, ends map[string]string) error {
+	shards := slices.Concat(reading, slices.Collect(maps.Keys(ends)))
+	slices.Sort(shards)
+	for _, shard := range slices.Compact(shards) {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey("shard", job, stream, shard)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // settleShard merges spans into the shard's durable positions and, with
@@ -138,13 +151,14 @@ func settleShard(ctx context.Context, tx pgx.Tx, job, stream, shard string, span
 			return err
 		}
 		old := len(waiting)
-		all := append(waiting, spans...)
+		recorded := waiting
 		if seq != "" {
-			all = append(all, positions.Span{Stream: stream, Part: shard, From: "0", To: seq})
+			// The checkpoint is the run from the shard's start.
+			recorded = append(recorded, positions.Span{Stream: stream, Part: shard, From: "0", To: seq})
 		}
-		all = positions.Merge(all)
-		if all[0].From == "0" {
-			seq, all = all[0].To, all[1:]
+		all, _ := positions.Settle(recorded, spans)
+		if run, _ := positions.FirstRun(all); run.From == "0" {
+			seq, all = run.To, all[1:]
 		}
 		if old > 0 || len(all) > 0 {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+SpanTable+` WHERE job = $1 AND stream = $2 AND shard = $3`, job, stream, shard); err != nil {

@@ -14,7 +14,8 @@ import (
 
 // Span is a run [From, To] of the positions of one partition (Kafka) or
 // shard (Kinesis) of a stream: every record in it has all its outputs
-// written. Positions are decimal strings without leading zeros; a record's
+// written. Positions are decimal integers without leading zeros (an empty
+// run [s, s-1] marks where a read began, so -1 occurs); a record's
 // span starts just after the previous record its read emitted from the
 // same partition or shard (at "0" when there is none), so the spans of the
 // records tile it without gaps.
@@ -27,6 +28,15 @@ type Span struct {
 
 // Compare compares two positions numerically.
 func Compare(a, b string) int {
+	an, bn := strings.HasPrefix(a, "-"), strings.HasPrefix(b, "-")
+	switch {
+	case an && !bn:
+		return -1
+	case !an && bn:
+		return 1
+	case an && bn:
+		return Compare(b[1:], a[1:])
+	}
 	if len(a) != len(b) {
 		if len(a) < len(b) {
 			return -1
@@ -68,4 +78,42 @@ func Merge(spans []Span) []Span {
 		out = append(out, s)
 	}
 	return out
+}
+
+// ByPart merges spans (a copy) and splits them into those of each
+// partition or shard, in order: what each store records in one go.
+func ByPart(spans []Span) [][]Span {
+	spans = Merge(slices.Clone(spans))
+	var out [][]Span
+	for i := 0; i < len(spans); {
+		j := i
+		for j < len(spans) && spans[j].Stream == spans[i].Stream && spans[j].Part == spans[i].Part {
+			j++
+		}
+		out = append(out, spans[i:j:j])
+		i = j
+	}
+	return out
+}
+
+// Settle merges the spans a partition had recorded with newly durable ones
+// (all of that one partition), and says whether the added ones changed
+// anything, so that a store need not rewrite what it has. The first span
+// of all is the unbroken run the partition's positions begin with (see
+// FirstRun); the others wait beyond gaps for the records before them.
+func Settle(recorded, added []Span) (all []Span, changed bool) {
+	old := Merge(slices.Clone(recorded))
+	all = Merge(append(slices.Clone(old), added...))
+	return all, !slices.Equal(all, old)
+}
+
+// FirstRun is the unbroken run that a partition's spans begin with: every
+// position in it is durable, so a read resumes after its To. False when
+// there are no spans.
+func FirstRun(spans []Span) (Span, bool) {
+	spans = Merge(slices.Clone(spans))
+	if len(spans) == 0 {
+		return Span{}, false
+	}
+	return spans[0], true
 }

@@ -3,11 +3,9 @@ package streaming
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -78,17 +76,7 @@ func (ps PositionStore) create(ctx context.Context, conn *pgx.Conn) error {
 func (ps PositionStore) record(ctx context.Context, tx pgx.Tx, job string, spans []positions.Span) error {
 	switch ps {
 	case KafkaPositions:
-		ks := make([]kafkaio.Span, 0, len(spans))
-		for _, s := range spans {
-			part, err1 := strconv.ParseInt(s.Part, 10, 32)
-			from, err2 := strconv.ParseInt(s.From, 10, 64)
-			to, err3 := strconv.ParseInt(s.To, 10, 64)
-			if err := errors.Join(err1, err2, err3); err != nil {
-				return fmt.Errorf("streaming: a Kafka span that is not offsets: %+v: %w", s, err)
-			}
-			ks = append(ks, kafkaio.Span{Topic: s.Stream, Partition: int32(part), From: from, To: to})
-		}
-		return kafkaio.RecordSpans(ctx, tx, job, ks)
+		return kafkaio.RecordSpans(ctx, tx, job, spans)
 	case KinesisPositions:
 		return kinesisio.RecordSpans(ctx, tx, job, spans)
 	}
@@ -105,8 +93,7 @@ type SourceRecord struct {
 }
 
 func kafkaSourceRecord(r kafkaio.Record) SourceRecord {
-	return SourceRecord{Span: positions.Span{Stream: r.Topic, Part: strconv.Itoa(int(r.Partition)),
-		From: strconv.FormatInt(r.From, 10), To: strconv.FormatInt(r.Offset, 10)}, Watermark: r.Watermark, Value: r.Value}
+	return SourceRecord{Span: kafkaio.RecordSpan(r), Watermark: r.Watermark, Value: r.Value}
 }
 
 func kinesisSourceRecord(r kinesisio.Record) SourceRecord {

@@ -3,7 +3,6 @@ package streaming
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/pinpipe/pinpipe/ingest/emulator"
 	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/io/kinesisio"
 	"github.com/pinpipe/pinpipe/io/postgres"
@@ -27,18 +25,10 @@ import (
 // restart re-read the open windows' records, and the files it wrote
 // replaced rather than doubled.
 func TestKinesisRestartAfterKillWindowOpen(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the pinpipe binary")
-	}
-	t.Parallel()
-	dsn := testDSN(t)
-	endpoint := testenv.Kinesalite(t)
-	bin := testenv.Pinpipe(t)
+	k := newKinesisJobTest(t, "kw")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	kc := testenv.KinesisClient(endpoint)
-	prefix := "kw" + time.Now().Format("150405")
-	gatewayURL := kinesisGateway(t, kc, prefix)
+	kc, prefix, rows := k.kc, k.prefix, k.rows
 
 	// Bad records, each put twice (a client retrying), once before the
 	// first job and once after the restart: each must be one dead letter.
@@ -55,57 +45,28 @@ func TestKinesisRestartAfterKillWindowOpen(t *testing.T) {
 	}
 	putBad()
 	const posts = 900 // 20 s of posts
-	sent := emulateInBackground(ctx, emulator.Config{Posts: posts, All: true, Seed: 5, Gateway: gatewayURL,
-		Target: emulator.TargetKinesis, TopicPrefix: prefix, Rate: 45, Concurrency: 4})
+	sent := k.emulate(ctx, posts, 5, 45)
 
-	conn := testenv.PostgresConnect(t, dsn)
-	rows := tableRows(ctx, conn)
 	filesDir := t.TempDir()
-	env := kinesisJobEnv(endpoint)
-	args := []string{"stream", "--source=kinesis", "--topic-prefix=" + prefix, "--sink=" + dsn, "--files=" + filesDir,
+	env := kinesisJobEnv(k.endpoint)
+	args := []string{"stream", "--source=kinesis", "--topic-prefix=" + prefix, "--sink=" + k.dsn, "--files=" + filesDir,
 		"--window=1m", "--job-name=window-open"}
-	first := testenv.Start(t, bin, env, args...)
-	testenv.WaitFor(t, 90*time.Second, "the first job's first 60 posts", func() bool {
-		if done, err := first.Exited(); done {
-			t.Fatalf("the first job exited: %v", err)
-		}
+	first := testenv.Start(t, k.bin, env, args...)
+	waitRunning(t, first, "the first job", 90*time.Second, "the first job's first 60 posts", func() bool {
 		return rows(postgres.StreamPinTable) >= 60
 	})
 	first.Kill()
 	time.Sleep(time.Second) // a transaction the dead job had sent is over by now
 	atKill := rows(postgres.StreamPinTable)
-	if n := rows(postgres.CategoryPostsTable); n != 0 {
-		t.Fatalf("%d category posts were written before the kill: not the moment this test is for", n)
-	}
-	if n := rows(kinesisio.CheckpointTable + " WHERE job = 'window-open' AND sequence_number <> ''"); n != 0 {
-		t.Fatalf("%d shards had a durable position before the kill: not the moment this test is for", n)
-	}
-	if n := rows(kinesisio.SpanTable + " WHERE job = 'window-open'"); n != 0 {
-		t.Fatalf("%d durable spans recorded before the kill: not the moment this test is for", n)
-	}
-	select {
-	case err := <-sent:
-		t.Fatalf("the emulator finished (%v) before the job was killed: not a kill in mid-stream; slow it down", err)
-	default:
-	}
+	requireNothingFired(t, rows, kinesisio.CheckpointTable+" WHERE job = 'window-open' AND sequence_number <> ''",
+		kinesisio.SpanTable+" WHERE job = 'window-open'")
+	requireMidStream(t, sent, "the job was killed", "a kill")
 	t.Logf("killed with %d of %d posts in %s, no window fired", atKill, posts, postgres.StreamPinTable)
 
-	second := testenv.Start(t, bin, env, args...)
+	second := testenv.Start(t, k.bin, env, args...)
 	putBad()
-	if err := <-sent; err != nil {
-		t.Fatalf("emulate: %v", err)
-	}
-	testenv.WaitFor(t, 120*time.Second, "every post in the tables", func() bool {
-		if done, err := second.Exited(); done {
-			t.Fatalf("the second job exited: %v", err)
-		}
-		return rows(postgres.StreamPinTable) == posts && rows(postgres.StreamGeoTable) == posts &&
-			rows(postgres.StreamUserTable) == posts && rows(postgres.StreamDeadLetterTable) >= len(bad)
-	})
-	if err := second.Signal(os.Interrupt, 90*time.Second); err != nil {
-		t.Fatalf("the second job, drained: %v", err)
-	}
-	checkExact(t, conn, filesDir, time.Minute, posts, len(bad), func(table string) []sourceRecord {
+	drainWhenComplete(t, second, "the second job", sent, rows, posts, len(bad))
+	checkExact(t, k.conn, filesDir, time.Minute, posts, len(bad), func(table string) []sourceRecord {
 		return kinesisRecords(t, kc, KinesisStream(prefix, table))
 	})
 	// After the drain every shard's checkpoint is its last record.
@@ -118,7 +79,7 @@ func TestKinesisRestartAfterKillWindowOpen(t *testing.T) {
 		}
 		for shard, seq := range last {
 			var got string
-			if err := conn.QueryRow(ctx, `SELECT sequence_number FROM `+kinesisio.CheckpointTable+` WHERE job = 'window-open' AND stream = $1 AND shard = $2`,
+			if err := k.conn.QueryRow(ctx, `SELECT sequence_number FROM `+kinesisio.CheckpointTable+` WHERE job = 'window-open' AND stream = $1 AND shard = $2`,
 				stream, shard).Scan(&got); err != nil || got != seq {
 				t.Errorf("%s/%s after the drain: checkpoint %q (%v), want its last record %s", stream, shard, got, err, seq)
 			}

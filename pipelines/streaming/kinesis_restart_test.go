@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,7 +23,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pinpipe/pinpipe/ingest/emulator"
 	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/io/kinesisio"
 	"github.com/pinpipe/pinpipe/io/postgres"
@@ -47,32 +45,18 @@ import (
 //   - a split after the restart is followed, and the tables end with one row
 //     per post.
 func TestKinesisRestartFromCheckpoints(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the pinpipe binary")
-	}
-	t.Parallel()
-	dsn := testDSN(t)
-	endpoint := testenv.Kinesalite(t)
-	bin := testenv.Pinpipe(t)
+	k := newKinesisJobTest(t, "ckpt")
 	ctx := context.Background()
-	kc := testenv.KinesisClient(endpoint)
-	prefix := "ckpt" + time.Now().Format("150405")
-	gatewayURL := kinesisGateway(t, kc, prefix)
-	proxy := newCountingProxy(t, endpoint)
+	kc, prefix, conn, rows := k.kc, k.prefix, k.conn, k.rows
+	proxy := newCountingProxy(t, k.endpoint)
 
-	conn := testenv.PostgresConnect(t, dsn)
-	rows := tableRows(ctx, conn)
 	env := kinesisJobEnv(proxy.URL)
-	args := []string{"stream", "--source=kinesis", "--topic-prefix=" + prefix, "--sink=" + dsn, "--window=2s"}
-	first := testenv.Start(t, bin, env, args...)
+	args := []string{"stream", "--source=kinesis", "--topic-prefix=" + prefix, "--sink=" + k.dsn, "--window=2s"}
+	first := testenv.Start(t, k.bin, env, args...)
 
 	const posts = 1000
-	sent := emulateInBackground(ctx, emulator.Config{Posts: posts, All: true, Seed: 11, Gateway: gatewayURL,
-		Target: emulator.TargetKinesis, TopicPrefix: prefix, Rate: 40, Concurrency: 4})
-	testenv.WaitFor(t, 90*time.Second, "the first job's first 100 posts", func() bool {
-		if done, err := first.Exited(); done {
-			t.Fatalf("the first job exited: %v", err)
-		}
+	sent := k.emulate(ctx, posts, 11, 40)
+	waitRunning(t, first, "the first job", 90*time.Second, "the first job's first 100 posts", func() bool {
 		return rows(postgres.StreamPinTable) >= 100
 	})
 	for _, table := range transforms.Tables {
@@ -80,10 +64,7 @@ func TestKinesisRestartFromCheckpoints(t *testing.T) {
 	}
 	// Killed once every stream's split parent is recorded closed and one
 	// of its children has a recorded position.
-	testenv.WaitFor(t, 60*time.Second, "the split parents recorded closed, their children under way", func() bool {
-		if done, err := first.Exited(); done {
-			t.Fatalf("the first job exited: %v", err)
-		}
+	waitRunning(t, first, "the first job", 60*time.Second, "the split parents recorded closed, their children under way", func() bool {
 		for _, table := range transforms.Tables {
 			var closed, children int
 			if err := conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE closed), count(*) FILTER (WHERE NOT closed AND shard > 'shardId-000000000001' AND sequence_number <> '')
@@ -97,11 +78,7 @@ func TestKinesisRestartFromCheckpoints(t *testing.T) {
 		return true
 	})
 	first.Kill()
-	select {
-	case err := <-sent:
-		t.Fatalf("the emulator finished (%v) before the kill: not a kill in mid-stream; slow it down", err)
-	default:
-	}
+	requireMidStream(t, sent, "the kill", "a kill")
 	// A transaction the dead job had sent is committed or rolled back by
 	// now; nothing else writes until the restart.
 	time.Sleep(time.Second)
@@ -133,7 +110,7 @@ func TestKinesisRestartFromCheckpoints(t *testing.T) {
 	}
 	firstRun := proxy.reset()
 
-	second := testenv.Start(t, bin, env, args...)
+	second := testenv.Start(t, k.bin, env, args...)
 	// The same job name again: refused while the second run holds the lease.
 	testenv.WaitFor(t, 30*time.Second, "the second job's lease", func() bool {
 		var n int
@@ -141,7 +118,7 @@ func TestKinesisRestartFromCheckpoints(t *testing.T) {
 			"pinpipe kinesis job=pinpipe-stream host=% pid="+strconv.Itoa(second.PID())).Scan(&n)
 		return err == nil && n == 1
 	})
-	third := testenv.Start(t, bin, env, args...)
+	third := testenv.Start(t, k.bin, env, args...)
 	testenv.WaitFor(t, 60*time.Second, "the third job to be refused", func() bool {
 		done, _ := third.Exited()
 		return done
@@ -152,32 +129,14 @@ func TestKinesisRestartFromCheckpoints(t *testing.T) {
 		t.Errorf("a second job under the same name: exit %v, stderr:\n%s", err, third.Stderr())
 	}
 	// A split after the restart, in mid-stream.
-	testenv.WaitFor(t, 60*time.Second, "the second job's first new posts", func() bool {
-		if done, err := second.Exited(); done {
-			t.Fatalf("the second job exited: %v", err)
-		}
+	waitRunning(t, second, "the second job", 60*time.Second, "the second job's first new posts", func() bool {
 		return rows(postgres.StreamPinTable) >= len(tablesAtKill[transforms.TablePin])+50
 	})
 	for _, table := range transforms.Tables {
 		splitOpenShard(t, kc, KinesisStream(prefix, table))
 	}
-	select {
-	case err := <-sent:
-		t.Fatalf("the emulator finished (%v) before the second split; slow it down", err)
-	default:
-	}
-	if err := <-sent; err != nil {
-		t.Fatalf("emulate: %v", err)
-	}
-	testenv.WaitFor(t, 120*time.Second, "every post in the tables", func() bool {
-		if done, err := second.Exited(); done {
-			t.Fatalf("the second job exited: %v", err)
-		}
-		return rows(postgres.StreamPinTable) == posts && rows(postgres.StreamGeoTable) == posts && rows(postgres.StreamUserTable) == posts
-	})
-	if err := second.Signal(os.Interrupt, 90*time.Second); err != nil {
-		t.Fatalf("the second job, drained: %v", err)
-	}
+	requireMidStream(t, sent, "the second split", "a split")
+	drainWhenComplete(t, second, "the second job", sent, rows, posts, 0)
 	secondRun := proxy.reset()
 
 	var afterCheckpoints, total int
@@ -314,37 +273,15 @@ type shardRecord struct {
 }
 
 // streamRecords reads every record of every shard of a stream, straight
-// from kinesalite.
+// from kinesalite (streamRecordsRaw), with its ind.
 func streamRecords(t *testing.T, kc *kinesis.Client, stream string) ([]types.Shard, []shardRecord) {
 	t.Helper()
-	ctx := context.Background()
-	out, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
-	if err != nil {
-		t.Fatal(err)
+	shards, raw := streamRecordsRaw(t, kc, stream)
+	recs := make([]shardRecord, len(raw))
+	for i, r := range raw {
+		recs[i] = shardRecord{shard: r.shard, seq: r.seq, ind: recordInd(t, r.data)}
 	}
-	var recs []shardRecord
-	for _, s := range out.Shards {
-		it, err := kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(stream), ShardId: s.ShardId,
-			ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
-		if err != nil {
-			t.Fatal(err)
-		}
-		iter := it.ShardIterator
-		for iter != nil {
-			res, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range res.Records {
-				recs = append(recs, shardRecord{shard: aws.ToString(s.ShardId), seq: aws.ToString(r.SequenceNumber), ind: recordInd(t, r.Data)})
-			}
-			if len(res.Records) == 0 && s.SequenceNumberRange.EndingSequenceNumber == nil {
-				break
-			}
-			iter = res.NextShardIterator
-		}
-	}
-	return out.Shards, recs
+	return shards, recs
 }
 
 // cmpSeq compares two Kinesis sequence numbers (decimal strings).

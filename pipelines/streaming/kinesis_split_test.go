@@ -14,9 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/google/go-cmp/cmp"
-	"github.com/jackc/pgx/v5"
 
-	"github.com/pinpipe/pinpipe/ingest/emulator"
 	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/io/postgres"
 	"github.com/pinpipe/pinpipe/transforms"
@@ -29,58 +27,24 @@ import (
 // hold exactly the records the streams hold, parents' and children's
 // shards alike, and the tables one row per post.
 func TestKinesisShardSplitWhileRunning(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the pinpipe binary")
-	}
-	t.Parallel()
-	dsn := testDSN(t)
-	endpoint := testenv.Kinesalite(t)
-	bin := testenv.Pinpipe(t)
-	ctx := context.Background()
-	kc := testenv.KinesisClient(endpoint)
-	prefix := "split" + time.Now().Format("150405")
-	gatewayURL := kinesisGateway(t, kc, prefix)
+	k := newKinesisJobTest(t, "split")
+	kc, prefix, rows := k.kc, k.prefix, k.rows
 
 	files := t.TempDir()
-	job := testenv.Start(t, bin, kinesisJobEnv(endpoint),
-		"stream", "--source=kinesis", "--topic-prefix="+prefix, "--sink="+dsn, "--files="+files, "--window=2s", "--start=earliest")
+	job := testenv.Start(t, k.bin, kinesisJobEnv(k.endpoint),
+		"stream", "--source=kinesis", "--topic-prefix="+prefix, "--sink="+k.dsn, "--files="+files, "--window=2s", "--start=earliest")
 
 	const posts = 600
-	sent := emulateInBackground(ctx, emulator.Config{Posts: posts, All: true, Seed: 9, Gateway: gatewayURL,
-		Target: emulator.TargetKinesis, TopicPrefix: prefix, Rate: 40, Concurrency: 4})
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	rows := tableRows(ctx, conn)
-	testenv.WaitFor(t, 90*time.Second, "the job's first 100 posts", func() bool {
-		if done, err := job.Exited(); done {
-			t.Fatalf("the job exited: %v", err)
-		}
+	sent := k.emulate(context.Background(), posts, 9, 40)
+	waitRunning(t, job, "the job", 90*time.Second, "the job's first 100 posts", func() bool {
 		return rows(postgres.StreamPinTable) >= 100
 	})
 	for _, table := range transforms.Tables {
 		splitOpenShard(t, kc, KinesisStream(prefix, table))
 	}
-	select {
-	case err := <-sent:
-		t.Fatalf("the emulator finished (%v) before the splits: not a split in mid-stream; slow it down", err)
-	default:
-	}
+	requireMidStream(t, sent, "the splits", "a split")
 	t.Logf("split every stream's first shard with %d of %d posts in %s", rows(postgres.StreamPinTable), posts, postgres.StreamPinTable)
-	if err := <-sent; err != nil {
-		t.Fatalf("emulate: %v", err)
-	}
-	testenv.WaitFor(t, 120*time.Second, "every post in the tables", func() bool {
-		if done, err := job.Exited(); done {
-			t.Fatalf("the job exited: %v", err)
-		}
-		return rows(postgres.StreamPinTable) == posts && rows(postgres.StreamGeoTable) == posts && rows(postgres.StreamUserTable) == posts
-	})
-	if err := job.Signal(os.Interrupt, 90*time.Second); err != nil {
-		t.Fatalf("the drained job: %v", err)
-	}
+	drainWhenComplete(t, job, "the job", sent, rows, posts, 0)
 
 	for _, table := range transforms.Tables {
 		stream := KinesisStream(prefix, table)

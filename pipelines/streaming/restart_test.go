@@ -158,10 +158,7 @@ func testRestart(t *testing.T, rc restartCase) {
 		return testenv.Start(t, bin, nil, a...), js
 	}
 	first, firstJS := start()
-	testenv.WaitFor(t, 90*time.Second, fmt.Sprintf("the first job's first %d posts", rc.rowsAtStop), func() bool {
-		if done, err := first.Exited(); done {
-			t.Fatalf("the first job exited: %v", err)
-		}
+	waitRunning(t, first, "the first job", 90*time.Second, fmt.Sprintf("the first job's first %d posts", rc.rowsAtStop), func() bool {
 		return rows(postgres.StreamPinTable) >= rc.rowsAtStop
 	})
 	rc.stop(t, first)
@@ -170,19 +167,10 @@ func testRestart(t *testing.T, rc restartCase) {
 	}
 	atStop := rows(postgres.StreamPinTable)
 	if rc.nothingFired {
-		if n := rows(postgres.CategoryPostsTable); n != 0 {
-			t.Fatalf("%d category posts were written before the kill: not the moment this test is for", n)
-		}
 		// (No table yet counts as none.)
-		if n := rows(kafkaio.PositionTable + " WHERE to_offset >= from_offset"); n != 0 {
-			t.Fatalf("%d durable ranges recorded before the kill: not the moment this test is for", n)
-		}
+		requireNothingFired(t, rows, kafkaio.PositionTable+" WHERE to_offset >= from_offset")
 	}
-	select {
-	case err := <-sent:
-		t.Fatalf("the emulator finished (%v) before the job was stopped: not a stop in mid-stream; slow it down", err)
-	default:
-	}
+	requireMidStream(t, sent, "the job was stopped", "a stop")
 	t.Logf("stopped with %d of %d posts in %s", atStop, posts, postgres.StreamPinTable)
 
 	if rc.jobServer {
@@ -199,19 +187,7 @@ func testRestart(t *testing.T, rc restartCase) {
 	} else {
 		second, _ := start()
 		produceBad()
-		if err := <-sent; err != nil {
-			t.Fatalf("emulate: %v", err)
-		}
-		testenv.WaitFor(t, 120*time.Second, "every post in the tables", func() bool {
-			if done, err := second.Exited(); done {
-				t.Fatalf("the second job exited: %v", err)
-			}
-			return rows(postgres.StreamPinTable) == posts && rows(postgres.StreamGeoTable) == posts &&
-				rows(postgres.StreamUserTable) == posts && rows(postgres.StreamDeadLetterTable) >= len(bad)
-		})
-		if err := second.Signal(os.Interrupt, 90*time.Second); err != nil {
-			t.Fatalf("the second job, drained: %v", err)
-		}
+		drainWhenComplete(t, second, "the second job", sent, rows, posts, len(bad))
 	}
 
 	checkExact(t, conn, filesDir, rc.window, posts, len(bad), func(table string) []sourceRecord {
