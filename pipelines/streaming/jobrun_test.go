@@ -111,3 +111,19 @@ func drainWhenComplete(t *testing.T, job *testenv.Proc, name string, sent <-chan
 		t.Fatalf("%s, drained: %v", name, err)
 	}
 }
+
+// startEarlyInWindow waits, when less than three quarters of the current
+// fixed window of the given size is left, until the next one begins, so
+// that a test which kills a job "with its windows open" has most of a
+// window for its job to start and read before the kill: begun late in a
+// window, the window's end could fire first and the test would not test
+// the moment it is for.
+func startEarlyInWindow(t *testing.T, window time.Duration) {
+	t.Helper()
+	now := time.Now()
+	into := now.Sub(now.Truncate(window))
+	if left := window - into; left < window*3/4 {
+		t.Logf("waiting %v for the next %v window to begin", left.Round(time.Second), window)
+		time.Sleep(left)
+	}
+}

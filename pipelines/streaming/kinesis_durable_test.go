@@ -43,6 +43,7 @@ func TestKinesisRestartAfterKillWindowOpen(t *testing.T) {
 			}
 		}
 	}
+	startEarlyInWindow(t, time.Minute)
 	putBad()
 	const posts = 900 // 20 s of posts
 	sent := k.emulate(ctx, posts, 5, 45)

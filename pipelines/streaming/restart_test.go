@@ -131,6 +131,9 @@ func testRestart(t *testing.T, rc restartCase) {
 	if rc.jobServer {
 		posts = 2700 // a job server and its PROCESS workers start slowly on a busy machine
 	}
+	if rc.nothingFired {
+		startEarlyInWindow(t, rc.window)
+	}
 	sent := emulateInBackground(ctx, emulator.Config{Posts: posts, All: true, Seed: 3, Gateway: srv.URL,
 		Target: emulator.TargetKafka, TopicPrefix: prefix, Rate: 45, Concurrency: 4})
 
