@@ -32,6 +32,8 @@ type Meta struct {
 	Input, Output  string
 	Runner, Format string
 	Shards         int
+	// Tables says where the tables are, for the page's query examples.
+	Tables Tables
 }
 
 // Phase is one timed step of a run.
@@ -83,6 +85,7 @@ type view struct {
 	Counts   []countRow
 	Insights []card
 	Quality  []card
+	Queries  []Query
 }
 
 func newView(in transforms.Insights, sum transforms.Summary, meta Meta) view {
@@ -109,6 +112,7 @@ func newView(in transforms.Insights, sum transforms.Summary, meta Meta) view {
 	}
 	v.Insights = insightCards(in)
 	v.Quality = qualityCards(sum)
+	v.Queries = queries(meta.Tables)
 	return v
 }
 

@@ -74,6 +74,8 @@ dl.run { display: grid; grid-template-columns: max-content 1fr; gap: 6px 16px; m
 dl.run dt { color: var(--muted); }
 dl.run dd { margin: 0; overflow-wrap: anywhere; }
 dl.run code { font: 12px ui-monospace, "SFMono-Regular", Menlo, Consolas, "Liberation Mono", monospace; }
+pre.sql { margin: 4px 0 0; padding: 10px 12px; background: var(--band); border-radius: 6px; overflow-x: auto;
+  font: 12px/1.5 ui-monospace, "SFMono-Regular", Menlo, Consolas, "Liberation Mono", monospace; white-space: pre; }
 .foot { margin-top: 28px; color: var(--faint); font-size: 12px; text-align: center; }
 @media (max-width: 900px) { .grid { grid-template-columns: 1fr; } .grid > .card { grid-column: 1 / -1; } .kpis { grid-template-columns: repeat(3, 1fr); } }
 @media print { body { background: #fff; } .plot.scroll { max-height: none; overflow: visible; } .card { break-inside: avoid; } }
@@ -139,6 +141,22 @@ dl.run code { font: 12px ui-monospace, "SFMono-Regular", Menlo, Consolas, "Liber
 {{- range .Quality}}{{template "card" .}}{{end}}
 </div>
 </section>
+
+{{- if .Queries}}
+<section id="query">
+<h2>Query the tables</h2>
+<p class="lead">The run's tables ({{.Meta.Tables.Format}}{{with .Meta.Tables.Catalog}}, {{.}} catalog{{end}}) from the engines people use on a lake; any table name works in place of the first.</p>
+<div class="grid">
+{{- range .Queries}}
+<article class="card span2" data-engine="{{.Engine}}">
+<header><h3>{{.Engine}}</h3></header>
+<p class="sub">{{.Note}}</p>
+{{- with .Code}}<pre class="sql"><code>{{.}}</code></pre>{{end}}
+</article>
+{{- end}}
+</div>
+</section>
+{{- end}}
 
 <p class="foot">Written by <code>pinpipe batch</code> · one self-contained page: inline SVG and CSS, no scripts, nothing loaded from the network.</p>
 </div>
