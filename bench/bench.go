@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -43,10 +44,13 @@ func selfCmd(mode string, extra ...string) func(b *bench, out, res string) []str
 	}
 }
 
-func pinpipeCmd(runner string) func(b *bench, out, res string) []string {
+// pinpipeCmd runs the built pinpipe batch job; tableFormat, when given,
+// replaces -format (the iceberg engine: the same job, its tables published
+// as Iceberg tables in a SQLite catalog under its output).
+func pinpipeCmd(runner, tableFormat string) func(b *bench, out, res string) []string {
 	return func(b *bench, out, _ string) []string {
 		return []string{b.pinpipe, "batch", "--input=" + b.data, "--output=" + out, "--runner=" + runner,
-			"--format=" + *format, fmt.Sprintf("--shards=%d", *shards)}
+			"--format=" + cmp.Or(tableFormat, *format), fmt.Sprintf("--shards=%d", *shards)}
 	}
 }
 
@@ -58,8 +62,10 @@ var allEngines = []engine{
 	{name: "beam-clean-direct", step: "clean", desc: "Beam on direct: files.ReadLines + transforms.Clean* + counting sink", cmd: selfCmd("beam-clean", "--runner=direct"), optional: true},
 	{name: "go-full", step: "full", desc: "plain Go, the batch job's sort-merge-bucket code without Beam: batch.RunCleaner, MergeBucket, MergeFacts; tables + insights written", cmd: selfCmd("go-full")},
 	{name: "duckdb-full", step: "full", desc: "DuckDB: clean (rejects counted), dead letters, the smallest row per ind, COPY tables, eight insight queries", cmd: selfCmd("duckdb-full")},
-	{name: "beam-prism", step: "full", desc: "pinpipe batch --runner=prism (the built binary)", cmd: pinpipeCmd("prism"), pinpipe: true},
-	{name: "beam-direct", step: "full", desc: "pinpipe batch --runner=direct (the built binary)", cmd: pinpipeCmd("direct"), pinpipe: true},
+	{name: "beam-prism", step: "full", desc: "pinpipe batch --runner=prism (the built binary)", cmd: pinpipeCmd("prism", ""), pinpipe: true},
+	{name: "beam-direct", step: "full", desc: "pinpipe batch --runner=direct (the built binary)", cmd: pinpipeCmd("direct", ""), pinpipe: true},
+	{name: "beam-prism-iceberg", step: "full", desc: "pinpipe batch --runner=prism --format=iceberg (the built binary; tables published to a SQLite catalog)",
+		cmd: pinpipeCmd("prism", "iceberg"), pinpipe: true, optional: true},
 }
 
 func engineNames() string {
