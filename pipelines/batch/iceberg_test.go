@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -14,9 +17,11 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/io/icebergio"
+	"github.com/pinpipe/pinpipe/io/smb"
 	"github.com/pinpipe/pinpipe/transforms"
 )
 
@@ -206,4 +211,123 @@ func TestIcebergGoldenDirect(t *testing.T) {
 	out := t.TempDir()
 	runBatch(t, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: FormatIceberg, Shards: 4})
 	compareGolden(t, icebergSnapshot(t, icebergOptions(t, out)))
+}
+
+// TestIcebergBucketsArePartitions: every row of a clean table's Iceberg
+// file is in the bucket the file's partition value says, by Iceberg's own
+// bucket transform, so that an engine pruning by ind finds every row: a
+// scan filtered on each ind plans exactly the one file of its bucket and
+// reads exactly its golden row.
+func TestIcebergBucketsArePartitions(t *testing.T) {
+	testenv.SetFlags(t, "runner", "direct")
+	out := t.TempDir()
+	const buckets = 5
+	runBatch(t, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: FormatIceberg, Shards: buckets})
+	o := icebergOptions(t, out)
+	golden, err := os.ReadFile(filepath.Join(goldenDir, "tables", "user.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl := icebergTable(t, o, transforms.TableUser)
+	for _, line := range strings.Split(strings.TrimSpace(string(golden)), "\n") {
+		ind := indOf(t, line)
+		filter := iceberg.EqualTo(iceberg.Reference("ind"), ind)
+		tasks, err := tbl.Scan(table.WithRowFilter(filter)).PlanFiles(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := smb.Bucket(ind, buckets)
+		bt := iceberg.BucketTransform{NumBuckets: buckets}
+		if got := bt.Apply(iceberg.Optional[iceberg.Literal]{Valid: true, Val: iceberg.NewLiteral(ind)}); !got.Valid || got.Val.(iceberg.Int32Literal) != iceberg.Int32Literal(want) {
+			t.Fatalf("ind %d: Iceberg's bucket[%d] is %v, pinpipe's bucket %d", ind, buckets, got, want)
+		}
+		if len(tasks) != 1 || tasks[0].File.Partition()[1000] != int32(want) {
+			var got []string
+			for _, tk := range tasks {
+				got = append(got, fmt.Sprintf("%s %v", tk.File.FilePath(), tk.File.Partition()))
+			}
+			t.Fatalf("ind %d (bucket %d): the scan plans %v, want the one file of bucket %d", ind, want, got, want)
+		}
+		rows := scanRows(t, tbl, filter)
+		if len(rows) != 1 || cleanRowJSON(t, transforms.UserSchema, rows[0]) != line {
+			t.Fatalf("ind %d: the filtered scan reads %v, want %s", ind, rows, line)
+		}
+	}
+}
+
+// TestIcebergRunsChain: a first full run, an --incremental run that re-sends
+// inds, and another full run into one Iceberg output: after each, every
+// table read through the catalog equals what a plain Parquet run over the
+// same input holds (so no ind twice), each run is one snapshot per table
+// whose summary names the run, chained to the one before, and the first
+// run's snapshot still reads as it was (time travel).
+func TestIcebergRunsChain(t *testing.T) {
+	testenv.SetFlags(t, "runner", "direct")
+	root := t.TempDir()
+	day1, both := twoDays(t, root)
+	plainOut, out := filepath.Join(root, "plain"), filepath.Join(root, "ice")
+	o := icebergOptions(t, out)
+	var runIDs []string
+	var want1 string
+	for i, step := range []struct {
+		input       string
+		incremental bool
+	}{{day1, false}, {both, true}, {both, false}} {
+		// The same run into a plain Parquet output is what the tables must hold.
+		runBatch(t, Options{Input: step.input, TopicPrefix: "pinpipe", Output: plainOut, Format: FormatParquet, Shards: 3, Incremental: step.incremental})
+		want := snapshot(t, plainOut)
+		delete(want, SummaryFile)
+		delete(want, "committed insights")
+		if i == 0 {
+			want1 = want["tables/pin.jsonl"]
+		}
+		runBatch(t, Options{Input: step.input, TopicPrefix: "pinpipe", Output: out, Format: FormatIceberg, Shards: 3, Incremental: step.incremental})
+		if diff := cmp.Diff(want, icebergSnapshot(t, o)); diff != "" {
+			t.Fatalf("run %d: the Iceberg tables differ from the Parquet output (-want +got):\n%.3000s", i+1, diff)
+		}
+		c, err := ReadCommit(context.Background(), out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runIDs = append(runIDs, c.RunID)
+	}
+	for _, name := range icebergio.TableNames() {
+		hist, err := icebergio.History(context.Background(), o, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hist) != len(runIDs) {
+			t.Fatalf("%s: %d snapshots, want one per run (%d): %+v", name, len(hist), len(runIDs), hist)
+		}
+		for i, s := range hist {
+			if s.RunID != runIDs[i] {
+				t.Errorf("%s: snapshot %d names run %q, want %q", name, i, s.RunID, runIDs[i])
+			}
+			if i > 0 && s.ParentID != hist[i-1].ID {
+				t.Errorf("%s: snapshot %d's parent is %d, want the previous run's %d", name, i, s.ParentID, hist[i-1].ID)
+			}
+		}
+		if !hist[len(hist)-1].Current {
+			t.Errorf("%s: the last run's snapshot is not the current one", name)
+		}
+	}
+	// Time travel to the first run: its files are still there.
+	hist, err := icebergio.History(context.Background(), o, transforms.TablePin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl := icebergTable(t, o, transforms.TablePin)
+	at, err := tbl.Scan(table.WithSnapshotID(hist[0].ID)).ToArrowTable(context.Background())
+	if err != nil {
+		t.Fatalf("reading the first run's snapshot: %v", err)
+	}
+	defer at.Release()
+	if got, want := at.NumRows(), int64(strings.Count(want1, "\n")); got != want {
+		t.Errorf("the first run's snapshot has %d pin rows, want %d", got, want)
+	}
+	// Nothing under the tables' locations is outside the snapshots.
+	orphans, err := icebergio.RemoveOrphans(context.Background(), o, 0, true)
+	if err != nil || len(orphans) > 0 {
+		t.Errorf("orphan files after successful runs: %+v, %v", orphans, err)
+	}
 }
