@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,6 +19,8 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 	"github.com/google/go-cmp/cmp"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/io/icebergio"
@@ -330,4 +333,39 @@ func TestIcebergRunsChain(t *testing.T) {
 	if err != nil || len(orphans) > 0 {
 		t.Errorf("orphan files after successful runs: %+v, %v", orphans, err)
 	}
+}
+
+// TestIcebergGoldenPrism writes the golden input as Iceberg tables on
+// prism, to a local warehouse with the Hadoop file catalog, and to a
+// warehouse on S3 (gofakes3 over real HTTP) registered in a SQLite
+// catalog file, and reads every table back through the catalog.
+func TestIcebergGoldenPrism(t *testing.T) {
+	testenv.SetFlags(t, "runner", "prism")
+	t.Run("local-hadoop", func(t *testing.T) {
+		out := t.TempDir()
+		ice := icebergio.Options{Catalog: icebergio.CatalogHadoop}
+		runBatch(t, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: FormatIceberg, Shards: 3, Iceberg: ice})
+		compareGolden(t, icebergSnapshot(t, icebergio.Options{Catalog: icebergio.CatalogHadoop, Warehouse: filepath.Join(out, icebergio.WarehouseDir), Namespace: "pinpipe"}))
+		for _, name := range icebergio.TableNames() {
+			if _, err := os.Stat(filepath.Join(out, icebergio.WarehouseDir, "pinpipe", name, "metadata", "version-hint.text")); err != nil {
+				t.Errorf("the Hadoop catalog wrote no version-hint.text for %s: %v", name, err)
+			}
+		}
+	})
+	t.Run("s3-sql", func(t *testing.T) {
+		srv := httptest.NewServer(gofakes3.New(s3mem.New(), gofakes3.WithAutoBucket(true)).Server())
+		defer srv.Close()
+		t.Setenv("AWS_ENDPOINT_URL_S3", srv.URL)
+		t.Setenv("AWS_ACCESS_KEY_ID", "test")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+		t.Setenv("AWS_REGION", "us-east-1")
+		ice := icebergio.Options{Warehouse: "s3://lake/warehouse", CatalogURI: filepath.Join(t.TempDir(), "catalog.sqlite")}
+		runBatch(t, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: "s3://lake/out", Format: FormatIceberg, Shards: 3, Iceberg: ice})
+		ice.Namespace = "pinpipe"
+		compareGolden(t, icebergSnapshot(t, ice))
+		tbl := icebergTable(t, ice, transforms.TablePin)
+		if loc := tbl.Location(); loc != "s3://lake/warehouse/pinpipe/pin" {
+			t.Errorf("the pin table lives in %s, want s3://lake/warehouse/pinpipe/pin", loc)
+		}
+	})
 }
