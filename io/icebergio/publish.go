@@ -49,8 +49,8 @@ type Run struct {
 	// DeadLetters are the JSON-lines files of dead letters
 	// (transforms.DeadLetter) the output holds.
 	DeadLetters []string
-	// Published, when set, is called after each table is at the run's
-	// snapshot (the batch job's crash tests stop there).
+	// Published, when set, is called after each table this call moved to
+	// the run's snapshot (the batch job's crash tests stop there).
 	Published func(table string)
 }
 
@@ -65,20 +65,26 @@ func Publish(ctx context.Context, o Options, r Run) error {
 	defer Close(cat)
 	props := iceberg.Properties{SummaryRunID: r.ID, SummaryCommittedAt: r.CommittedAt.UTC().Format(time.RFC3339)}
 	for _, s := range transforms.Schemas {
-		if err := publishClean(ctx, cat, o, s, r, props); err != nil {
+		done, err := publishClean(ctx, cat, o, s, r, props)
+		if err != nil {
 			return fmt.Errorf("iceberg: publishing %s: %w", s.Table, err)
 		}
-		r.published(s.Table)
+		if done {
+			r.published(s.Table)
+		}
 	}
 	for _, rt := range rowTables() {
 		rows, err := rowsJSON(ctx, rt, r)
 		if err != nil {
 			return fmt.Errorf("iceberg: publishing %s: %w", rt.name, err)
 		}
-		if err := publishRows(ctx, cat, o, rt, rows, r.ID, props); err != nil {
+		done, err := publishRows(ctx, cat, o, rt, rows, r.ID, props)
+		if err != nil {
 			return fmt.Errorf("iceberg: publishing %s: %w", rt.name, err)
 		}
-		r.published(rt.name)
+		if done {
+			r.published(rt.name)
+		}
 	}
 	return nil
 }
@@ -122,23 +128,23 @@ func publishedBy(tbl *table.Table) string {
 // publishClean makes a clean table's current files the run's bucket files:
 // the files of buckets the run did not rewrite stay, those it replaced go,
 // in one snapshot.
-func publishClean(ctx context.Context, cat catalog.Catalog, o Options, s transforms.Schema, r Run, props iceberg.Properties) error {
+func publishClean(ctx context.Context, cat catalog.Catalog, o Options, s transforms.Schema, r Run, props iceberg.Properties) (bool, error) {
 	sc := Schema(s)
 	spec := PartitionSpec(s, r.Buckets)
 	tbl, err := loadOrCreate(ctx, cat, o, s.Table, sc, catalog.WithPartitionSpec(&spec), catalog.WithSortOrder(SortOrder(s)))
 	if err != nil {
-		return err
+		return false, err
 	}
 	if publishedBy(tbl) == r.ID {
-		return nil
+		return false, nil
 	}
 	fs, err := tbl.FS(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	current, err := currentFiles(ctx, tbl, fs)
 	if err != nil {
-		return err
+		return false, err
 	}
 	want := map[string]bool{}
 	var add []File
@@ -156,27 +162,27 @@ func publishClean(ctx context.Context, cat catalog.Catalog, o Options, s transfo
 	}
 	tx := tbl.NewTransaction()
 	if err := useBuckets(tx, tbl, s, r.Buckets); err != nil {
-		return err
+		return false, err
 	}
 	// The spec the files are added under: the table's current one, which
 	// useBuckets may just have changed.
 	staged, err := tx.StagedTable()
 	if err != nil {
-		return err
+		return false, err
 	}
 	added, err := dataFiles(ctx, fs, sc, staged.Spec(), add)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := tx.ReplaceDataFilesWithDataFiles(ctx, remove, added, props); err != nil {
-		return err
+		return false, err
 	}
 	if len(remove) == 0 && len(added) == 0 && current != nil {
 		// Nothing to change (an empty table stays empty): record no snapshot.
-		return nil
+		return false, nil
 	}
 	_, err = tx.Commit(ctx)
-	return err
+	return err == nil, err
 }
 
 // useBuckets changes the table's partition spec to bucket[buckets](ind)
@@ -293,28 +299,28 @@ func rowsJSON(ctx context.Context, rt rowTable, r Run) ([]byte, error) {
 
 // publishRows replaces a row table's content with rows (JSON lines of its
 // struct), in one snapshot; iceberg-go writes the Parquet file.
-func publishRows(ctx context.Context, cat catalog.Catalog, o Options, rt rowTable, rows []byte, runID string, props iceberg.Properties) error {
+func publishRows(ctx context.Context, cat catalog.Catalog, o Options, rt rowTable, rows []byte, runID string, props iceberg.Properties) (bool, error) {
 	sc := RowSchema(rt.row)
 	tbl, err := loadOrCreate(ctx, cat, o, rt.name, sc)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if publishedBy(tbl) == runID {
-		return nil
+		return false, nil
 	}
 	as, err := table.SchemaToArrowSchema(sc, nil, true, false)
 	if err != nil {
-		return err
+		return false, err
 	}
 	rdr := array.NewJSONReader(bytes.NewReader(rows), as, array.WithChunk(64<<10))
 	defer rdr.Release()
 	tx := tbl.NewTransaction()
 	if err := tx.Overwrite(ctx, rdr, props); err != nil {
-		return err
+		return false, err
 	}
 	if err := rdr.Err(); err != nil {
-		return fmt.Errorf("reading the rows: %w", err)
+		return false, fmt.Errorf("reading the rows: %w", err)
 	}
 	_, err = tx.Commit(ctx)
-	return err
+	return err == nil, err
 }

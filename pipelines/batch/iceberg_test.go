@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -368,4 +369,94 @@ func TestIcebergGoldenPrism(t *testing.T) {
 			t.Errorf("the pin table lives in %s, want s3://lake/warehouse/pinpipe/pin", loc)
 		}
 	})
+}
+
+// TestIcebergKilledRun kills the real pinpipe batch process (SIGKILL) with
+// --format=iceberg at four moments: while it writes a bucket file into the
+// warehouse, after its own commit (_commit.json) but before any catalog
+// commit, after the first table's catalog commit, and after a timed delay.
+// After each kill every table read through the catalog is complete: at the
+// previous run's snapshot, or (a table already committed) at the new one.
+// The next run then succeeds, every table equals what one uninterrupted run
+// gives, and no file under the tables' locations is outside a snapshot.
+func TestIcebergKilledRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the pinpipe binary several times")
+	}
+	bin := testenv.Pinpipe(t)
+	root := t.TempDir()
+	day1, both := twoDays(t, root)
+	args := func(input, output string) []string {
+		return []string{"batch", "--input=" + input, "--output=" + output, "--format=iceberg", "--shards=2", "--runner=direct"}
+	}
+	wait := func(p *testenv.Proc) error {
+		testenv.WaitFor(t, 3*time.Minute, p.Name+" to end", func() bool { done, _ := p.Exited(); return done })
+		_, err := p.Exited()
+		return err
+	}
+	mustRun := func(input, output string) {
+		t.Helper()
+		p := testenv.Start(t, bin, nil, args(input, output)...)
+		if err := wait(p); err != nil {
+			t.Fatalf("pinpipe %v: %v\n%s", args(input, output), err, p.Stderr())
+		}
+	}
+	wantOut := filepath.Join(root, "want")
+	mustRun(day1, wantOut)
+	before := icebergSnapshot(t, icebergOptions(t, wantOut))
+	mustRun(both, wantOut)
+	after := icebergSnapshot(t, icebergOptions(t, wantOut))
+	if cmp.Diff(before, after) == "" {
+		t.Fatal("the second day changes nothing: the test could not tell the runs apart")
+	}
+
+	for i, k := range []struct {
+		point string
+		delay time.Duration
+	}{{point: crashTableWrite}, {point: crashAfterCommit}, {point: crashMidPublish}, {delay: 900 * time.Millisecond}} {
+		what := k.point
+		if what == "" {
+			what = "after " + k.delay.String()
+		}
+		out := filepath.Join(root, fmt.Sprintf("out%d", i))
+		o := icebergOptions(t, out)
+		mustRun(day1, out)
+		var p *testenv.Proc
+		if k.point != "" {
+			p = testenv.Start(t, bin, []string{crashEnv + "=" + k.point}, args(both, out)...)
+		} else {
+			p = testenv.Start(t, bin, nil, args(both, out)...)
+			time.Sleep(k.delay)
+			p.Kill()
+		}
+		err := wait(p)
+		if k.point != "" && (err == nil || !strings.Contains(err.Error(), "killed")) {
+			t.Fatalf("%s: the run was not killed at its crash point: %v\n%s", what, err, p.Stderr())
+		}
+		got := icebergSnapshot(t, o)
+		for key, v := range got {
+			newer := key == "tables/pin.jsonl" && k.point == crashMidPublish
+			switch {
+			case newer && v != after[key]:
+				t.Errorf("%s: %s was committed to the catalog before the kill, but does not read as the new run's", what, key)
+			case k.point != "" && !newer && v != before[key]:
+				t.Errorf("%s: %s no longer reads as the previous run's (-previous +now):\n%.1500s", what, key, cmp.Diff(before[key], v))
+			case k.point == "" && v != before[key] && v != after[key]:
+				t.Errorf("%s: %s reads as neither the previous run's nor the new one's", what, key)
+			}
+		}
+		if k.point == crashTableWrite {
+			if orphans, err := icebergio.RemoveOrphans(context.Background(), o, 0, true); err != nil || len(orphans) == 0 {
+				t.Errorf("%s: no orphan files listed after a run killed while writing (%v): the test did not kill it mid-write", what, err)
+			}
+		}
+		mustRun(both, out)
+		if diff := cmp.Diff(after, icebergSnapshot(t, o)); diff != "" {
+			t.Errorf("%s: the run after the kill differs from one uninterrupted run (-want +got):\n%.2000s", what, diff)
+		}
+		if orphans, err := icebergio.RemoveOrphans(context.Background(), o, 0, true); err != nil || len(orphans) > 0 {
+			t.Errorf("%s: files outside every snapshot after the next run: %+v, %v", what, orphans, err)
+		}
+		checkNoLeftovers(t, out)
+	}
 }
