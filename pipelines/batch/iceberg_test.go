@@ -209,12 +209,44 @@ func icebergOptions(t *testing.T, output string) icebergio.Options {
 
 // TestIcebergGoldenDirect writes the golden input as Iceberg tables on the
 // direct runner, to a local warehouse with the default SQLite catalog, and
-// reads every table back through the catalog with iceberg-go's scan.
+// reads every table back through the catalog with iceberg-go's scan; then
+// again with another number of buckets, which changes the clean tables'
+// partition spec (bucket[4] to bucket[6]) in the run's own snapshot.
 func TestIcebergGoldenDirect(t *testing.T) {
 	testenv.SetFlags(t, "runner", "direct")
 	out := t.TempDir()
-	runBatch(t, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: FormatIceberg, Shards: 4})
-	compareGolden(t, icebergSnapshot(t, icebergOptions(t, out)))
+	for _, shards := range []int{4, 6} {
+		runBatch(t, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: FormatIceberg, Shards: shards})
+		o := icebergOptions(t, out)
+		compareGolden(t, icebergSnapshot(t, o))
+		spec := icebergTable(t, o, transforms.TableGeo).Spec()
+		if f := spec.Field(0); spec.NumFields() != 1 || f.Transform.String() != fmt.Sprintf("bucket[%d]", shards) {
+			t.Errorf("%d shards: the geo table's partition spec is %v, want bucket[%d](ind)", shards, spec, shards)
+		}
+	}
+}
+
+// TestIcebergPostgresCatalog registers the tables in a real PostgreSQL
+// database through iceberg-go's SQL catalog (--catalog=postgres).
+func TestIcebergPostgresCatalog(t *testing.T) {
+	testenv.SetFlags(t, "runner", "direct")
+	dsn := testenv.PostgresDB(t, false)
+	out := t.TempDir()
+	ice := icebergio.Options{Catalog: icebergio.CatalogPostgres, CatalogURI: dsn}
+	runBatch(t, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: FormatIceberg, Shards: 2, Iceberg: ice})
+	ice.Warehouse, ice.Namespace = filepath.Join(out, icebergio.WarehouseDir), "pinpipe"
+	compareGolden(t, icebergSnapshot(t, ice))
+	conn := testenv.PostgresConnect(t, dsn)
+	var n int
+	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM iceberg_tables WHERE table_namespace = 'pinpipe'").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if want := len(icebergio.TableNames()); n != want {
+		t.Errorf("the PostgreSQL catalog registers %d tables, want %d", n, want)
+	}
+	if _, err := os.Stat(filepath.Join(out, icebergio.WarehouseDir, icebergio.SQLiteFile)); !os.IsNotExist(err) {
+		t.Errorf("a SQLite catalog was written beside the PostgreSQL one (%v)", err)
+	}
 }
 
 // TestIcebergBucketsArePartitions: every row of a clean table's Iceberg
