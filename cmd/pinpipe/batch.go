@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pinpipe/pinpipe/io/files"
 	"github.com/pinpipe/pinpipe/io/icebergio"
 	"github.com/pinpipe/pinpipe/pipelines/batch"
 	"github.com/pinpipe/pinpipe/transforms"
@@ -54,6 +55,15 @@ func batchCmd(fs *flag.FlagSet) func(context.Context) error {
 			return nil
 		}
 		printSummary(os.Stdout, sum)
+		if o.Format == batch.FormatIceberg {
+			wh := o.Iceberg.Warehouse
+			if wh == "" {
+				wh = files.Join(o.Output, icebergio.WarehouseDir)
+			}
+			fmt.Printf("\nbatch finished in %s; Iceberg tables in namespace %s of %s (catalog %s); insights/, summary.json, report.html in %s\n",
+				time.Since(start).Round(time.Millisecond), o.TopicPrefix, wh, o.Iceberg.Catalog, o.Output)
+			return nil
+		}
 		fmt.Printf("\nbatch finished in %s; outputs in %s (tables/, insights/, deadletter/, summary.json, report.html)\n",
 			time.Since(start).Round(time.Millisecond), o.Output)
 		return nil

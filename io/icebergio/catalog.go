@@ -40,6 +40,7 @@ package icebergio
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -171,8 +172,10 @@ func (o *Options) props() (iceberg.Properties, error) {
 			return nil, err
 		}
 		p["type"], p[sqlcat.DriverKey], p[sqlcat.DialectKey] = "sql", "sqlite", string(sqlcat.SQLite)
-		// Commits of two processes wait for each other rather than fail.
-		p["uri"] = "file:" + o.CatalogURI + "?_pragma=busy_timeout(30000)"
+		// Commits (of the tables publishing at once, of two processes) wait
+		// for each other rather than fail; the write-ahead log makes each
+		// one a single sync.
+		p["uri"] = "file:" + o.CatalogURI + "?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)"
 	case CatalogPostgres:
 		p["type"], p[sqlcat.DriverKey], p[sqlcat.DialectKey] = "sql", "pgx", string(sqlcat.Postgres)
 		p["uri"] = o.CatalogURI
@@ -195,7 +198,12 @@ func Open(ctx context.Context, o Options) (catalog.Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	cat, err := catalog.Load(ctx, "pinpipe", p)
+	var cat catalog.Catalog
+	if o.Catalog == CatalogSQL {
+		cat, err = openSQLite(p)
+	} else {
+		cat, err = catalog.Load(ctx, "pinpipe", p)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("iceberg: opening the %s catalog: %w", o.Catalog, err)
 	}
@@ -212,6 +220,33 @@ func Open(ctx context.Context, o Options) (catalog.Catalog, error) {
 		return nil, fmt.Errorf("iceberg: namespace %s: %w", o.Namespace, err)
 	}
 	return cat, nil
+}
+
+// sqliteCatalog is the SQL catalog on a SQLite file through one
+// connection: SQLite has one writer at a time, and a second connection's
+// transaction that must wait for it can fail at once (SQLITE_BUSY) rather
+// than wait, so the tables publishing at once share the one connection.
+type sqliteCatalog struct {
+	*sqlcat.Catalog
+	db *sql.DB
+}
+
+func openSQLite(p iceberg.Properties) (catalog.Catalog, error) {
+	db, err := sql.Open(p[sqlcat.DriverKey], p["uri"])
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	cat, err := sqlcat.NewCatalog("pinpipe", db, sqlcat.SQLite, p)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &sqliteCatalog{cat, db}, nil
+}
+
+func (c *sqliteCatalog) Close() error {
+	return errors.Join(c.Catalog.Close(), c.db.Close())
 }
 
 // Close releases a catalog's resources (its database connections).

@@ -64,29 +64,39 @@ func Publish(ctx context.Context, o Options, r Run) error {
 	}
 	defer Close(cat)
 	props := iceberg.Properties{SummaryRunID: r.ID, SummaryCommittedAt: r.CommittedAt.UTC().Format(time.RFC3339)}
+	// The tables commit independently (see the package doc), so they
+	// publish at once: their footer reads and metadata writes overlap, and
+	// the catalog serialises only the commits themselves.
+	g, gctx := errgroup.WithContext(ctx)
 	for _, s := range transforms.Schemas {
-		done, err := publishClean(ctx, cat, o, s, r, props)
-		if err != nil {
-			return fmt.Errorf("iceberg: publishing %s: %w", s.Table, err)
-		}
-		if done {
-			r.published(s.Table)
-		}
+		g.Go(func() error {
+			done, err := publishClean(gctx, cat, o, s, r, props)
+			if err != nil {
+				return fmt.Errorf("iceberg: publishing %s: %w", s.Table, err)
+			}
+			if done {
+				r.published(s.Table)
+			}
+			return nil
+		})
 	}
 	for _, rt := range rowTables() {
-		rows, err := rowsJSON(ctx, rt, r)
-		if err != nil {
-			return fmt.Errorf("iceberg: publishing %s: %w", rt.name, err)
-		}
-		done, err := publishRows(ctx, cat, o, rt, rows, r.ID, props)
-		if err != nil {
-			return fmt.Errorf("iceberg: publishing %s: %w", rt.name, err)
-		}
-		if done {
-			r.published(rt.name)
-		}
+		g.Go(func() error {
+			rows, err := rowsJSON(gctx, rt, r)
+			if err != nil {
+				return fmt.Errorf("iceberg: publishing %s: %w", rt.name, err)
+			}
+			done, err := publishRows(gctx, cat, o, rt, rows, r.ID, props)
+			if err != nil {
+				return fmt.Errorf("iceberg: publishing %s: %w", rt.name, err)
+			}
+			if done {
+				r.published(rt.name)
+			}
+			return nil
+		})
 	}
-	return nil
+	return g.Wait()
 }
 
 func (r *Run) published(table string) {

@@ -346,10 +346,14 @@ func Run(ctx context.Context, o Options) (transforms.Summary, error) {
 	crashPoint(crashAfterCommit)
 	// Committed. What follows is derived from the commit, and a later run
 	// writes it again if this one dies first.
+	pipelineTime := time.Since(start)
+	var publishPhase []report.Phase
 	if o.Format == FormatIceberg {
+		t := time.Now()
 		if err := publish(ctx, o, c); err != nil {
 			return nil, err
 		}
+		publishPhase = []report.Phase{{Name: "iceberg publish", Duration: time.Since(t)}}
 	}
 	if err := writeViews(ctx, o.Output, c); err != nil {
 		return nil, err
@@ -361,7 +365,7 @@ func Run(ctx context.Context, o Options) (transforms.Summary, error) {
 	if names, err := files.Expand(ctx, files.Join(runDir, "*")); err == nil {
 		files.RemoveFiles(ctx, names...)
 	}
-	phases := []report.Phase{{Name: "pipeline", Duration: time.Since(start)}}
+	phases := append([]report.Phase{{Name: "pipeline", Duration: pipelineTime}}, publishPhase...)
 	if err := checkRejectRates(c.Summary, o.MaxRejectRate, o.Output); err != nil {
 		// Committed, dead letters and all, for a look at what was rejected;
 		// the warehouse keeps what it had.
