@@ -228,11 +228,10 @@ func currentFiles(ctx context.Context, tbl *table.Table, fs iceio.IO) (map[strin
 		if m.ManifestContent() != iceberg.ManifestContentData {
 			continue
 		}
-		entries, err := m.FetchEntries(fs, true)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range entries {
+		for e, err := range m.Entries(fs, true) {
+			if err != nil {
+				return nil, err
+			}
 			out[e.DataFile().FilePath()] = e.DataFile()
 		}
 	}
