@@ -56,6 +56,31 @@ var (
 	Schemas = []Schema{PinSchema, GeoSchema, UserSchema}
 )
 
+// FieldID is the field id of column i (Iceberg's, written into the Parquet
+// schema too, so readers resolve columns by id, not by name): ids count
+// from 1 in column order, a list column's element taking the id after its
+// column's (the pre-order Iceberg assigns when it creates a table). Columns
+// are only ever appended, so an id never changes.
+func (s *Schema) FieldID(i int) int {
+	id := 1
+	for _, c := range s.Columns[:i] {
+		id++
+		if c.Type == Float64List {
+			id++
+		}
+	}
+	return id
+}
+
+// ElementID is the field id of list column i's element (see FieldID); 0
+// for a column that is not a list.
+func (s *Schema) ElementID(i int) int {
+	if s.Columns[i].Type != Float64List {
+		return 0
+	}
+	return s.FieldID(i) + 1
+}
+
 // SchemaOf returns the named table's schema.
 func SchemaOf(table string) Schema {
 	for _, s := range Schemas {

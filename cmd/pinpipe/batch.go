@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pinpipe/pinpipe/io/files"
+	"github.com/pinpipe/pinpipe/io/icebergio"
 	"github.com/pinpipe/pinpipe/pipelines/batch"
 	"github.com/pinpipe/pinpipe/transforms"
 )
@@ -23,7 +25,7 @@ func batchCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.Input, "input", "", "directory or s3://bucket/prefix holding topics/<prefix>.<table>/partition=*/ (required)")
 	fs.StringVar(&o.TopicPrefix, "topic-prefix", "pinpipe", "topic prefix: the topics are <prefix>.pin, <prefix>.geo, <prefix>.user")
 	fs.StringVar(&o.Output, "output", "", "directory or s3://bucket/prefix for tables/, insights/, deadletter/ and summary.json (required)")
-	fs.StringVar(&o.Format, "format", batch.FormatParquet, "format of the clean tables: parquet or jsonl")
+	formatFlags(fs, &o)
 	fs.IntVar(&o.Shards, "shards", 0, "buckets of ind the tables are written in, one file per table and bucket (default: about one per 64 MiB of input, at least 16, on an output's first run; incremental runs keep the output's)")
 	fs.BoolVar(&o.Incremental, "incremental", false, "process only input objects not yet in the output's commit (_commit.json), merging them into the existing clean tables")
 	fs.StringVar(&o.Warehouse, "warehouse", "", "PostgreSQL DSN (postgres://user@host:5432/db) to load the clean tables into after the run, replacing what was there; "+
@@ -53,6 +55,15 @@ func batchCmd(fs *flag.FlagSet) func(context.Context) error {
 			return nil
 		}
 		printSummary(os.Stdout, sum)
+		if o.Format == batch.FormatIceberg {
+			wh := o.Iceberg.Warehouse
+			if wh == "" {
+				wh = files.Join(o.Output, icebergio.WarehouseDir)
+			}
+			fmt.Printf("\nbatch finished in %s; Iceberg tables in namespace %s of %s (catalog %s); insights/, summary.json, report.html in %s\n",
+				time.Since(start).Round(time.Millisecond), o.TopicPrefix, wh, o.Iceberg.Catalog, o.Output)
+			return nil
+		}
 		fmt.Printf("\nbatch finished in %s; outputs in %s (tables/, insights/, deadletter/, summary.json, report.html)\n",
 			time.Since(start).Round(time.Millisecond), o.Output)
 		return nil
@@ -87,10 +98,22 @@ func parseRejectRates(v string) (map[string]float64, error) {
 
 // checkFormat refuses a --format the batch job does not write.
 func checkFormat(format string) error {
-	if format != batch.FormatParquet && format != batch.FormatJSONL {
-		return usageErrorf("--format must be %s or %s, not %q", batch.FormatParquet, batch.FormatJSONL, format)
+	if !slices.Contains(batch.Formats, format) {
+		return usageErrorf("--format must be one of %s, not %q", strings.Join(batch.Formats, ", "), format)
 	}
 	return nil
+}
+
+// formatFlags are the flags that say how the batch job's tables are
+// written (batch and schedule): --format, and where iceberg tables go.
+func formatFlags(fs *flag.FlagSet, o *batch.Options) {
+	fs.StringVar(&o.Format, "format", batch.FormatParquet, "format of the clean tables: parquet, jsonl, or iceberg (Parquet files published as Apache Iceberg tables, "+
+		"with the insights and dead letters, in --iceberg-warehouse)")
+	fs.StringVar(&o.Iceberg.Warehouse, "iceberg-warehouse", "", "with --format=iceberg: directory or s3://bucket/prefix the tables live in, as <warehouse>/<topic prefix>/<table> (default: <output>/"+icebergio.WarehouseDir+")")
+	fs.StringVar(&o.Iceberg.Catalog, "catalog", icebergio.DefaultCatalog, "with --format=iceberg: the catalog registering the tables: "+strings.Join(icebergio.Catalogs, ", ")+
+		" (sql: an embedded SQLite file; hadoop: metadata files and version-hint.text only, local warehouses; rest and glue: not tested here)")
+	fs.StringVar(&o.Iceberg.CatalogURI, "catalog-uri", "", "with --format=iceberg: sql: the SQLite file (default: <warehouse>/"+icebergio.SQLiteFile+", local warehouses); "+
+		"postgres: a DSN (postgres://user@host:5432/db, the password in PGPASSWORD or ~/.pgpass); rest: the server's URL")
 }
 
 func printSummary(w *os.File, sum transforms.Summary) {

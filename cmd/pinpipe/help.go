@@ -13,11 +13,13 @@ var helpGroups = map[string][]helpGroup{
 	"batch": {
 		{"input and output", []string{"input", "topic-prefix", "output", "format", "incremental"}},
 		{"quality and loading", []string{"max-reject-rate", "warehouse"}},
+		{"Iceberg tables (--format=iceberg)", []string{"iceberg-warehouse", "catalog", "catalog-uri"}},
 		{"tuning", []string{"shards", "progress-interval"}},
 	},
 	"schedule": {
 		{"when", []string{"every", "now"}},
 		{"input and output", []string{"input", "topic-prefix", "output", "format", "warehouse", "shards"}},
+		{"Iceberg tables (--format=iceberg)", []string{"iceberg-warehouse", "catalog", "catalog-uri"}},
 	},
 	"stream": {
 		{"source", []string{"source", "kafka-brokers", "topic-prefix", "start", "until-latest", "group", "job-name", "checkpoint-dsn"}},
@@ -57,6 +59,23 @@ var helpExamples = map[string][]string{
 	"schedule": {
 		"pinpipe schedule --every=24h --input=s3://lake/raw --output=s3://lake/clean",
 		"pinpipe schedule --every=1h --now=false --input=out/raw --output=out/clean --format=jsonl",
+		"pinpipe schedule --input=s3://lake/raw --output=s3://lake/clean --format=iceberg --iceberg-warehouse=s3://lake/warehouse --catalog=postgres --catalog-uri=postgres://me@127.0.0.1:5432/catalog",
+	},
+	"tables list": {
+		"pinpipe tables list --output=out/clean",
+		"pinpipe tables list --iceberg-warehouse=s3://lake/warehouse --catalog=postgres --catalog-uri=postgres://me@127.0.0.1:5432/catalog",
+	},
+	"tables history": {
+		"pinpipe tables history --output=out/clean --table=pin",
+		"pinpipe tables history --output=out/clean --table=top_category_by_country",
+	},
+	"tables expire-snapshots": {
+		"pinpipe tables expire-snapshots --output=out/clean",
+		"pinpipe tables expire-snapshots --output=out/clean --older-than=24h --retain-last=3",
+	},
+	"tables clean-orphans": {
+		"pinpipe tables clean-orphans --output=out/clean --dry-run",
+		"pinpipe tables clean-orphans --iceberg-warehouse=s3://lake/warehouse --catalog-uri=/var/lib/pinpipe/catalog.sqlite --older-than=24h",
 	},
 	"stream": {
 		"pinpipe stream --kafka-brokers=127.0.0.1:9092 --sink=postgres://me@127.0.0.1:5432/warehouse --files=out/stream",

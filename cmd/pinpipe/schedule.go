@@ -21,7 +21,7 @@ func scheduleCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.Input, "input", "", "directory or s3://bucket/prefix holding topics/<prefix>.<table>/partition=*/ (required)")
 	fs.StringVar(&o.TopicPrefix, "topic-prefix", "pinpipe", "topic prefix")
 	fs.StringVar(&o.Output, "output", "", "directory or s3://bucket/prefix for the outputs (required)")
-	fs.StringVar(&o.Format, "format", batch.FormatParquet, "format of the clean tables: parquet or jsonl")
+	formatFlags(fs, &o)
 	fs.IntVar(&o.Shards, "shards", 0, "buckets of ind on the output's first run (default: from the input's size); later runs keep the output's")
 	fs.StringVar(&o.Warehouse, "warehouse", "", "PostgreSQL DSN to load the clean tables into after each run")
 	return func(ctx context.Context) error {

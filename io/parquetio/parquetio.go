@@ -27,7 +27,9 @@ const RowsPerRowGroup = 32 << 10
 
 // Schema returns the Parquet schema of a clean table: its columns in the
 // contract's order, nullable ones optional, Int64 as INT64, Text as STRING,
-// Float64List as a LIST of DOUBLE, Timestamp as TIMESTAMP(MICROS, UTC).
+// Float64List as a LIST of DOUBLE, Timestamp as TIMESTAMP(MICROS, UTC), each
+// with its field id (transforms.Schema.FieldID), which Iceberg readers
+// resolve columns by.
 func Schema(s transforms.Schema) *parquet.Schema {
 	g := make(orderedGroup, len(s.Columns))
 	for i, c := range s.Columns {
@@ -38,7 +40,7 @@ func Schema(s transforms.Schema) *parquet.Schema {
 		case transforms.Text:
 			n = parquet.String()
 		case transforms.Float64List:
-			n = parquet.List(parquet.Leaf(parquet.DoubleType))
+			n = parquet.List(parquet.FieldID(parquet.Leaf(parquet.DoubleType), s.ElementID(i)))
 		case transforms.Timestamp:
 			n = parquet.Timestamp(parquet.Microsecond)
 		default:
@@ -47,7 +49,7 @@ func Schema(s transforms.Schema) *parquet.Schema {
 		if c.Nullable {
 			n = parquet.Optional(n)
 		}
-		g[i] = &field{Node: n, name: c.Name}
+		g[i] = &field{Node: parquet.FieldID(n, s.FieldID(i)), name: c.Name}
 	}
 	return parquet.NewSchema(s.Table, g)
 }

@@ -19,12 +19,14 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
 	"github.com/pinpipe/pinpipe/io/files"
+	"github.com/pinpipe/pinpipe/io/icebergio"
 	"github.com/pinpipe/pinpipe/io/postgres"
 	"github.com/pinpipe/pinpipe/io/smb"
 	"github.com/pinpipe/pinpipe/pipelines/batch/report"
@@ -46,8 +48,12 @@ type Options struct {
 	TopicPrefix string
 	// Output is the directory or s3://bucket/prefix the results go to.
 	Output string
-	// Format of the clean tables: parquet (default) or jsonl.
+	// Format of the clean tables: parquet (default), jsonl or iceberg.
 	Format string
+	// Iceberg says where an iceberg run's tables go and which catalog
+	// registers them (Format iceberg only). Its warehouse defaults to
+	// <Output>/iceberg, its namespace is the topic prefix.
+	Iceberg icebergio.Options
 	// Shards is the number of buckets the tables are written in (one file
 	// per table and bucket). 0 picks it from the input's size on an
 	// output's first run (about BytesPerBucket each, at least MinBuckets);
@@ -89,13 +95,35 @@ func (o *Options) validate() error {
 	if o.Format == "" {
 		o.Format = FormatParquet
 	}
-	if o.Format != FormatParquet && o.Format != FormatJSONL {
-		return fmt.Errorf("batch: --format must be parquet or jsonl, not %q", o.Format)
+	if !slices.Contains(Formats, o.Format) {
+		return fmt.Errorf("batch: --format must be one of %s, not %q", strings.Join(Formats, ", "), o.Format)
+	}
+	if o.Format == FormatIceberg {
+		if o.Iceberg.Warehouse == "" {
+			o.Iceberg.Warehouse = files.Join(o.Output, icebergio.WarehouseDir)
+		}
+		o.Iceberg.Namespace = o.TopicPrefix
+		if err := o.Iceberg.Check(); err != nil {
+			return err
+		}
+		if o.Warehouse != "" {
+			return fmt.Errorf("batch: --warehouse (the PostgreSQL load) reads Parquet or JSON-lines outputs, not --format=iceberg; query the Iceberg tables instead")
+		}
 	}
 	if o.Shards < 0 {
 		return fmt.Errorf("batch: --shards must be positive (or 0 to pick from the input's size), not %d", o.Shards)
 	}
 	return nil
+}
+
+// tablesDir is where a run writes the clean tables' bucket files
+// (<dir>/<table>/part-NNNNN-<run>.<format>): <output>/tables, or for
+// iceberg the tables' locations in the warehouse.
+func tablesDir(o Options) string {
+	if o.Format == FormatIceberg {
+		return o.Iceberg.Root()
+	}
+	return files.Join(o.Output, TablesDir)
 }
 
 // InputGlobs are the S3-sink objects of one table.
@@ -157,7 +185,7 @@ func build(s beam.Scope, o Options, p plan) {
 	}
 	runs = append(runs, beam.ParDo(ms, bucketMarker, beam.CreateList(ms, buckets)))
 	grouped := beam.GroupByKey(ms, beam.Flatten(ms, runs...))
-	mf := &mergeBucketFn{Config: MergeConfig{Format: o.Format, TablesDir: files.Join(o.Output, TablesDir), RunID: p.RunID, RunDir: p.RunDir, Buckets: p.Buckets}}
+	mf := &mergeBucketFn{Config: MergeConfig{Format: fileFormat(o.Format), TablesDir: tablesDir(o), RunID: p.RunID, RunDir: p.RunDir, Buckets: p.Buckets}}
 	if p.Previous != nil {
 		mf.Previous = p.Previous.Tables
 	}
@@ -261,6 +289,17 @@ func Run(ctx context.Context, o Options) (transforms.Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Format == FormatIceberg {
+		// A run that died after its commit may not have published all of it
+		// to the catalog: readers get it now, not only after this run.
+		if prev, err := ReadCommit(ctx, o.Output); err != nil {
+			return nil, err
+		} else if prev != nil && prev.Format == FormatIceberg {
+			if err := publish(ctx, o, prev); err != nil {
+				return nil, err
+			}
+		}
+	}
 	// Runs of this output that died left their temp files; the lease says
 	// none of them is alive.
 	if stale, err := files.Expand(ctx, allRuns); err == nil {
@@ -272,7 +311,7 @@ func Run(ctx context.Context, o Options) (transforms.Summary, error) {
 		if err := writeViews(ctx, o.Output, pl.Previous); err != nil {
 			return nil, err
 		}
-		if err := collectGarbage(ctx, o.Output, pl.Previous); err != nil {
+		if err := collectGarbage(ctx, o, pl.Previous); err != nil {
 			return nil, err
 		}
 		return transforms.NewSummary(nil), nil
@@ -307,17 +346,26 @@ func Run(ctx context.Context, o Options) (transforms.Summary, error) {
 	crashPoint(crashAfterCommit)
 	// Committed. What follows is derived from the commit, and a later run
 	// writes it again if this one dies first.
+	pipelineTime := time.Since(start)
+	var publishPhase []report.Phase
+	if o.Format == FormatIceberg {
+		t := time.Now()
+		if err := publish(ctx, o, c); err != nil {
+			return nil, err
+		}
+		publishPhase = []report.Phase{{Name: "iceberg publish", Duration: time.Since(t)}}
+	}
 	if err := writeViews(ctx, o.Output, c); err != nil {
 		return nil, err
 	}
-	if err := collectGarbage(ctx, o.Output, c); err != nil {
+	if err := collectGarbage(ctx, o, c); err != nil {
 		return nil, fmt.Errorf("removing files the commit replaced: %w", err)
 	}
 	crashPoint(crashBeforeRelease)
 	if names, err := files.Expand(ctx, files.Join(runDir, "*")); err == nil {
 		files.RemoveFiles(ctx, names...)
 	}
-	phases := []report.Phase{{Name: "pipeline", Duration: time.Since(start)}}
+	phases := append([]report.Phase{{Name: "pipeline", Duration: pipelineTime}}, publishPhase...)
 	if err := checkRejectRates(c.Summary, o.MaxRejectRate, o.Output); err != nil {
 		// Committed, dead letters and all, for a look at what was rejected;
 		// the warehouse keeps what it had.
@@ -345,6 +393,20 @@ func countInputs(in map[string][]string) int {
 		n += len(names)
 	}
 	return n
+}
+
+// publish makes the Iceberg tables' current snapshots what commit c holds
+// (see io/icebergio); a table already at c's run is left as it is.
+func publish(ctx context.Context, o Options, c *Commit) error {
+	r := icebergio.Run{ID: c.RunID, CommittedAt: c.CommittedAt, Buckets: c.Layout.Buckets, Insights: c.Insights,
+		Tables: map[string][]icebergio.File{}, Published: func(string) { crashPoint(crashMidPublish) }}
+	for _, f := range c.Tables {
+		r.Tables[f.Table] = append(r.Tables[f.Table], icebergio.File{Path: f.Path, Bucket: f.Bucket})
+	}
+	for _, f := range c.DeadLetters {
+		r.DeadLetters = append(r.DeadLetters, f.Path)
+	}
+	return icebergio.Publish(ctx, o.Iceberg, r)
 }
 
 // planRun reads the output's commit, lists the input and decides the

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pinpipe/pinpipe/io/files"
+	"github.com/pinpipe/pinpipe/io/icebergio"
 	"github.com/pinpipe/pinpipe/io/smb"
 	"github.com/pinpipe/pinpipe/transforms"
 )
@@ -226,8 +227,16 @@ func tempDirs(tempLocation, output, runID string) (run, all string) {
 
 // collectGarbage removes what is in the output's directories but not in the
 // commit: files of earlier commits, and of runs that died before theirs. It
-// runs only while the caller holds the lease.
-func collectGarbage(ctx context.Context, output string, c *Commit) error {
+// runs only while the caller holds the lease. An iceberg output's tables
+// are in the warehouse, where files of earlier snapshots stay for readers
+// of those snapshots (until they expire): only files no snapshot names go.
+func collectGarbage(ctx context.Context, o Options, c *Commit) error {
+	output := o.Output
+	if o.Format == FormatIceberg {
+		if _, err := icebergio.RemoveOrphans(ctx, o.Iceberg, 0, false); err != nil {
+			return err
+		}
+	}
 	keep := map[string]bool{}
 	for _, f := range slices.Concat(c.Tables, c.DeadLetters) {
 		keep[f.Path] = true
@@ -258,6 +267,7 @@ const (
 	crashTableWrite    = "table-write"    // a bucket file half written
 	crashBeforeCommit  = "before-commit"  // every file written, nothing committed
 	crashAfterCommit   = "after-commit"   // committed, views and garbage not yet
+	crashMidPublish    = "mid-publish"    // committed, one Iceberg table published
 	crashBeforeRelease = "before-release" // all done but the lease and temp files
 )
 
