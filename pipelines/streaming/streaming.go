@@ -49,6 +49,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
 	"github.com/pinpipe/pinpipe/io/files"
+	"github.com/pinpipe/pinpipe/io/icebergio"
 	"github.com/pinpipe/pinpipe/io/postgres"
 	"github.com/pinpipe/pinpipe/transforms"
 )
@@ -89,6 +90,11 @@ type Options struct {
 	Positions string
 	// Job names the positions.
 	Job string
+	// Iceberg, when its Warehouse is set, makes the file output Iceberg
+	// tables (one per clean table, in Iceberg.Namespace) instead of
+	// JSON-lines files, committed exactly once per pane (iceberg.go); it
+	// needs Positions.
+	Iceberg icebergio.Options
 }
 
 // Source reads the raw records of one table.
@@ -106,7 +112,16 @@ func Build(s beam.Scope, o Options) error {
 	if o.Positions != "" && (o.DurableSource.Read == nil || o.Job == "") {
 		return fmt.Errorf("streaming: durable positions need a source that gives them and a job name")
 	}
-	if o.Sink == "" && o.Files == "" {
+	iceberg := o.Iceberg.Warehouse != ""
+	if iceberg && o.Positions == "" {
+		return fmt.Errorf("streaming: Iceberg output commits exactly once by the durable positions: give --sink or --checkpoint-dsn (PostgreSQL)")
+	}
+	if iceberg {
+		if err := o.Iceberg.Check(); err != nil {
+			return err
+		}
+	}
+	if o.Sink == "" && o.Files == "" && !iceberg {
 		return fmt.Errorf("streaming: give --sink (PostgreSQL) or --files, or both")
 	}
 	if o.Window <= 0 {
@@ -151,9 +166,9 @@ func Build(s beam.Scope, o Options) error {
 			if counts {
 				sink = o.Sink
 			}
-			items := beam.ParDo(ts, &spanItemFn{Lateness: o.AllowedLateness, Table: table, Counts: counts, Files: o.Files != ""}, spans)
+			items := beam.ParDo(ts, &spanItemFn{Lateness: o.AllowedLateness, Table: table, Counts: counts, Files: o.Files != "" || iceberg}, spans)
 			panes := durablePanes(ts, items, o.Window, o.AllowedLateness)
-			beam.ParDo0(ts, &writePaneFn{Sink: sink, Positions: o.Positions, Store: o.DurableSource.Store, Job: o.Job, Files: fileDir, Prefix: table}, panes)
+			beam.ParDo0(ts, &writePaneFn{Sink: sink, Positions: o.Positions, Store: o.DurableSource.Store, Job: o.Job, Files: fileDir, Prefix: table, Iceberg: o.Iceberg}, panes)
 		case counts:
 			postgres.WriteCategoryCounts(ts, o.Sink, CategoryPosts(ts, c.Rows, o.Window, o.AllowedLateness))
 		}
