@@ -32,6 +32,9 @@
 // here. A record dropped as later than the allowed lateness may leave a gap
 // in its partition's spans: nothing is lost, but restarts re-read from it.
 //
+// With Options.Iceberg the file output is Iceberg tables, each pane one
+// snapshot committed before its positions, exactly once (iceberg.go).
+//
 // Without Positions (no PostgreSQL: --files alone) Kafka commits its
 // group's offsets once the bundle that read the records is committed, and
 // Kinesis keeps no position at all (it starts at --start): a re-read may
