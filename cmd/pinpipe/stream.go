@@ -164,6 +164,9 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 		default:
 			return usageErrorf("--source must be kafka or kinesis, not %q", *source)
 		}
+		if o.Iceberg.Warehouse != "" && o.Positions == "" {
+			return usageErrorf("--format=iceberg commits exactly once by the durable positions: give --sink or --checkpoint-dsn (PostgreSQL)")
+		}
 		p, s := beam.NewPipelineWithRoot()
 		if err := streaming.Build(s, o); err != nil {
 			return err
