@@ -147,7 +147,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"batch", "--input=a", "--output=b", "--shards=many"}, `invalid value "many" for flag --shards`},
 		{[]string{"batch"}, "pinpipe batch: --input and --output are required"},
 		{[]string{"batch", "--input=a"}, "pinpipe batch: --output is required"},
-		{[]string{"batch", "--input=a", "--output=b", "--format=csv"}, `--format must be parquet or jsonl, not "csv"`},
+		{[]string{"batch", "--input=a", "--output=b", "--format=csv"}, `--format must be one of parquet, jsonl, iceberg, not "csv"`},
 		{[]string{"batch", "--input=a", "--output=b", "--runner=sparkle"}, `unknown --runner="sparkle"`},
 		{[]string{"batch", "--input=a", "--output=b", "--max-reject-rate=5%"}, `invalid value "5%" for flag --max-reject-rate: "5%" is not a fraction between 0 and 1`},
 		{[]string{"batch", "--input=a", "--output=b", "--max-reject-rate=pins=0.1"}, `unknown table "pins" (the tables are pin, geo, user)`},

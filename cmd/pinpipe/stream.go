@@ -259,12 +259,22 @@ func watchLease(ctx context.Context, lease *kinesisio.Lease, cancel context.Canc
 
 // createOutputs makes the job's outputs before it runs, so that they are
 // there as the README lists them before the first row or dead letter: the
-// PostgreSQL tables, and the per-table directories of a local --files.
+// PostgreSQL tables, the per-table directories of a local --files, and the
+// Iceberg catalog's namespace.
 func createOutputs(ctx context.Context, o streaming.Options) error {
 	if o.Sink != "" {
 		if err := postgres.CreateStreamTables(ctx, o.Sink); err != nil {
 			return fmt.Errorf("--sink: creating the tables: %w", err)
 		}
+	}
+	if o.Iceberg.Warehouse != "" {
+		// The catalog and the namespace, so that a wrong catalog fails
+		// here rather than in every window pane.
+		cat, err := icebergio.Open(ctx, o.Iceberg)
+		if err != nil {
+			return err
+		}
+		icebergio.Close(cat)
 	}
 	if o.Files != "" && !strings.Contains(o.Files, "://") { // an object store has no directories
 		for _, t := range transforms.Tables {
