@@ -18,9 +18,11 @@ import (
 
 	"github.com/pinpipe/pinpipe/io/drain"
 	"github.com/pinpipe/pinpipe/io/files"
+	"github.com/pinpipe/pinpipe/io/icebergio"
 	"github.com/pinpipe/pinpipe/io/kafkaio"
 	"github.com/pinpipe/pinpipe/io/kinesisio"
 	"github.com/pinpipe/pinpipe/io/postgres"
+	"github.com/pinpipe/pinpipe/pipelines/batch"
 	"github.com/pinpipe/pinpipe/pipelines/streaming"
 	"github.com/pinpipe/pinpipe/runners"
 	"github.com/pinpipe/pinpipe/transforms"
@@ -45,6 +47,13 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.Sink, "sink", "", "PostgreSQL DSN to upsert the clean tables, dead letters and category counts into")
 	fs.StringVar(&o.Files, "files", "", "directory or s3://bucket/prefix for windowed JSON-lines files of the clean rows")
 	fs.DurationVar(&o.Window, "window", time.Minute, "event-time window of the files and the category counts")
+	format := fs.String("format", batch.FormatJSONL, "format of the --files output: "+batch.FormatJSONL+" (windowed JSON-lines files) or "+batch.FormatIceberg+
+		" (Apache Iceberg tables <topic prefix>_stream.<table> in --iceberg-warehouse, each window pane committed exactly once; needs --sink or --checkpoint-dsn)")
+	fs.StringVar(&o.Iceberg.Warehouse, "iceberg-warehouse", "", "with --format=iceberg: directory or s3://bucket/prefix the tables live in (default: <files>/"+icebergio.WarehouseDir+")")
+	fs.StringVar(&o.Iceberg.Catalog, "catalog", icebergio.DefaultCatalog, "with --format=iceberg: the catalog registering the tables: "+strings.Join(icebergio.Catalogs, ", ")+
+		" (as for pinpipe batch)")
+	fs.StringVar(&o.Iceberg.CatalogURI, "catalog-uri", "", "with --format=iceberg: sql: the SQLite file (default: <warehouse>/"+icebergio.SQLiteFile+", local warehouses); "+
+		"postgres: a DSN; rest: the server's URL")
 	fs.DurationVar(&o.AllowedLateness, "allowed-lateness", streaming.DefaultAllowedLateness, "how late a post may arrive and still update its window's count")
 	metricsListen := metricsListenFlag(fs)
 	return func(ctx context.Context) error {
@@ -57,6 +66,21 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 		}
 		defer marker.Close()
 		runCtx := context.WithoutCancel(ctx)
+		switch *format {
+		case batch.FormatJSONL:
+			o.Iceberg = icebergio.Options{}
+		case batch.FormatIceberg:
+			if o.Iceberg.Warehouse == "" {
+				if o.Files == "" {
+					return usageErrorf("--format=iceberg needs --iceberg-warehouse or --files")
+				}
+				o.Iceberg.Warehouse = files.Join(o.Files, icebergio.WarehouseDir)
+			}
+			o.Files = ""
+			o.Iceberg.Namespace = icebergio.StreamNamespace(*prefix)
+		default:
+			return usageErrorf("--format must be %s or %s, not %q", batch.FormatJSONL, batch.FormatIceberg, *format)
+		}
 		runner := runners.ForUnbounded(runners.Runner())
 		switch *source {
 		case "kafka":
@@ -140,6 +164,9 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			}
 		default:
 			return usageErrorf("--source must be kafka or kinesis, not %q", *source)
+		}
+		if o.Iceberg.Warehouse != "" && o.Positions == "" {
+			return usageErrorf("--format=iceberg commits exactly once by the durable positions: give --sink or --checkpoint-dsn (PostgreSQL)")
 		}
 		p, s := beam.NewPipelineWithRoot()
 		if err := streaming.Build(s, o); err != nil {
@@ -244,12 +271,22 @@ func watchLease(ctx context.Context, lease *kinesisio.Lease, cancel context.Canc
 
 // createOutputs makes the job's outputs before it runs, so that they are
 // there as the README lists them before the first row or dead letter: the
-// PostgreSQL tables, and the per-table directories of a local --files.
+// PostgreSQL tables, the per-table directories of a local --files, and the
+// Iceberg catalog's namespace.
 func createOutputs(ctx context.Context, o streaming.Options) error {
 	if o.Sink != "" {
 		if err := postgres.CreateStreamTables(ctx, o.Sink); err != nil {
 			return fmt.Errorf("--sink: creating the tables: %w", err)
 		}
+	}
+	if o.Iceberg.Warehouse != "" {
+		// The catalog and the namespace, so that a wrong catalog fails
+		// here rather than in every window pane.
+		cat, err := icebergio.Open(ctx, o.Iceberg)
+		if err != nil {
+			return err
+		}
+		icebergio.Close(cat)
 	}
 	if o.Files != "" && !strings.Contains(o.Files, "://") { // an object store has no directories
 		for _, t := range transforms.Tables {
@@ -279,6 +316,9 @@ func describeOutputs(o streaming.Options) string {
 	}
 	if o.Files != "" {
 		outs = append(outs, "files "+files.Join(o.Files, "<table>")+"/")
+	}
+	if o.Iceberg.Warehouse != "" {
+		outs = append(outs, "Iceberg tables "+o.Iceberg.Namespace+".<table> in "+o.Iceberg.Warehouse)
 	}
 	return strings.Join(outs, " and ")
 }

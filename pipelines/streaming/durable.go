@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/encoding/json"
 
 	"github.com/pinpipe/pinpipe/io/files"
+	"github.com/pinpipe/pinpipe/io/icebergio"
 	"github.com/pinpipe/pinpipe/io/kafkaio"
 	"github.com/pinpipe/pinpipe/io/kinesisio"
 	"github.com/pinpipe/pinpipe/io/positions"
@@ -295,9 +296,13 @@ type writePaneFn struct {
 	// JSON-lines files, and Prefix their names' prefix.
 	Files  string
 	Prefix string
+	// Iceberg, when its Warehouse is set, takes the rows instead of Files:
+	// each pane is committed to the table Prefix (see iceberg.go).
+	Iceberg icebergio.Options
 
 	// Connections that outlast a PostgreSQL outage (the pane waits).
 	sink, pos *postgres.Retrying
+	ice       *icebergio.StreamWriter
 }
 
 func (f *writePaneFn) Setup(ctx context.Context) error {
@@ -314,6 +319,12 @@ func (f *writePaneFn) Setup(ctx context.Context) error {
 		}
 		f.sink = f.pos
 	}
+	if f.Iceberg.Warehouse != "" {
+		var err error
+		if f.ice, err = icebergio.OpenStream(ctx, f.Iceberg); err != nil {
+			return err
+		}
+	}
 	for _, db := range []*postgres.Retrying{f.sink, f.pos} {
 		if db != nil {
 			if err := db.Do(ctx, "connecting for the window panes", func(*pgx.Conn) error { return nil }); err != nil {
@@ -325,6 +336,9 @@ func (f *writePaneFn) Setup(ctx context.Context) error {
 }
 
 func (f *writePaneFn) Teardown() {
+	if f.ice != nil {
+		f.ice.Close()
+	}
 	if f.pos != nil && f.pos != f.sink {
 		f.pos.Close()
 	}
@@ -354,7 +368,11 @@ func (f *writePaneFn) ProcessElement(ctx context.Context, w beam.Window, _ int, 
 		}
 		return nil
 	}
-	if f.Files != "" {
+	if f.ice != nil {
+		if err := f.writeIceberg(ctx, iw, p); err != nil {
+			return err
+		}
+	} else if f.Files != "" {
 		if err := f.writeFiles(ctx, iw, p); err != nil {
 			return err
 		}
@@ -400,20 +418,12 @@ func (f *writePaneFn) writeFiles(ctx context.Context, iw window.IntervalWindow, 
 	}
 	start := iw.Start.ToTime().UTC().Format(time.RFC3339)
 	dir := files.Join(f.Files, "window="+start)
-	slices.SortFunc(p.Rows, func(a, b paneRow) int {
-		if c := cmp.Compare(a.Stream, b.Stream); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.Part, b.Part); c != 0 {
-			return c
-		}
-		return positions.Compare(a.Pos, b.Pos)
-	})
+	sortRows(p.Rows)
 	existing := map[string][]string{} // by stream and partition or shard
 	for _, s := range p.Spans {
 		var buf []byte
 		for _, r := range p.Rows {
-			if r.Stream == s.Stream && r.Part == s.Part && positions.Compare(r.Pos, s.From) >= 0 && positions.Compare(r.Pos, s.To) <= 0 {
+			if inSpan(r, s) {
 				buf = append(buf, r.Row...)
 				buf = append(buf, '\n')
 			}
@@ -449,4 +459,22 @@ func (f *writePaneFn) writeFiles(ctx context.Context, iw window.IntervalWindow, 
 		}
 	}
 	return nil
+}
+
+// sortRows puts a pane's rows in the order of their records.
+func sortRows(rows []paneRow) {
+	slices.SortFunc(rows, func(a, b paneRow) int {
+		if c := cmp.Compare(a.Stream, b.Stream); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Part, b.Part); c != 0 {
+			return c
+		}
+		return positions.Compare(a.Pos, b.Pos)
+	})
+}
+
+// inSpan says whether a row's record is in the span.
+func inSpan(r paneRow, s positions.Span) bool {
+	return r.Stream == s.Stream && r.Part == s.Part && positions.Compare(r.Pos, s.From) >= 0 && positions.Compare(r.Pos, s.To) <= 0
 }

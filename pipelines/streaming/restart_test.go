@@ -21,6 +21,7 @@ import (
 	"github.com/pinpipe/pinpipe/ingest/emulator"
 	"github.com/pinpipe/pinpipe/ingest/gateway"
 	"github.com/pinpipe/pinpipe/internal/testenv"
+	"github.com/pinpipe/pinpipe/io/icebergio"
 	"github.com/pinpipe/pinpipe/io/kafkaio"
 	"github.com/pinpipe/pinpipe/io/postgres"
 	"github.com/pinpipe/pinpipe/transforms"
@@ -75,6 +76,7 @@ type restartCase struct {
 	window       time.Duration
 	rowsAtStop   int  // pin rows written before the stop
 	nothingFired bool // the stop comes before any window pane is written
+	iceberg      bool // --format=iceberg: the file output is Iceberg tables (checkIceberg)
 	stop         func(*testing.T, *testenv.Proc)
 }
 
@@ -146,6 +148,9 @@ func testRestart(t *testing.T, rc restartCase) {
 	filesDir := t.TempDir()
 	args := []string{"stream", "--source=kafka", "--kafka-brokers=" + broker.Addr(), "--topic-prefix=" + prefix,
 		"--sink=" + dsn, "--files=" + filesDir, "--group=restart", "--start=committed", "--window=" + rc.window.String()}
+	if rc.iceberg {
+		args = append(args, "--format=iceberg")
+	}
 	var procEnv string
 	if rc.jobServer {
 		procEnv = testenv.ProcessEnvironment(t)
@@ -175,6 +180,10 @@ func testRestart(t *testing.T, rc restartCase) {
 	}
 	requireMidStream(t, sent, "the job was stopped", "a stop")
 	t.Logf("stopped with %d of %d posts in %s", atStop, posts, postgres.StreamPinTable)
+	if rc.iceberg {
+		t.Logf("the killed job had committed %d snapshots to the pin Iceberg table",
+			icebergSnapshots(t, filepath.Join(filesDir, icebergio.WarehouseDir), prefix, transforms.TablePin))
+	}
 
 	if rc.jobServer {
 		produceBad()
@@ -193,13 +202,19 @@ func testRestart(t *testing.T, rc restartCase) {
 		drainWhenComplete(t, second, "the second job", sent, rows, posts, len(bad))
 	}
 
-	checkExact(t, conn, filesDir, rc.window, posts, len(bad), func(table string) []sourceRecord {
+	records := func(table string) []sourceRecord {
 		var out []sourceRecord
 		for _, r := range readTopic(t, broker.Addr(), KafkaTopic(prefix, table)) {
 			out = append(out, sourceRecord{value: r.Value, time: r.Timestamp})
 		}
 		return out
-	})
+	}
+	if rc.iceberg {
+		checkExact(t, conn, "", rc.window, posts, len(bad), records)
+		checkIceberg(t, filepath.Join(filesDir, icebergio.WarehouseDir), prefix, rc.window, posts, records)
+		return
+	}
+	checkExact(t, conn, filesDir, rc.window, posts, len(bad), records)
 }
 
 // sourceRecord is a record of a topic or stream, with its event time.
@@ -229,17 +244,14 @@ func checkExact(t *testing.T, conn *pgx.Conn, filesDir string, window time.Durat
 		t.Errorf("pin inds: %d distinct in [%d, %d] (%v), want 0 to %d", inds, lo, hi, err, posts-1)
 	}
 
-	// The files: each clean row of each topic once, in the window of its
-	// record's timestamp.
+	// The files (unless filesDir is ""): each clean row of each topic once,
+	// in the window of its record's timestamp.
 	size := window.Milliseconds()
 	for _, table := range transforms.Tables {
-		wantLines := map[string]int{}
-		for _, r := range records(table) {
-			if row := cleanRowJSON(table, r.value); row != nil {
-				start := time.UnixMilli(r.time.UnixMilli() - r.time.UnixMilli()%size).UTC()
-				wantLines["window="+start.Format(time.RFC3339)+" "+string(row)]++
-			}
+		if filesDir == "" {
+			break
 		}
+		wantLines := wantWindowLines(table, window, records)
 		gotLines := map[string]int{}
 		names, _ := filepath.Glob(filepath.Join(filesDir, table, "window=*", "*.jsonl"))
 		for _, name := range names {
@@ -251,21 +263,7 @@ func checkExact(t *testing.T, conn *pgx.Conn, filesDir string, window time.Durat
 				gotLines[filepath.Base(filepath.Dir(name))+" "+line]++
 			}
 		}
-		var bad []string
-		for k, n := range gotLines {
-			if wantLines[k] != n {
-				bad = append(bad, fmt.Sprintf("%dx (want %d) %.80s", n, wantLines[k], k))
-			}
-		}
-		for k, n := range wantLines {
-			if gotLines[k] == 0 {
-				bad = append(bad, fmt.Sprintf("0x (want %d) %.80s", n, k))
-			}
-		}
-		sort.Strings(bad)
-		if len(wantLines) < posts/2 || len(bad) > 0 {
-			t.Errorf("%s files (%d files): %d lines wrong of %d, e.g. %v", table, len(names), len(bad), len(wantLines), bad[:min(5, len(bad))])
-		}
+		compareLines(t, table+" files", len(names), posts, wantLines, gotLines)
 	}
 
 	// The category counts: each post of the pin topic, cleaned, in the
@@ -328,6 +326,41 @@ func checkExact(t *testing.T, conn *pgx.Conn, filesDir string, window time.Durat
 		t.Errorf("%s sums to %d posts (%v), want %d", postgres.CategoryCountsTable, counted, err, len(want))
 	}
 	t.Logf("category counts: %d of %d (window, category, post) entries (%d missing)", len(got), len(want), len(missing))
+}
+
+// wantWindowLines are the clean rows of a table's records as the windowed
+// outputs must hold them: "window=<start> <row JSON>", with their counts.
+func wantWindowLines(table string, window time.Duration, records func(table string) []sourceRecord) map[string]int {
+	size := window.Milliseconds()
+	want := map[string]int{}
+	for _, r := range records(table) {
+		if row := cleanRowJSON(table, r.value); row != nil {
+			start := time.UnixMilli(r.time.UnixMilli() - r.time.UnixMilli()%size).UTC()
+			want["window="+start.Format(time.RFC3339)+" "+string(row)]++
+		}
+	}
+	return want
+}
+
+// compareLines fails the test unless got holds each line of want as many
+// times (and nothing else), want holding at least half of posts.
+func compareLines(t *testing.T, what string, files, posts int, want, got map[string]int) {
+	t.Helper()
+	var bad []string
+	for k, n := range got {
+		if want[k] != n {
+			bad = append(bad, fmt.Sprintf("%dx (want %d) %.80s", n, want[k], k))
+		}
+	}
+	for k, n := range want {
+		if got[k] == 0 {
+			bad = append(bad, fmt.Sprintf("0x (want %d) %.80s", n, k))
+		}
+	}
+	sort.Strings(bad)
+	if len(want) < posts/2 || len(bad) > 0 {
+		t.Errorf("%s (%d files): %d lines wrong of %d, e.g. %v", what, files, len(bad), len(want), bad[:min(5, len(bad))])
+	}
 }
 
 // emulateInBackground runs the emulator until it has sent its posts, and

@@ -32,6 +32,9 @@
 // here. A record dropped as later than the allowed lateness may leave a gap
 // in its partition's spans: nothing is lost, but restarts re-read from it.
 //
+// With Options.Iceberg the file output is Iceberg tables, each pane one
+// snapshot committed before its positions, exactly once (iceberg.go).
+//
 // Without Positions (no PostgreSQL: --files alone) Kafka commits its
 // group's offsets once the bundle that read the records is committed, and
 // Kinesis keeps no position at all (it starts at --start): a re-read may
@@ -49,6 +52,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
 	"github.com/pinpipe/pinpipe/io/files"
+	"github.com/pinpipe/pinpipe/io/icebergio"
 	"github.com/pinpipe/pinpipe/io/postgres"
 	"github.com/pinpipe/pinpipe/transforms"
 )
@@ -89,6 +93,11 @@ type Options struct {
 	Positions string
 	// Job names the positions.
 	Job string
+	// Iceberg, when its Warehouse is set, makes the file output Iceberg
+	// tables (one per clean table, in Iceberg.Namespace) instead of
+	// JSON-lines files, committed exactly once per pane (iceberg.go); it
+	// needs Positions.
+	Iceberg icebergio.Options
 }
 
 // Source reads the raw records of one table.
@@ -106,7 +115,16 @@ func Build(s beam.Scope, o Options) error {
 	if o.Positions != "" && (o.DurableSource.Read == nil || o.Job == "") {
 		return fmt.Errorf("streaming: durable positions need a source that gives them and a job name")
 	}
-	if o.Sink == "" && o.Files == "" {
+	iceberg := o.Iceberg.Warehouse != ""
+	if iceberg && o.Positions == "" {
+		return fmt.Errorf("streaming: Iceberg output commits exactly once by the durable positions: give --sink or --checkpoint-dsn (PostgreSQL)")
+	}
+	if iceberg {
+		if err := o.Iceberg.Check(); err != nil {
+			return err
+		}
+	}
+	if o.Sink == "" && o.Files == "" && !iceberg {
 		return fmt.Errorf("streaming: give --sink (PostgreSQL) or --files, or both")
 	}
 	if o.Window <= 0 {
@@ -151,9 +169,9 @@ func Build(s beam.Scope, o Options) error {
 			if counts {
 				sink = o.Sink
 			}
-			items := beam.ParDo(ts, &spanItemFn{Lateness: o.AllowedLateness, Table: table, Counts: counts, Files: o.Files != ""}, spans)
+			items := beam.ParDo(ts, &spanItemFn{Lateness: o.AllowedLateness, Table: table, Counts: counts, Files: o.Files != "" || iceberg}, spans)
 			panes := durablePanes(ts, items, o.Window, o.AllowedLateness)
-			beam.ParDo0(ts, &writePaneFn{Sink: sink, Positions: o.Positions, Store: o.DurableSource.Store, Job: o.Job, Files: fileDir, Prefix: table}, panes)
+			beam.ParDo0(ts, &writePaneFn{Sink: sink, Positions: o.Positions, Store: o.DurableSource.Store, Job: o.Job, Files: fileDir, Prefix: table, Iceberg: o.Iceberg}, panes)
 		case counts:
 			postgres.WriteCategoryCounts(ts, o.Sink, CategoryPosts(ts, c.Rows, o.Window, o.AllowedLateness))
 		}

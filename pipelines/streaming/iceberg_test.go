@@ -1,0 +1,165 @@
+package streaming
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/pinpipe/pinpipe/internal/testenv"
+	"github.com/pinpipe/pinpipe/io/icebergio"
+	"github.com/pinpipe/pinpipe/io/parquetio"
+	"github.com/pinpipe/pinpipe/transforms"
+)
+
+// TestIcebergRestartAfterKill kills `pinpipe stream --format=iceberg` with
+// SIGKILL in mid-stream (windows open, earlier panes committed to the
+// tables) and starts it again from its durable positions: each window's
+// rows are in its table once, read with iceberg-go's scan and file by file,
+// and every snapshot's summary names the window and the spans it covers.
+func TestIcebergRestartAfterKill(t *testing.T) {
+	testRestart(t, restartCase{window: 2 * time.Second, rowsAtStop: 150, iceberg: true,
+		stop: func(t *testing.T, p *testenv.Proc) { p.Kill() }})
+}
+
+// checkIceberg checks the streaming job's Iceberg tables in warehouse
+// against the records of the topics: with iceberg-go's scan, each clean
+// row once; file by file (each data file is one window's), each clean row
+// once in the window of its record's timestamp; and the snapshots'
+// summaries name the job's windows and spans.
+func checkIceberg(t *testing.T, warehouse, prefix string, window time.Duration, posts int, records func(table string) []sourceRecord) {
+	t.Helper()
+	ctx := context.Background()
+	o := icebergio.Options{Warehouse: warehouse, Namespace: icebergio.StreamNamespace(prefix)}
+	cat, err := icebergio.Open(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer icebergio.Close(cat)
+	for _, name := range transforms.Tables {
+		s := transforms.SchemaOf(name)
+		tbl, err := cat.LoadTable(ctx, table.Identifier{o.Namespace, name})
+		if err != nil {
+			t.Fatalf("loading %s: %v", name, err)
+		}
+		want := wantWindowLines(name, window, records)
+
+		// iceberg-go's scan: each clean row's ind as often as the topic
+		// has its clean record.
+		wantInds := map[int64]int{}
+		parser := transforms.NewJSONRowParser(&s)
+		for k, n := range want {
+			_, row, _ := strings.Cut(k, " ")
+			ind, _, err := parser.Parse([]byte(row))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantInds[ind] += n
+		}
+		at, err := tbl.Scan().ToArrowTable(ctx)
+		if err != nil {
+			t.Fatalf("scanning %s: %v", name, err)
+		}
+		gotInds := map[int64]int{}
+		tr := array.NewTableReader(at, 1024)
+		for tr.Next() {
+			rec := tr.RecordBatch()
+			col := rec.Column(rec.Schema().FieldIndices("ind")[0]).(*array.Int64)
+			for i := range int(rec.NumRows()) {
+				gotInds[col.Value(i)]++
+			}
+		}
+		tr.Release()
+		at.Release()
+		wrong := 0
+		for ind, n := range gotInds {
+			if wantInds[ind] != n {
+				wrong++
+			}
+		}
+		for ind := range wantInds {
+			if gotInds[ind] == 0 {
+				wrong++
+			}
+		}
+		if wrong > 0 || len(wantInds) < posts/2 {
+			t.Errorf("%s scanned: %d inds of %d wrong (missing or not once)", name, wrong, len(wantInds))
+		}
+
+		// File by file: each data file holds one window's rows.
+		tasks, err := tbl.Scan().PlanFiles(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		for _, task := range tasks {
+			path := task.File.FilePath()
+			i := strings.Index(path, "/window=")
+			if i < 0 {
+				t.Fatalf("%s: a data file outside a window's directory: %s", name, path)
+			}
+			win, _, _ := strings.Cut(path[i+1:], "/")
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, _ := f.Stat()
+			r, err := parquetio.NewReader(f, st.Size(), s)
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			for r.Next() {
+				js, err := s.AppendJSON(nil, r.Row())
+				if err != nil {
+					t.Fatal(err)
+				}
+				got[win+" "+string(js)]++
+			}
+			if err := r.Err(); err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			f.Close()
+		}
+		compareLines(t, name+" Iceberg table", len(tasks), posts, want, got)
+
+		committed, err := icebergio.CommittedSpans(tbl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snaps := tbl.Metadata().Snapshots()
+		if len(committed) != len(snaps) || len(committed) == 0 {
+			t.Errorf("%s: %d of %d snapshots name their window and spans", name, len(committed), len(snaps))
+		}
+		for _, c := range committed {
+			startStr, endStr, _ := strings.Cut(c.Window, "/")
+			start, err1 := time.Parse(time.RFC3339, startStr)
+			end, err2 := time.Parse(time.RFC3339, endStr)
+			if err1 != nil || err2 != nil || end.Sub(start) != window || c.Job == "" || len(c.Spans) == 0 {
+				t.Errorf("%s: snapshot %d names job %q, window %q, %d spans", name, c.SnapshotID, c.Job, c.Window, len(c.Spans))
+			}
+		}
+		t.Logf("%s: %d rows in %d files, %d snapshots", name, len(want), len(tasks), len(snaps))
+	}
+}
+
+// icebergSnapshots is the number of snapshots of one of the streaming
+// job's tables, 0 when there is no such table yet.
+func icebergSnapshots(t *testing.T, warehouse, prefix, name string) int {
+	t.Helper()
+	ctx := context.Background()
+	o := icebergio.Options{Warehouse: warehouse, Namespace: icebergio.StreamNamespace(prefix)}
+	cat, err := icebergio.Open(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer icebergio.Close(cat)
+	tbl, err := cat.LoadTable(ctx, table.Identifier{o.Namespace, name})
+	if err != nil {
+		return 0
+	}
+	return len(tbl.Metadata().Snapshots())
+}
