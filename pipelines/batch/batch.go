@@ -532,7 +532,12 @@ func writeViews(ctx context.Context, output string, c *Commit) error {
 // finished.
 func writeReport(ctx context.Context, o Options, c *Commit, start time.Time, phases []report.Phase) error {
 	meta := report.Meta{Started: start, WallTime: time.Since(start), Phases: phases,
-		Input: o.Input, Output: o.Output, Runner: runners.Runner(), Format: o.Format, Shards: c.Layout.Buckets}
+		Input: o.Input, Output: o.Output, Runner: runners.Runner(), Format: o.Format, Shards: c.Layout.Buckets,
+		Tables: report.Tables{Format: o.Format, Dir: files.Join(o.Output, TablesDir), Names: transforms.Tables}}
+	if o.Format == FormatIceberg {
+		meta.Tables = report.Tables{Format: o.Format, Warehouse: o.Iceberg.Warehouse, Catalog: o.Iceberg.Catalog,
+			CatalogURI: o.Iceberg.CatalogURI, Namespace: o.Iceberg.Namespace, Names: icebergio.TableNames()}
+	}
 	var buf bytes.Buffer
 	if err := report.Render(&buf, c.Insights, c.Summary, meta); err != nil {
 		return err

@@ -23,6 +23,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/pinpipe/pinpipe/internal/icebird"
 	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/io/icebergio"
 	"github.com/pinpipe/pinpipe/io/smb"
@@ -172,6 +173,62 @@ func icebergSnapshot(t *testing.T, o icebergio.Options) map[string]string {
 	return snap
 }
 
+// icebirdSnapshot is icebergSnapshot read by icebird, an Iceberg reader
+// nobody here wrote (npm, run with Node.js), from each table's current
+// metadata file as the catalog names it: the tables must be spec-conformant
+// Iceberg, not merely what iceberg-go reads back. Its values are converted
+// to what iceberg-go's scan gives, so both go through the same comparison.
+func icebirdSnapshot(t *testing.T, o icebergio.Options, s3Endpoint string) map[string]string {
+	t.Helper()
+	read := func(name string) []map[string]any {
+		t.Helper()
+		loc := icebergTable(t, o, name).MetadataLocation()
+		rows, err := icebird.ReadTable(t, loc, icebird.Options{S3Endpoint: s3Endpoint})
+		if err != nil {
+			t.Fatalf("icebird reading %s (%s): %v", name, loc, err)
+		}
+		for _, r := range rows {
+			for k, v := range r {
+				switch v := v.(type) {
+				case time.Time:
+					r[k] = arrow.Timestamp(v.UnixMicro())
+				case []any: // a list of doubles
+					xs := make([]float64, len(v))
+					for i, x := range v {
+						f, ok := x.(float64)
+						if !ok {
+							t.Fatalf("%s.%s: a list holding %T", name, k, x)
+						}
+						xs[i] = f
+					}
+					r[k] = xs
+				}
+			}
+		}
+		return rows
+	}
+	snap := map[string]string{}
+	for _, s := range transforms.Schemas {
+		var rows []string
+		for _, r := range read(s.Table) {
+			rows = append(rows, cleanRowJSON(t, s, r))
+		}
+		slices.SortFunc(rows, func(a, b string) int { return int(indOf(t, a) - indOf(t, b)) })
+		snap["tables/"+s.Table+".jsonl"] = strings.Join(rows, "\n") + "\n"
+	}
+	var dead []string
+	for _, r := range read(icebergio.DeadLetterTable) {
+		dead = append(dead, string(remarshal(t, r, reflect.TypeFor[transforms.DeadLetter](), false)))
+	}
+	slices.Sort(dead)
+	snap["deadletter.jsonl"] = strings.Join(dead, "\n") + "\n"
+	var in transforms.Insights
+	for _, n := range in.Named() {
+		snap["insights/"+n.Name+".json"] = string(remarshal(t, read(n.Name), reflect.TypeOf(n.Rows), true)) + "\n"
+	}
+	return snap
+}
+
 // remarshal turns scanned rows into the Go type the batch job writes them
 // from (an insight's rows, a dead letter) and marshals that, as the job's
 // own JSON files are written.
@@ -219,6 +276,11 @@ func TestIcebergGoldenDirect(t *testing.T) {
 		runBatch(t, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: FormatIceberg, Shards: shards})
 		o := icebergOptions(t, out)
 		compareGolden(t, icebergSnapshot(t, o))
+		compareGolden(t, icebirdSnapshot(t, o, ""))
+		page, err := os.ReadFile(filepath.Join(out, ReportFile))
+		if want := "iceberg_scan(&#39;" + o.Warehouse + "/pinpipe/pin&#39;)"; err != nil || !strings.Contains(string(page), want) {
+			t.Errorf("the report shows no DuckDB query of the tables (%s): %v", want, err)
+		}
 		spec := icebergTable(t, o, transforms.TableGeo).Spec()
 		if f := spec.Field(0); spec.NumFields() != 1 || f.Transform.String() != fmt.Sprintf("bucket[%d]", shards) {
 			t.Errorf("%d shards: the geo table's partition spec is %v, want bucket[%d](ind)", shards, spec, shards)
@@ -378,7 +440,9 @@ func TestIcebergGoldenPrism(t *testing.T) {
 		out := t.TempDir()
 		ice := icebergio.Options{Catalog: icebergio.CatalogHadoop}
 		runBatch(t, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: out, Format: FormatIceberg, Shards: 3, Iceberg: ice})
-		compareGolden(t, icebergSnapshot(t, icebergio.Options{Catalog: icebergio.CatalogHadoop, Warehouse: filepath.Join(out, icebergio.WarehouseDir), Namespace: "pinpipe"}))
+		hadoop := icebergio.Options{Catalog: icebergio.CatalogHadoop, Warehouse: filepath.Join(out, icebergio.WarehouseDir), Namespace: "pinpipe"}
+		compareGolden(t, icebergSnapshot(t, hadoop))
+		compareGolden(t, icebirdSnapshot(t, hadoop, ""))
 		for _, name := range icebergio.TableNames() {
 			if _, err := os.Stat(filepath.Join(out, icebergio.WarehouseDir, "pinpipe", name, "metadata", "version-hint.text")); err != nil {
 				t.Errorf("the Hadoop catalog wrote no version-hint.text for %s: %v", name, err)
@@ -396,6 +460,7 @@ func TestIcebergGoldenPrism(t *testing.T) {
 		runBatch(t, Options{Input: sampleDir, TopicPrefix: "pinpipe", Output: "s3://lake/out", Format: FormatIceberg, Shards: 3, Iceberg: ice})
 		ice.Namespace = "pinpipe"
 		compareGolden(t, icebergSnapshot(t, ice))
+		compareGolden(t, icebirdSnapshot(t, ice, srv.URL))
 		tbl := icebergTable(t, ice, transforms.TablePin)
 		if loc := tbl.Location(); loc != "s3://lake/warehouse/pinpipe/pin" {
 			t.Errorf("the pin table lives in %s, want s3://lake/warehouse/pinpipe/pin", loc)
