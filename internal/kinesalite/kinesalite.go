@@ -23,7 +23,18 @@ var ErrNotInstalled = errors.New("kinesalite is not installed")
 // port the kernel picks, prints the port, and exits when stdin ends.
 // Streams are created, deleted and updated within 50 ms, and up to 1000
 // shards may exist.
-const script = `const s = require(process.argv[1])({createStreamMs: 50, deleteStreamMs: 50, updateStreamMs: 50, shardLimit: 1000});
+const script = `// kinesalite throws from a request's 'error' event when its client goes
+// away mid-request (a job killed with SIGKILL while it reads), which ended
+// the whole server: that request is over, the server serves on.
+process.on('uncaughtException', (err) => {
+  if (err && (err.code === 'ECONNRESET' || err.message === 'aborted')) {
+    console.error('kinesalite: a client went away mid-request (' + err.message + '); serving on');
+    return;
+  }
+  console.error(err);
+  process.exit(1);
+});
+const s = require(process.argv[1])({createStreamMs: 50, deleteStreamMs: 50, updateStreamMs: 50, shardLimit: 1000});
 s.listen(0, '127.0.0.1', () => console.log(s.address().port));
 process.stdin.on('end', () => process.exit(0));
 process.stdin.on('error', () => process.exit(0));
