@@ -109,11 +109,18 @@ func checkFormat(format string) error {
 func formatFlags(fs *flag.FlagSet, o *batch.Options) {
 	fs.StringVar(&o.Format, "format", batch.FormatParquet, "format of the clean tables: parquet, jsonl, or iceberg (Parquet files published as Apache Iceberg tables, "+
 		"with the insights and dead letters, in --iceberg-warehouse)")
-	fs.StringVar(&o.Iceberg.Warehouse, "iceberg-warehouse", "", "with --format=iceberg: directory or s3://bucket/prefix the tables live in, as <warehouse>/<topic prefix>/<table> (default: <output>/"+icebergio.WarehouseDir+")")
-	fs.StringVar(&o.Iceberg.Catalog, "catalog", icebergio.DefaultCatalog, "with --format=iceberg: the catalog registering the tables: "+strings.Join(icebergio.Catalogs, ", ")+
-		" (sql: an embedded SQLite file; hadoop: metadata files and version-hint.text only, local warehouses; rest and glue: not tested here)")
-	fs.StringVar(&o.Iceberg.CatalogURI, "catalog-uri", "", "with --format=iceberg: sql: the SQLite file (default: <warehouse>/"+icebergio.SQLiteFile+", local warehouses); "+
-		"postgres: a DSN (postgres://user@host:5432/db, the password in PGPASSWORD or ~/.pgpass); rest: the server's URL")
+	icebergFlags(fs, &o.Iceberg, "<output>/"+icebergio.WarehouseDir, "<warehouse>/<topic prefix>/<table>")
+}
+
+// icebergFlags are the Iceberg flags of batch, schedule and stream:
+// where the tables live (defaultWarehouse and layout say how, per
+// command) and which catalog registers them.
+func icebergFlags(fs *flag.FlagSet, o *icebergio.Options, defaultWarehouse, layout string) {
+	fs.StringVar(&o.Warehouse, "iceberg-warehouse", "", "with --format=iceberg: directory or s3://bucket/prefix the tables live in, as "+layout+" (default: "+defaultWarehouse+")")
+	fs.StringVar(&o.Catalog, "catalog", icebergio.DefaultCatalog, "with --format=iceberg: the catalog registering the tables: "+strings.Join(icebergio.Catalogs, ", ")+
+		" (sql: embedded SQLite; hadoop: local only; rest, glue: untested here)")
+	fs.StringVar(&o.CatalogURI, "catalog-uri", "", "with --format=iceberg: sql: the SQLite file (default <warehouse>/"+icebergio.SQLiteFile+"); "+
+		"postgres: a DSN (password from PGPASSWORD or ~/.pgpass); rest: its URL")
 }
 
 func printSummary(w *os.File, sum transforms.Summary) {

@@ -49,11 +49,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.DurationVar(&o.Window, "window", time.Minute, "event-time window of the files and the category counts")
 	format := fs.String("format", batch.FormatJSONL, "format of the --files output: "+batch.FormatJSONL+" (windowed JSON-lines files) or "+batch.FormatIceberg+
 		" (Apache Iceberg tables <topic prefix>_stream.<table> in --iceberg-warehouse, each window pane committed exactly once; needs --sink or --checkpoint-dsn)")
-	fs.StringVar(&o.Iceberg.Warehouse, "iceberg-warehouse", "", "with --format=iceberg: directory or s3://bucket/prefix the tables live in (default: <files>/"+icebergio.WarehouseDir+")")
-	fs.StringVar(&o.Iceberg.Catalog, "catalog", icebergio.DefaultCatalog, "with --format=iceberg: the catalog registering the tables: "+strings.Join(icebergio.Catalogs, ", ")+
-		" (as for pinpipe batch)")
-	fs.StringVar(&o.Iceberg.CatalogURI, "catalog-uri", "", "with --format=iceberg: sql: the SQLite file (default: <warehouse>/"+icebergio.SQLiteFile+", local warehouses); "+
-		"postgres: a DSN; rest: the server's URL")
+	icebergFlags(fs, &o.Iceberg, "<files>/"+icebergio.WarehouseDir, "<warehouse>/<topic prefix>_stream/<table>")
 	fs.DurationVar(&o.AllowedLateness, "allowed-lateness", streaming.DefaultAllowedLateness, "how late a post may arrive and still update its window's count")
 	metricsListen := metricsListenFlag(fs)
 	return func(ctx context.Context) error {

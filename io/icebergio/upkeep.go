@@ -19,34 +19,46 @@ type Orphans struct {
 	Bytes int64
 }
 
-// RemoveOrphans lists, and unless dryRun removes, the orphan files of every
-// table older than olderThan. A file younger than that may belong to a run
-// still writing; the batch job calls it with 0 only while it holds the
-// output's lease, after publishing, when no other run writes.
-func RemoveOrphans(ctx context.Context, o Options, olderThan time.Duration, dryRun bool) ([]Orphans, error) {
+// eachTable calls fn with every table of the namespace that exists, in
+// TableNames' order, through one catalog connection.
+func eachTable(ctx context.Context, o Options, fn func(name string, tbl *table.Table) error) error {
 	cat, err := Open(ctx, o)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer Close(cat)
-	var out []Orphans
 	for _, name := range TableNames() {
 		tbl, err := cat.LoadTable(ctx, o.ident(name))
 		if errors.Is(err, catalog.ErrNoSuchTable) {
 			continue
 		}
 		if err != nil {
-			return out, err
+			return err
 		}
+		if err := fn(name, tbl); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RemoveOrphans lists, and unless dryRun removes, the orphan files of every
+// table older than olderThan. A file younger than that may belong to a run
+// still writing; the batch job calls it with 0 only while it holds the
+// output's lease, after publishing, when no other run writes.
+func RemoveOrphans(ctx context.Context, o Options, olderThan time.Duration, dryRun bool) ([]Orphans, error) {
+	var out []Orphans
+	err := eachTable(ctx, o, func(name string, tbl *table.Table) error {
 		res, err := tbl.DeleteOrphanFiles(ctx, table.WithFilesOlderThan(olderThan), table.WithDryRun(dryRun))
 		if err != nil {
-			return out, fmt.Errorf("iceberg: orphan files of %s: %w", name, err)
+			return fmt.Errorf("iceberg: orphan files of %s: %w", name, err)
 		}
 		if len(res.OrphanFileLocations) > 0 {
 			out = append(out, Orphans{Table: name, Files: slices.Sorted(slices.Values(res.OrphanFileLocations)), Bytes: res.TotalSizeBytes})
 		}
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
 
 // TableInfo describes one table for `pinpipe tables list`.
@@ -85,27 +97,16 @@ func snapshotInfo(s *table.Snapshot, current int64) SnapshotInfo {
 
 // List describes the namespace's tables that exist, in TableNames' order.
 func List(ctx context.Context, o Options) ([]TableInfo, error) {
-	cat, err := Open(ctx, o)
-	if err != nil {
-		return nil, err
-	}
-	defer Close(cat)
 	var out []TableInfo
-	for _, name := range TableNames() {
-		tbl, err := cat.LoadTable(ctx, o.ident(name))
-		if errors.Is(err, catalog.ErrNoSuchTable) {
-			continue
-		}
-		if err != nil {
-			return out, err
-		}
+	err := eachTable(ctx, o, func(name string, tbl *table.Table) error {
 		ti := TableInfo{Name: name, Location: tbl.Location(), Snapshots: len(tbl.Metadata().Snapshots())}
 		if s := tbl.CurrentSnapshot(); s != nil {
 			ti.Current = snapshotInfo(s, s.SnapshotID)
 		}
 		out = append(out, ti)
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
 
 // History lists a table's snapshots, oldest first.
@@ -135,30 +136,19 @@ func History(ctx context.Context, o Options, name string) ([]SnapshotInfo, error
 // olderThan beyond the retainLast most recent, and the files only they
 // named. It returns how many snapshots each table lost.
 func ExpireSnapshots(ctx context.Context, o Options, olderThan time.Duration, retainLast int) (map[string]int, error) {
-	cat, err := Open(ctx, o)
-	if err != nil {
-		return nil, err
-	}
-	defer Close(cat)
 	out := map[string]int{}
-	for _, name := range TableNames() {
-		tbl, err := cat.LoadTable(ctx, o.ident(name))
-		if errors.Is(err, catalog.ErrNoSuchTable) {
-			continue
-		}
-		if err != nil {
-			return out, err
-		}
+	err := eachTable(ctx, o, func(name string, tbl *table.Table) error {
 		before := len(tbl.Metadata().Snapshots())
 		tx := tbl.NewTransaction()
 		if err := tx.ExpireSnapshots(table.WithOlderThan(olderThan), table.WithRetainLast(retainLast)); err != nil {
-			return out, fmt.Errorf("iceberg: expiring snapshots of %s: %w", name, err)
+			return fmt.Errorf("iceberg: expiring snapshots of %s: %w", name, err)
 		}
 		after, err := tx.Commit(ctx)
 		if err != nil {
-			return out, fmt.Errorf("iceberg: expiring snapshots of %s: %w", name, err)
+			return fmt.Errorf("iceberg: expiring snapshots of %s: %w", name, err)
 		}
 		out[name] = before - len(after.Metadata().Snapshots())
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
