@@ -7,7 +7,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
@@ -76,7 +79,24 @@ func RunOn(ctx context.Context, runner string, p *beam.Pipeline) (beam.PipelineR
 	if err := validate(runner); err != nil {
 		return nil, err
 	}
+	defer removeLoopbackPlaceholders(time.Now())
 	return beam.Run(ctx, runner, p)
+}
+
+// removeLoopbackPlaceholders removes the empty files Beam's universal runner
+// creates in the temp directory as the worker "binary" of a loopback job
+// (prism's default environment) and never removes: one per run, so a
+// scheduled job would leave one a day for ever. The file is only a name in
+// the pipeline's environment, never read, so removing one of another run
+// that is still going is harmless.
+func removeLoopbackPlaceholders(since time.Time) {
+	files, _ := filepath.Glob(filepath.Join(os.TempDir(), "beamloopbackworker-*"))
+	for _, f := range files {
+		info, err := os.Stat(f)
+		if err == nil && info.Mode().IsRegular() && info.Size() == 0 && !info.ModTime().Before(since.Add(-time.Second)) {
+			os.Remove(f)
+		}
+	}
 }
 
 // ForUnbounded is the runner for a job with unbounded reads: runner, but

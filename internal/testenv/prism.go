@@ -133,5 +133,30 @@ func ProcessEnvironment(t testing.TB) string {
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(removeBootCopies)
 	return fmt.Sprintf(`{"command":%q}`, wrapper)
+}
+
+// removeBootCopies removes the copies of the job binary Beam's boot program
+// leaves behind: it copies the staged binary to a fresh /tmp/bin*/worker
+// (the path is hard-coded, TMPDIR does not move it) for every worker it
+// starts and never removes it, so each PROCESS-environment test left a few
+// hundred MB per worker and repeated runs filled the disk. A copy is removed
+// once it is older than a few seconds: a copy still being written (by
+// another package's test running in parallel) is newer than that, and one a
+// worker is running from stays usable after the unlink, as any running
+// executable does on Linux.
+func removeBootCopies() {
+	dirs, _ := filepath.Glob("/tmp/bin*")
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(dir)
+		if err != nil || len(entries) != 1 || entries[0].Name() != "worker" {
+			continue // not a boot program's copy
+		}
+		info, err := entries[0].Info()
+		if err != nil || time.Since(info.ModTime()) < 10*time.Second {
+			continue
+		}
+		os.RemoveAll(dir)
+	}
 }
