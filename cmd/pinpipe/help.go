@@ -24,7 +24,7 @@ var helpGroups = map[string][]helpGroup{
 	"stream": {
 		{"source", []string{"source", "kafka-brokers", "topic-prefix", "start", "until-latest", "group", "job-name", "checkpoint-dsn"}},
 		{"outputs", []string{"sink", "files", "window", "allowed-lateness"}},
-		{"monitoring", []string{"metrics-listen"}},
+		{"monitoring and restarts", []string{"metrics-listen", "restart-attempts", "restart-delay"}},
 	},
 	"gateway": {
 		{"serving", []string{"listen", "kafka-brokers", "kinesis", "topic-prefix", "auto-create-topics", "stream-admin", "tls-cert", "tls-key"}},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,7 +40,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 	source := fs.String("source", "kafka", "kafka or kinesis")
 	prefix := fs.String("topic-prefix", "pinpipe", "topics <prefix>.pin|geo|user, or streams streaming-<prefix>-pin|geo|user")
 	brokers := fs.String("kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka brokers (--source=kafka)")
-	group := fs.String("group", "pinpipe-stream", "Kafka consumer group the job commits its read offsets to (for monitoring; with a checkpoint table the job resumes from that table, not from the group)")
+	group := fs.String("group", "pinpipe-stream", "Kafka group the read offsets go to (see --start)")
 	start := fs.String("start", "committed", "where to start: committed (Kafka: each partition after its durable positions in "+kafkaio.PositionTable+", else the group's offsets; Kinesis: each shard after its checkpoint; else earliest), earliest (from the beginning) or latest (from now)")
 	jobName := fs.String("job-name", "pinpipe-stream", "the name the positions (Kafka) or the shards' checkpoints and lease (Kinesis) are kept under; a second Kinesis job with the same name cannot read the same streams")
 	checkpointDSN := fs.String("checkpoint-dsn", "", "PostgreSQL DSN of the checkpoint tables ("+kafkaio.PositionTable+", "+kinesisio.CheckpointTable+"); default: --sink")
@@ -52,6 +53,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 	icebergFlags(fs, &o.Iceberg, "<files>/"+icebergio.WarehouseDir, "<warehouse>/<topic prefix>_stream/<table>")
 	fs.DurationVar(&o.AllowedLateness, "allowed-lateness", streaming.DefaultAllowedLateness, "how late a post may arrive and still update its window's count")
 	metricsListen := metricsListenFlag(fs)
+	restarts := restartFlags(fs)
 	return func(ctx context.Context) error {
 		// The first signal drains the job rather than cancelling it: its
 		// reads see this marker, stop at what they have, windows fire and
@@ -236,12 +238,58 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 				slog.Error("requesting the streaming job's drain", "err", err)
 			}
 		}()
-		_, err = runners.RunOn(runCtx, runner, p)
-		if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
-			return cause
+		for {
+			_, err = runners.RunOn(runCtx, runner, p)
+			if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+				return cause
+			}
+			if err == nil || runner != "prism" || ctx.Err() != nil || drain.Requested(marker.Path()) || !restarts.allow(time.Now()) {
+				return err
+			}
+			// The cause in one line: the runner's error holds the plan.
+			slog.Error("the streaming job failed; restarting it from its durable positions", "err", rootCause(err.Error()),
+				"in", restarts.Delay, "restarts_this_hour", len(restarts.done), "of", restarts.Attempts)
+			slog.Debug("the failed run", "err", err)
+			select {
+			case <-ctx.Done(): // a signal: stop rather than restart
+				return err
+			case <-time.After(restarts.Delay):
+			}
 		}
-		return err
 	}
+}
+
+// restartPolicy is --restart-attempts and --restart-delay: Flink's
+// failure-rate restart strategy for a job run by prism in this process. A
+// failed run is restarted after Delay, at most Attempts times within any
+// hour; past that the command fails. A restart resumes from the durable
+// positions, so it loses and doubles nothing (without --sink or
+// --checkpoint-dsn it starts from the group's offsets, as any restart
+// would). Why here: prism has no restart of its own, and v2.77 fails a job
+// now and then on a loaded machine by its own race (RELIABILITY.md). On
+// flink, universal and dataflow the runner restarts failed work itself.
+type restartPolicy struct {
+	Attempts int
+	Delay    time.Duration
+	done     []time.Time // restarts within the last hour
+}
+
+func restartFlags(fs *flag.FlagSet) *restartPolicy {
+	rp := &restartPolicy{}
+	fs.IntVar(&rp.Attempts, "restart-attempts", 5, "on prism: restarts per hour of a failed job, from its durable positions")
+	fs.DurationVar(&rp.Delay, "restart-delay", 10*time.Second, "on prism: the wait before a restart")
+	return rp
+}
+
+// allow records a restart at now and says whether it is within the
+// policy.
+func (rp *restartPolicy) allow(now time.Time) bool {
+	rp.done = slices.DeleteFunc(rp.done, func(t time.Time) bool { return now.Sub(t) >= time.Hour })
+	if len(rp.done) >= rp.Attempts {
+		return false
+	}
+	rp.done = append(rp.done, now)
+	return true
 }
 
 // watchLease checks the job's lease every few seconds and ends the run if
