@@ -148,7 +148,7 @@ func RewriteFiles(ctx context.Context, o Options, ro RewriteOptions) ([]Rewrite,
 
 // rewriteTable plans, writes and commits one table's merge.
 func rewriteTable(ctx context.Context, ro RewriteOptions, name string, tbl *table.Table) (Rewrite, error) {
-	s := transforms.SchemaOf(name)
+	_, clean := transforms.TableOf(name) // the stream writes only the clean tables
 	resumes := map[[3]string]resumeAt{} // the store is read once per partition, whatever the retries
 	for plans := 1; ; plans++ {
 		fs, err := tbl.FS(ctx)
@@ -159,11 +159,18 @@ func rewriteTable(ctx context.Context, ro RewriteOptions, name string, tbl *tabl
 		if err != nil {
 			return Rewrite{}, err
 		}
+		if !clean {
+			rw := Rewrite{Table: name}
+			for _, p := range slices.Sorted(maps.Keys(current)) {
+				rw.Left = append(rw.Left, LeftFile{p, LeftNotSpan})
+			}
+			return rw, nil
+		}
 		rw, groups, err := plan(ctx, ro, name, tbl, current, resumes)
 		if err != nil || ro.DryRun || len(groups) == 0 {
 			return rw, err
 		}
-		added, err := writeMerged(ctx, fs, tbl, s, rw.Merged, groups)
+		added, err := writeMerged(ctx, fs, tbl, transforms.SchemaOf(name), rw.Merged, groups)
 		if err != nil {
 			return Rewrite{}, err
 		}
