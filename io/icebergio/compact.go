@@ -149,7 +149,7 @@ func RewriteFiles(ctx context.Context, o Options, ro RewriteOptions) ([]Rewrite,
 // rewriteTable plans, writes and commits one table's merge.
 func rewriteTable(ctx context.Context, ro RewriteOptions, name string, tbl *table.Table) (Rewrite, error) {
 	_, clean := transforms.TableOf(name) // the stream writes only the clean tables
-	resumes := map[[3]string]resumeAt{} // the store is read once per partition, whatever the retries
+	resumes := map[[3]string]resumeAt{}  // the store is read once per partition, whatever the retries
 	for plans := 1; ; plans++ {
 		fs, err := tbl.FS(ctx)
 		if err != nil {
