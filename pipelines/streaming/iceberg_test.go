@@ -32,7 +32,7 @@ func TestIcebergRestartAfterKill(t *testing.T) {
 // job's settled span files are merged (its positions in PostgreSQL say
 // which), and the restart still commits each window's rows once.
 func TestIcebergCompactAfterKill(t *testing.T) {
-	testRestart(t, restartCase{window: 2 * time.Second, rowsAtStop: 150, iceberg: true, compact: true,
+	testRestart(t, restartCase{window: 2 * time.Second, rowsAtStop: 400, iceberg: true, compact: true,
 		stop: func(t *testing.T, p *testenv.Proc) { p.Kill() }})
 }
 
