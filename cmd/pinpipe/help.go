@@ -73,6 +73,10 @@ var helpExamples = map[string][]string{
 		"pinpipe tables expire-snapshots --output=out/clean",
 		"pinpipe tables expire-snapshots --output=out/clean --older-than=24h --retain-last=3",
 	},
+	"tables rewrite-files": {
+		"pinpipe tables rewrite-files --stream --iceberg-warehouse=out/stream/iceberg --checkpoint-dsn=postgres://pinpipe@127.0.0.1:5432/pinpipe --dry-run",
+		"pinpipe tables rewrite-files --stream --iceberg-warehouse=out/stream/iceberg --sink=postgres://pinpipe@127.0.0.1:5432/pinpipe --target-file-size=268435456",
+	},
 	"tables clean-orphans": {
 		"pinpipe tables clean-orphans --output=out/clean --dry-run",
 		"pinpipe tables clean-orphans --iceberg-warehouse=s3://lake/warehouse --catalog-uri=/var/lib/pinpipe/catalog.sqlite --older-than=24h",

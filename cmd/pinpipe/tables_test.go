@@ -13,7 +13,8 @@ import (
 // --format=iceberg, SQLite catalog), `tables list` shows every table at the
 // second run, `tables history` both runs' snapshots, `expire-snapshots`
 // removes the first run's snapshot and the files only it named, and
-// `clean-orphans` removes an old file no snapshot names but keeps a young
+// `rewrite-files` finds nothing to merge in the batch tables (one file per
+// bucket), `clean-orphans` removes an old file no snapshot names but keeps a young
 // one (it may be a running job's), and lists without removing under
 // --dry-run.
 func TestTablesCommands(t *testing.T) {
@@ -67,6 +68,12 @@ func TestTablesCommands(t *testing.T) {
 		if _, err := os.Stat(f); !os.IsNotExist(err) {
 			t.Errorf("%s, named only by the expired snapshot, is still there (%v)", f, err)
 		}
+	}
+
+	// The batch job's tables hold one file per bucket: nothing to merge.
+	r = pinpipe(t, nil, "tables", "rewrite-files", "--output="+out)
+	if r.code != 0 || !strings.Contains(r.stdout, "pinpipe.pin: left 2 files: not a stream span file") || strings.Contains(r.stdout, "merged") {
+		t.Fatalf("tables rewrite-files on the batch tables: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
 	old, young := filepath.Join(pinDir, "part-00009-dead.parquet"), filepath.Join(pinDir, "part-00008-running.parquet")

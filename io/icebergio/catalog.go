@@ -36,6 +36,12 @@
 // warehouses only: its commits are atomic only on a local filesystem);
 // "rest" and "glue", wired through iceberg-go's REST and AWS Glue catalogs
 // and not tested here (no such service runs on this machine).
+//
+// The streaming job's tables (StreamNamespace) get a snapshot per window
+// pane (StreamWriter.Commit, exactly once by the paths of its span files);
+// RewriteFiles (`pinpipe tables rewrite-files`) merges the span files the
+// job will never look for again, those its durable positions have settled
+// (see Compaction in compact.go).
 package icebergio
 
 import (

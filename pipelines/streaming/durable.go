@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -82,6 +83,28 @@ func (ps PositionStore) record(ctx context.Context, tx pgx.Tx, job string, spans
 		return kinesisio.RecordSpans(ctx, tx, job, spans)
 	}
 	return fmt.Errorf("streaming: no position store %q", string(ps))
+}
+
+// Resume is where job's reading of stream's partition or shard resumes
+// after a restart, the first position it reads again (false: the job has
+// no positions there): every span ending before it is settled, never read
+// again, so `pinpipe tables rewrite-files` may merge its Iceberg file away
+// (icebergio.ResumeFunc).
+func (ps PositionStore) Resume(ctx context.Context, conn *pgx.Conn, job, stream, part string) (string, bool, error) {
+	switch ps {
+	case KafkaPositions:
+		p, err := strconv.ParseInt(part, 10, 32)
+		if err != nil {
+			return "", false, fmt.Errorf("streaming: Kafka partition %q is not a number", part)
+		}
+		at, ok, err := kafkaio.DurableStart(ctx, conn, job, stream, int32(p))
+		return strconv.FormatInt(at, 10), ok, err
+	case KinesisPositions:
+		// kinesisio keeps a shard's checkpoint (CheckpointTable) but
+		// exports no reader of it yet.
+		return "", false, fmt.Errorf("streaming: reading a Kinesis job's checkpoints for compaction is not supported yet")
+	}
+	return "", false, fmt.Errorf("streaming: no position store %q", string(ps))
 }
 
 // SourceRecord is a raw record with what the durable positions need: its

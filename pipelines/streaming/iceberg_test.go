@@ -3,6 +3,7 @@ package streaming
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,12 +27,23 @@ func TestIcebergRestartAfterKill(t *testing.T) {
 		stop: func(t *testing.T, p *testenv.Proc) { p.Kill() }})
 }
 
+// TestIcebergCompactAfterKill is TestIcebergRestartAfterKill with `pinpipe
+// tables rewrite-files` run between the kill and the restart: the killed
+// job's settled span files are merged (its positions in PostgreSQL say
+// which), and the restart still commits each window's rows once.
+func TestIcebergCompactAfterKill(t *testing.T) {
+	testRestart(t, restartCase{window: 2 * time.Second, rowsAtStop: 400, iceberg: true, compact: true,
+		stop: func(t *testing.T, p *testenv.Proc) { p.Kill() }})
+}
+
 // checkIceberg checks the streaming job's Iceberg tables in warehouse
 // against the records of the topics: with iceberg-go's scan, each clean
 // row once; file by file (each data file is one window's), each clean row
 // once in the window of its record's timestamp; and the snapshots'
-// summaries name the job's windows and spans.
-func checkIceberg(t *testing.T, warehouse, prefix string, window time.Duration, posts int, records func(table string) []sourceRecord) {
+// summaries name the job's windows and spans. With compacted, files merged
+// by rewrite-files (of several windows) are read too, their rows counted
+// apart from the windows'; and compaction snapshots name no spans.
+func checkIceberg(t *testing.T, warehouse, prefix string, window time.Duration, posts int, compacted bool, records func(table string) []sourceRecord) {
 	t.Helper()
 	ctx := context.Background()
 	o := icebergio.Options{Warehouse: warehouse, Namespace: icebergio.StreamNamespace(prefix)}
@@ -96,13 +108,18 @@ func checkIceberg(t *testing.T, warehouse, prefix string, window time.Duration, 
 			t.Fatal(err)
 		}
 		got := map[string]int{}
+		merged := map[string]int{} // rows of the compacted files, without their window
 		for _, task := range tasks {
 			path := task.File.FilePath()
 			i := strings.Index(path, "/window=")
-			if i < 0 {
+			inMerged := compacted && strings.Contains(path, "/data/compacted/")
+			if i < 0 && !inMerged {
 				t.Fatalf("%s: a data file outside a window's directory: %s", name, path)
 			}
-			win, _, _ := strings.Cut(path[i+1:], "/")
+			var win string
+			if !inMerged {
+				win, _, _ = strings.Cut(path[i+1:], "/")
+			}
 			f, err := os.Open(path)
 			if err != nil {
 				t.Fatal(err)
@@ -117,12 +134,34 @@ func checkIceberg(t *testing.T, warehouse, prefix string, window time.Duration, 
 				if err != nil {
 					t.Fatal(err)
 				}
-				got[win+" "+string(js)]++
+				if inMerged {
+					merged[string(js)]++
+				} else {
+					got[win+" "+string(js)]++
+				}
 			}
 			if err := r.Err(); err != nil {
 				t.Fatalf("%s: %v", path, err)
 			}
 			f.Close()
+		}
+		if len(merged) > 0 {
+			// Each merged row stands for a wanted line of its window that
+			// no span file has.
+			for k, n := range want {
+				win, row, _ := strings.Cut(k, " ")
+				if m := min(merged[row], n-got[k]); m > 0 {
+					got[win+" "+row] += m
+					merged[row] -= m
+				}
+			}
+			for row, n := range merged {
+				if n != 0 {
+					t.Errorf("%s: a merged row %d times too many: %s", name, n, row)
+				}
+			}
+		} else if compacted && name == transforms.TablePin {
+			t.Errorf("%s: no merged file read", name)
 		}
 		compareLines(t, name+" Iceberg table", len(tasks), posts, want, got)
 
@@ -130,7 +169,9 @@ func checkIceberg(t *testing.T, warehouse, prefix string, window time.Duration, 
 		if err != nil {
 			t.Fatal(err)
 		}
-		snaps := tbl.Metadata().Snapshots()
+		snaps := slices.DeleteFunc(slices.Clone(tbl.Metadata().Snapshots()), func(s table.Snapshot) bool {
+			return s.Summary != nil && s.Summary.Properties[icebergio.SummaryCompaction] != ""
+		})
 		if len(committed) != len(snaps) || len(committed) == 0 {
 			t.Errorf("%s: %d of %d snapshots name their window and spans", name, len(committed), len(snaps))
 		}

@@ -77,6 +77,7 @@ type restartCase struct {
 	rowsAtStop   int  // pin rows written before the stop
 	nothingFired bool // the stop comes before any window pane is written
 	iceberg      bool // --format=iceberg: the file output is Iceberg tables (checkIceberg)
+	compact      bool // with iceberg: pinpipe tables rewrite-files between the stop and the restart
 	stop         func(*testing.T, *testenv.Proc)
 }
 
@@ -184,6 +185,17 @@ func testRestart(t *testing.T, rc restartCase) {
 		t.Logf("the killed job had committed %d snapshots to the pin Iceberg table",
 			icebergSnapshots(t, filepath.Join(filesDir, icebergio.WarehouseDir), prefix, transforms.TablePin))
 	}
+	if rc.compact {
+		// The killed job's settled span files merged: the restart must
+		// still recognise what it commits again.
+		p := testenv.Start(t, bin, nil, "tables", "rewrite-files", "--stream", "--topic-prefix="+prefix,
+			"--iceberg-warehouse="+filepath.Join(filesDir, icebergio.WarehouseDir), "--checkpoint-dsn="+dsn)
+		testenv.WaitFor(t, time.Minute, "rewrite-files to end", func() bool { done, _ := p.Exited(); return done })
+		if _, err := p.Exited(); err != nil || !strings.Contains(p.Stdout(), icebergio.StreamNamespace(prefix)+".pin: merged") {
+			t.Fatalf("rewrite-files: %v, merged no pin files:\n%s%s", err, p.Stdout(), p.Stderr())
+		}
+		t.Logf("rewrite-files:\n%s", p.Stdout())
+	}
 
 	if rc.jobServer {
 		produceBad()
@@ -211,7 +223,7 @@ func testRestart(t *testing.T, rc restartCase) {
 	}
 	if rc.iceberg {
 		checkExact(t, conn, "", rc.window, posts, len(bad), records)
-		checkIceberg(t, filepath.Join(filesDir, icebergio.WarehouseDir), prefix, rc.window, posts, records)
+		checkIceberg(t, filepath.Join(filesDir, icebergio.WarehouseDir), prefix, rc.window, posts, rc.compact, records)
 		return
 	}
 	checkExact(t, conn, filesDir, rc.window, posts, len(bad), records)
