@@ -16,12 +16,14 @@ import (
 	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/io/icebergio"
 	"github.com/pinpipe/pinpipe/io/kafkaio"
+	"github.com/pinpipe/pinpipe/io/kinesisio"
 	"github.com/pinpipe/pinpipe/io/positions"
 	"github.com/pinpipe/pinpipe/transforms"
 )
 
 // TestTablesRewriteFiles: the streaming job's pin table on a real
-// warehouse (SQLite catalog) holds four span files of Kafka partition 0;
+// warehouse (SQLite catalog) holds four span files of Kafka partition 0
+// (of a Kinesis shard: the same with the shard's checkpoint);
 // the job's durable positions in a real PostgreSQL are [0, 9] and [20,
 // 24] (it crashed after committing [10, 14] to Iceberg, before recording
 // it), so it resumes at 10. `tables rewrite-files --dry-run` lists the two
@@ -31,6 +33,12 @@ import (
 // row once. Without the position store's DSN the stream's tables are not
 // compacted at all.
 func TestTablesRewriteFiles(t *testing.T) {
+	for _, source := range []string{"kafka", "kinesis"} {
+		t.Run(source, func(t *testing.T) { testTablesRewriteFiles(t, source) })
+	}
+}
+
+func testTablesRewriteFiles(t *testing.T, source string) {
 	ctx := context.Background()
 	dsn := testenv.PostgresDB(t, false)
 	wh := t.TempDir()
@@ -41,8 +49,12 @@ func TestTablesRewriteFiles(t *testing.T) {
 	}
 	defer w.Close()
 	win := time.Date(2026, 12, 7, 22, 0, 0, 0, time.UTC)
+	stream, part := "pinpipe.pin", "0"
+	if source == "kinesis" {
+		stream, part = "streaming-pinpipe-pin", "shardId-000000000000"
+	}
 	span := func(from, to int64) positions.Span {
-		return positions.Span{Stream: "pinpipe.pin", Part: "0", From: strconv.FormatInt(from, 10), To: strconv.FormatInt(to, 10)}
+		return positions.Span{Stream: stream, Part: part, From: strconv.FormatInt(from, 10), To: strconv.FormatInt(to, 10)}
 	}
 	commit := func(from, to int64) {
 		t.Helper()
@@ -68,11 +80,15 @@ func TestTablesRewriteFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if err := kafkaio.CreatePositionTable(ctx, conn); err != nil {
+	create, record := kafkaio.CreatePositionTable, kafkaio.RecordSpans
+	if source == "kinesis" {
+		create, record = kinesisio.CreatePositionTables, kinesisio.RecordSpans
+	}
+	if err := create(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		return kafkaio.RecordSpans(ctx, tx, "job-1", []positions.Span{span(0, 4), span(5, 9), span(20, 24)})
+		return record(ctx, tx, "job-1", []positions.Span{span(0, 4), span(5, 9), span(20, 24)})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +101,7 @@ func TestTablesRewriteFiles(t *testing.T) {
 		return len(h)
 	}
 	snaps := history()
-	args := []string{"tables", "rewrite-files", "--stream", "--iceberg-warehouse=" + wh}
+	args := []string{"tables", "rewrite-files", "--stream", "--iceberg-warehouse=" + wh, "--source=" + source}
 
 	if r := pinpipe(t, nil, args...); r.code != 2 || !strings.Contains(r.stderr, "--checkpoint-dsn") {
 		t.Errorf("rewrite-files --stream without a position store: exit %d: %s", r.code, r.stderr)

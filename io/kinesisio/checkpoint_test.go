@@ -401,10 +401,20 @@ func TestRecordSpans(t *testing.T) {
 			t.Errorf("%s, want %s", got, want)
 		}
 	}
+	resume := func(want string) {
+		t.Helper()
+		at, ok, err := DurableStart(ctx, conn, "j", "st", "shardId-000000000001")
+		if err != nil || (want == "") == ok || at != want {
+			t.Errorf("DurableStart = %q, %v, %v; want %q", at, ok, err, want)
+		}
+	}
+	resume("")                 // no checkpoint yet
 	record(span("100", "200")) // ahead of a gap: the shard's first records wait for their window
 	check("seq= closed=false waiting=[100-200]")
+	resume("") // only spans beyond a gap: the shard is read from its start again
 	record(span("0", "50"))
 	check("seq=50 closed=false waiting=[100-200]")
+	resume("51")
 	end("300") // the reader reached the shard's end after record 300
 	check("seq=50 closed=false waiting=[100-200]")
 	record(span("51", "99"))
@@ -413,4 +423,5 @@ func TestRecordSpans(t *testing.T) {
 	check("seq=200 closed=false waiting=[]")
 	record(span("201", big))
 	check("seq=" + big + " closed=true waiting=[]")
+	resume("49590338271490256608559692538361571095921575989136588899")
 }

@@ -180,3 +180,24 @@ func settleShard(ctx context.Context, tx pgx.Tx, job, stream, shard string, span
 		job, stream, shard, seq, closed, ended, endSeq)
 	return err
 }
+
+// DurableStart is the sequence number job's read of stream's shard resumes
+// at after a restart: the one after the shard's checkpoint (the end of the
+// unbroken run of durable sequence numbers from the shard's start).
+// Records after it that were durable already (spans waiting beyond a gap
+// in SpanTable) are read again, as kafkaio.DurableStart's are. False when
+// the job has no checkpoint in the shard.
+func DurableStart(ctx context.Context, conn *pgx.Conn, job, stream, shard string) (string, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, checkpointConnectTimeout)
+	defer cancel()
+	var seq string
+	err := conn.QueryRow(ctx, `SELECT sequence_number FROM `+CheckpointTable+` WHERE job = $1 AND stream = $2 AND shard = $3`,
+		job, stream, shard).Scan(&seq)
+	if err == pgx.ErrNoRows || (err == nil && seq == "") {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("kinesisio: reading the checkpoint of %s/%s: %w", stream, shard, err)
+	}
+	return positions.Next(seq), true, nil
+}

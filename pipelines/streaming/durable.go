@@ -100,9 +100,7 @@ func (ps PositionStore) Resume(ctx context.Context, conn *pgx.Conn, job, stream,
 		at, ok, err := kafkaio.DurableStart(ctx, conn, job, stream, int32(p))
 		return strconv.FormatInt(at, 10), ok, err
 	case KinesisPositions:
-		// kinesisio keeps a shard's checkpoint (CheckpointTable) but
-		// exports no reader of it yet.
-		return "", false, fmt.Errorf("streaming: reading a Kinesis job's checkpoints for compaction is not supported yet")
+		return kinesisio.DurableStart(ctx, conn, job, stream, part)
 	}
 	return "", false, fmt.Errorf("streaming: no position store %q", string(ps))
 }
