@@ -22,6 +22,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -86,6 +87,10 @@ type Options struct {
 	Log io.Writer
 	// Logger gets the parts' logs (default slog.Default()).
 	Logger *slog.Logger
+	// Exe is the pinpipe binary the batch job runs as (`pinpipe batch`, a
+	// child process), default this process's executable: the demo's
+	// batch step is what a user runs.
+	Exe string
 }
 
 func (o *Options) setDefaults() {
@@ -119,6 +124,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Exe == "" {
+		o.Exe, _ = os.Executable()
 	}
 }
 
@@ -273,16 +281,16 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	res.Drain = time.Since(t)
 	step("the streaming job finished")
 
-	// The batch job reads S3 through Beam's S3 filesystem, which takes its
-	// settings from the environment only.
-	restore := setenv(sys.S3Env())
 	t = time.Now()
-	step("running the batch job over %s into %s", res.SinkURL, res.BatchDir)
-	res.Batch, err = batch.Run(ctx, batch.Options{Input: res.SinkURL, TopicPrefix: sys.o.TopicPrefix, Output: res.BatchDir, Shards: 4})
-	restore()
+	step("running the batch job (%s batch) over %s into %s", filepath.Base(o.Exe), res.SinkURL, res.BatchDir)
+	err = runBatch(ctx, o.Exe, sys.S3Env(), "--input="+res.SinkURL, "--topic-prefix="+sys.o.TopicPrefix,
+		"--output="+res.BatchDir, "--shards=4", "--runner="+runners.Runner())
 	res.BatchTime = time.Since(t)
 	if err != nil {
 		return res, err
+	}
+	if res.Batch, err = batch.ReadSummary(ctx, res.BatchDir); err != nil {
+		return res, fmt.Errorf("demo: the batch job's summary: %w", err)
 	}
 	step("the batch job finished")
 
@@ -380,28 +388,51 @@ func prepareDir(dir string) error {
 	return os.WriteFile(filepath.Join(dir, markerFile), []byte("made by pinpipe demo, which clears this directory at every run\n"), 0o644)
 }
 
-// setenv sets the variables and returns a function that puts back what was
-// there.
-func setenv(env map[string]string) (restore func()) {
-	type old struct {
-		v  string
-		ok bool
+// batchStopWait is how long an interrupted demo gives its batch child to
+// stop after SIGINT before killing it: the child's own --drain-timeout
+// (30 s by default) and a little more.
+const batchStopWait = 35 * time.Second
+
+// runBatch runs the batch job as `exe batch args...`, a child process
+// whose environment alone holds env: Beam's S3 filesystem configures its
+// client from the environment only, and setting it in this process would
+// change it under everything else the process runs. The child gets this
+// process's environment but its PINPIPE_<FLAG> variables, so that args
+// alone say what it does. Its output is kept; when it fails, its error line
+// (or its last lines) is the error.
+func runBatch(ctx context.Context, exe string, env map[string]string, args ...string) error {
+	if exe == "" {
+		return errors.New("demo: no pinpipe binary to run the batch job with (Options.Exe)")
 	}
-	prev := map[string]old{}
-	for k, v := range env {
-		ov, ok := os.LookupEnv(k)
-		prev[k] = old{ov, ok}
-		os.Setenv(k, v)
-	}
-	return func() {
-		for k, o := range prev {
-			if o.ok {
-				os.Setenv(k, o.v)
-			} else {
-				os.Unsetenv(k)
-			}
+	cmd := exec.CommandContext(ctx, exe, append([]string{"batch", "--log-format=text"}, args...)...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PINPIPE_") {
+			cmd.Env = append(cmd.Env, kv)
 		}
 	}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	// Interrupted, the child stops as a user's Ctrl-C stops it.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = batchStopWait
+	var stderr bytes.Buffer
+	cmd.Stdout = io.Discard
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("demo: the batch job (%s) failed: %w: %s", strings.Join(cmd.Args, " "), err, childError(stderr.String()))
+	}
+	return nil
+}
+
+// childError is what a failed `pinpipe batch` said: its failure line, the
+// last it prints, or its last few lines when it died otherwise.
+func childError(stderr string) string {
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if msg, ok := strings.CutPrefix(lines[len(lines)-1], "pinpipe batch: "); ok {
+		return msg
+	}
+	return strings.Join(lines[max(0, len(lines)-10):], "\n")
 }
 
 func byTable(perTopic map[string]int64, prefix string) map[string]int64 {
