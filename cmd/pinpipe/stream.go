@@ -101,7 +101,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			if dsn != "" {
 				// Positions recorded only once the outputs are written,
 				// and the restart from them: no window lost to a crash.
-				opts = append(opts, kafkaio.ReadPositions(dsn, *jobName))
+				opts = append(opts, kafkaio.ReadDurablePositions(dsn, *jobName))
 				o.DurableSource = streaming.KafkaDurableSource(kafkaio.ParseBrokers(*brokers), *prefix, opts...)
 				o.Positions, o.Job = dsn, *jobName
 			} else {

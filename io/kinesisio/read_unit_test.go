@@ -25,7 +25,7 @@ func fakeReadFn(t *testing.T, api kinesisAPI, start startPos) *readFn {
 		Stream:       streamName(t), // shardStates is keyed by stream: no sharing between tests
 		Start:        start,
 		PollInterval: 10 * time.Millisecond,
-		IdleLag:      0,
+		MaxDelay:     0,
 		Limit:        3,
 		api:          api,
 	}
@@ -241,7 +241,7 @@ func sortedCopy(s []string) []string {
 func TestReadIdleAdvancesWatermark(t *testing.T) {
 	f := newFake("s0")
 	fn := fakeReadFn(t, f, startPos{Kind: startTrimHorizon})
-	fn.IdleLag = time.Second
+	fn.MaxDelay = time.Second
 	d := drive(t, fn, fn.CreateInitialRestriction(rootShard{ShardID: "s0"}), 1, nil)
 	want := time.Now().Add(-time.Second)
 	if got := d.we.CurrentWatermark(); got.Before(want.Add(-500*time.Millisecond)) || got.After(want) {
@@ -260,7 +260,7 @@ func TestReadLatestPinsItsStart(t *testing.T) {
 	f := newFake("s0")
 	f.put("s0", time.Now().Add(-time.Minute), "old1", "old2")
 	fn := fakeReadFn(t, f, startPos{Kind: startLatest})
-	fn.IdleLag = time.Second
+	fn.MaxDelay = time.Second
 	d := drive(t, fn, fn.CreateInitialRestriction(rootShard{ShardID: "s0"}), 1, nil)
 	if len(d.out) != 0 {
 		t.Fatalf("LATEST read old records: %v", data(d.out))
