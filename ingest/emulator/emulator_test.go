@@ -200,6 +200,45 @@ func TestRetriesDroppedConnections(t *testing.T) {
 	}
 }
 
+// TestGatewayHung: a gateway that accepts connections and never answers
+// fails the run after ProbeTimeout, before any post, naming the gateway.
+func TestGatewayHung(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var held []net.Conn // accepted, never answered, closed at the end
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	addr := ln.Addr().String()
+	cfg := emulator.Config{Gateway: "http://" + addr, Target: "kafka", TopicPrefix: "p", Count: 10, Seed: 1, Posts: 100,
+		ProbeTimeout: 300 * time.Millisecond}
+	began := time.Now()
+	sum, err := emulator.Run(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "the gateway http://"+addr+" accepts connections but did not answer a request within 300ms") {
+		t.Errorf("a gateway that never answers: %v", err)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("the run took %v to fail, want about the probe's 300ms", took)
+	}
+	if sum.Posts != 0 {
+		t.Errorf("summary %+v, want no post attempted", sum)
+	}
+}
+
 // TestConnectionRefused: a gateway that is down at the start fails the run
 // at once, before any post.
 func TestConnectionRefused(t *testing.T) {
