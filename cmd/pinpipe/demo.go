@@ -10,7 +10,7 @@ import (
 )
 
 func init() {
-	addCommand("demo", "run the whole system in one process: emulate → gateway → Kafka → S3 sink, streaming and batch jobs, a summary", demoCmd)
+	addCommand("demo", "run the whole system on loopback ports: emulate → gateway → Kafka → S3 sink, streaming and batch jobs, a summary", demoCmd)
 }
 
 // demoCmd is what `make run` runs; the logic is internal/demo's, so that its

@@ -1,9 +1,12 @@
-// Package demo runs the whole pinpipe system in one process, on loopback
-// ports and one data directory, for `pinpipe demo` (what `make run` runs) and
-// `pinpipe up`: Kafka (kfake), S3 (gofakes3), the gateway and the S3 sink
-// (Start), and for the demo the streaming job on prism while the emulator
-// posts through the gateway, then the batch job over what the sink landed
-// (Run).
+// Package demo runs the whole pinpipe system on loopback ports and one
+// data directory, for `pinpipe demo` (what `make run` runs) and `pinpipe
+// up`: Kafka (kfake), S3 (gofakes3), the gateway and the S3 sink (Start),
+// and for the demo the streaming job on prism while the emulator posts
+// through the gateway, then the batch job over what the sink landed (Run).
+// Everything runs in the calling process but the batch job, which runs as
+// `pinpipe batch` in a child process: Beam's S3 filesystem takes its
+// settings from the environment only, and the child's environment is its
+// own.
 //
 // Every number of a Run's Result is read back from what the parts wrote
 // (Kafka's end offsets, the objects in S3, the streaming job's files, the
@@ -651,7 +654,7 @@ func (r *Result) Print(w io.Writer) {
 		return strings.Join(parts, ", ")
 	}
 	e := r.Emulator
-	fmt.Fprintf(w, "\npinpipe demo: the whole system in one process, data in %s\n\n", r.Dir)
+	fmt.Fprintf(w, "\npinpipe demo: the whole system on loopback ports, data in %s\n\n", r.Dir)
 	fmt.Fprintf(w, "posts sent        %d posts, %d records through the gateway in %s (%d retried, %d failed)\n",
 		e.Sent, e.Records, e.Elapsed.Round(time.Millisecond), e.Retried, e.Failed)
 	if r.Malformed > 0 {
