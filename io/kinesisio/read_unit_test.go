@@ -1,10 +1,8 @@
 package kinesisio
 
 import (
-	"bytes"
 	"context"
 	"math"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -346,17 +344,7 @@ func TestRecordCoder(t *testing.T) {
 	// Records cross shuffles: they must survive Beam's coder, time and all.
 	r := Record{Stream: "s", ShardID: "shardId-000000000001", SequenceNumber: "4959", PartitionKey: "k",
 		Data: []byte{0, 1, 2, 255}, ArrivalTime: time.UnixMilli(1700000000123).UTC()}
-	enc := beam.NewElementEncoder(reflect.TypeOf(r))
-	dec := beam.NewElementDecoder(reflect.TypeOf(r))
-	var buf bytes.Buffer
-	if err := enc.Encode(r, &buf); err != nil {
-		t.Fatal(err)
-	}
-	v, err := dec.Decode(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := v.(Record)
+	got := beamRoundTrip(t, r)
 	if !got.ArrivalTime.Equal(r.ArrivalTime) {
 		t.Errorf("arrival time %v, want %v", got.ArrivalTime, r.ArrivalTime)
 	}
