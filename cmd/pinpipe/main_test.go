@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,12 +49,20 @@ func pinpipe(t *testing.T, env []string, args ...string) result {
 	return result{code, out.String(), errb.String()}
 }
 
-// ownFlags are the names of a command's own flags and the common ones.
-func ownFlags(name string) []string {
+// commandFlags is a flag set with a command's own flags and the common
+// ones, as runMain registers them, its errors not printed.
+func commandFlags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
 	commands[name].flags(fs)
 	var cpu string
 	commonFlags(fs, &cpu)
+	return fs
+}
+
+// ownFlags are the names of a command's own flags and the common ones.
+func ownFlags(name string) []string {
+	fs := commandFlags(name)
 	var names []string
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 	return names
