@@ -35,6 +35,19 @@ import (
 // random whole number of seconds, random.randrange(0, 2): 0 or 1 s.
 const PaceSeed = "seed"
 
+// Defaults of Config, each the one home of its value: Run and the command
+// that offers them use these.
+const (
+	// DefaultMaxAttempts bounds the tries of one record
+	// (Config.MaxAttempts).
+	DefaultMaxAttempts = 8
+	// DefaultRequestTimeout bounds one HTTP request (Config.RequestTimeout).
+	DefaultRequestTimeout = 30 * time.Second
+	// DefaultGiveUpAfter is how long requests may fail with none
+	// succeeding before the run gives up (Config.GiveUpAfter).
+	DefaultGiveUpAfter = 30 * time.Second
+)
+
 // DefaultProbeTimeout is how long the gateway has to answer the request
 // that checks it before a run (Config.ProbeTimeout): a live gateway answers
 // in milliseconds, and a run against a hung one should fail in seconds.
@@ -83,12 +96,14 @@ type Config struct {
 	// original); each worker has its own database connection.
 	Concurrency int
 
-	// MaxAttempts bounds the tries of one record (default 8).
+	// MaxAttempts bounds the tries of one record (default
+	// DefaultMaxAttempts).
 	MaxAttempts int
 	// BaseBackoff and MaxBackoff shape the backoff between tries
 	// (defaults 100 ms and 10 s).
 	BaseBackoff, MaxBackoff time.Duration
-	// RequestTimeout bounds one HTTP request (default 30 s).
+	// RequestTimeout bounds one HTTP request (default
+	// DefaultRequestTimeout).
 	RequestTimeout time.Duration
 	// ProbeTimeout bounds the request that checks, before the run, that
 	// the gateway answers at all (default DefaultProbeTimeout).
@@ -101,9 +116,10 @@ type Config struct {
 	// negative: never).
 	MaxConsecutiveFailures int
 	// GiveUpAfter stops the run, with an error, once requests have failed
-	// and none has succeeded for this long (default 30 s; negative: never):
-	// a dead gateway ends a run within about that, however many attempts
-	// each record has left. Posts in flight then count as failed.
+	// and none has succeeded for this long (default DefaultGiveUpAfter;
+	// negative: never): a dead gateway ends a run within about that,
+	// however many attempts each record has left. Posts in flight then
+	// count as failed.
 	GiveUpAfter time.Duration
 
 	// HTTPClient sends the requests (default: a client with keep-alive
@@ -133,7 +149,7 @@ func (c *Config) setDefaults() {
 		c.Concurrency = 1
 	}
 	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 8
+		c.MaxAttempts = DefaultMaxAttempts
 	}
 	if c.BaseBackoff == 0 {
 		c.BaseBackoff = 100 * time.Millisecond
@@ -142,7 +158,7 @@ func (c *Config) setDefaults() {
 		c.MaxBackoff = 10 * time.Second
 	}
 	if c.RequestTimeout == 0 {
-		c.RequestTimeout = 30 * time.Second
+		c.RequestTimeout = DefaultRequestTimeout
 	}
 	if c.ProbeTimeout == 0 {
 		c.ProbeTimeout = DefaultProbeTimeout
@@ -154,7 +170,7 @@ func (c *Config) setDefaults() {
 		c.MaxConsecutiveFailures = 20
 	}
 	if c.GiveUpAfter == 0 {
-		c.GiveUpAfter = 30 * time.Second
+		c.GiveUpAfter = DefaultGiveUpAfter
 	}
 	if c.ProgressInterval == 0 {
 		c.ProgressInterval = time.Second

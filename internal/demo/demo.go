@@ -37,6 +37,7 @@ import (
 
 	"github.com/pinpipe/pinpipe/ingest/emulator"
 	"github.com/pinpipe/pinpipe/ingest/s3sink"
+	"github.com/pinpipe/pinpipe/ingest/sourcedb"
 	"github.com/pinpipe/pinpipe/io/drain"
 	"github.com/pinpipe/pinpipe/io/kafkaio"
 	"github.com/pinpipe/pinpipe/io/postgres"
@@ -48,6 +49,14 @@ import (
 
 // DefaultDir is the demo's data directory unless told otherwise.
 const DefaultDir = "out/demo-system"
+
+// Defaults of Options that `pinpipe demo` offers as flags, each the one
+// home of its value.
+const (
+	DefaultPosts = 3000
+	DefaultRate  = 1000 // posts per second
+	DefaultSeed  = 1
+)
 
 // markerFile marks a directory as the demo's, so that clearing it at the
 // start of a run can never delete a directory the user pointed at by
@@ -61,19 +70,19 @@ type Options struct {
 	// start; a non-empty directory that an earlier run did not make is
 	// refused.
 	Dir string
-	// Posts is how many posts the emulator sends (default 3000), picked at
-	// random from PostPool generated posts (default 11000, as pinpipe seed),
-	// so some are sent twice, as the original's users did, and the batch
-	// job drops them as duplicates.
+	// Posts is how many posts the emulator sends (default DefaultPosts),
+	// picked at random from PostPool generated posts (default: as many as
+	// pinpipe seed makes), so some are sent twice, as the original's users
+	// did, and the batch job drops them as duplicates.
 	Posts    int64
 	PostPool int
 	// Malformed is how many malformed records a buggy client sends besides
 	// the posts, so that the dead-letter path shows (default Posts/200, at
 	// least 4; negative: none).
 	Malformed int
-	// Seed picks and makes the posts (default 1).
+	// Seed picks and makes the posts (default DefaultSeed).
 	Seed uint64
-	// Rate (posts/s, default 1000) and Concurrency (default 8) of the
+	// Rate (posts/s, default DefaultRate) and Concurrency (default 8) of the
 	// emulator.
 	Rate        float64
 	Concurrency int
@@ -101,20 +110,20 @@ func (o *Options) setDefaults() {
 		o.Dir = DefaultDir
 	}
 	if o.Posts == 0 {
-		o.Posts = 3000
+		o.Posts = DefaultPosts
 	}
 	if o.PostPool == 0 {
-		o.PostPool = 11000
+		o.PostPool = sourcedb.DefaultOptions().Posts
 	}
 	if o.Malformed == 0 {
 		o.Malformed = max(int(o.Posts/200), 4)
 	}
 	o.Malformed = max(o.Malformed, 0)
 	if o.Seed == 0 {
-		o.Seed = 1
+		o.Seed = DefaultSeed
 	}
 	if o.Rate == 0 {
-		o.Rate = 1000
+		o.Rate = DefaultRate
 	}
 	if o.Concurrency == 0 {
 		o.Concurrency = 8
