@@ -54,6 +54,11 @@ func batchCmd(fs *flag.FlagSet) func(context.Context) error {
 			fmt.Printf("dry run: the job was translated and not run; %s is unchanged\n", o.Output)
 			return nil
 		}
+		if o.Incremental && readNothing(sum) {
+			// A quiet day is normal: exit 0, and say so.
+			fmt.Printf("nothing new: no input objects in %s since the last run; %s is unchanged\n", o.Input, o.Output)
+			return nil
+		}
 		printSummary(os.Stdout, sum)
 		if o.Format == batch.FormatIceberg {
 			wh := o.Iceberg.Warehouse
@@ -121,6 +126,17 @@ func icebergFlags(fs *flag.FlagSet, o *icebergio.Options, defaultWarehouse, layo
 		" (sql: embedded SQLite; hadoop: local only; rest, glue: untested here)")
 	fs.StringVar(&o.CatalogURI, "catalog-uri", "", "with --format=iceberg: sql: the SQLite file (default <warehouse>/"+icebergio.SQLiteFile+"); "+
 		"postgres: a DSN (password from PGPASSWORD or ~/.pgpass); rest: its URL")
+}
+
+// readNothing reports a run that read no record: an incremental run that
+// found no new input object.
+func readNothing(sum transforms.Summary) bool {
+	for _, st := range sum {
+		if st.Read > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func printSummary(w *os.File, sum transforms.Summary) {

@@ -10,7 +10,7 @@ import (
 )
 
 func init() {
-	addCommand("demo", "run the whole system in one process: emulate → gateway → Kafka → S3 sink, streaming and batch jobs, a summary", demoCmd)
+	addCommand("demo", "run the whole system on loopback ports: emulate → gateway → Kafka → S3 sink, streaming and batch jobs, a summary", demoCmd)
 }
 
 // demoCmd is what `make run` runs; the logic is internal/demo's, so that its
@@ -18,11 +18,11 @@ func init() {
 func demoCmd(fs *flag.FlagSet) func(context.Context) error {
 	var o demo.Options
 	fs.StringVar(&o.Dir, "dir", demo.DefaultDir, "data directory (Kafka, S3, the jobs' outputs); cleared at the start of every run")
-	fs.Int64Var(&o.Posts, "posts", 3000, "posts to send through the gateway")
+	fs.Int64Var(&o.Posts, "posts", demo.DefaultPosts, "posts to send through the gateway")
 	fs.StringVar(&o.Sink, "sink", "", "PostgreSQL DSN the streaming job also upserts into (pin_stream, geo_stream, user_stream, ...); "+
 		"give the password in PGPASSWORD or ~/.pgpass")
-	fs.Float64Var(&o.Rate, "rate", 1000, "posts per second")
-	fs.Uint64Var(&o.Seed, "seed", 1, "random seed: which posts are made and picked")
+	fs.Float64Var(&o.Rate, "rate", demo.DefaultRate, "posts per second")
+	fs.Uint64Var(&o.Seed, "seed", demo.DefaultSeed, "random seed: which posts are made and picked")
 	return func(ctx context.Context) error {
 		o.Log = os.Stderr
 		if jsonLogs() {

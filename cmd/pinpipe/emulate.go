@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pinpipe/pinpipe/ingest/emulator"
+	"github.com/pinpipe/pinpipe/ingest/sourcedb"
 )
 
 func init() {
@@ -23,7 +24,7 @@ func emulateCmd(fs *flag.FlagSet) func(context.Context) error {
 	)
 	fs.StringVar(&cfg.Source, "source", "", "PostgreSQL DSN of the source database (see pinpipe seed); without it, posts are generated "+
 		"(the rows pinpipe seed --posts=P --seed=S loads)")
-	fs.IntVar(&cfg.Posts, "posts", 11000, "without --source: the number of generated posts to pick from")
+	fs.IntVar(&cfg.Posts, "posts", sourcedb.DefaultOptions().Posts, "without --source: the number of generated posts to pick from")
 	fs.StringVar(&cfg.Gateway, "gateway", "http://127.0.0.1:8082", "base URL of the gateway (pinpipe gateway, or an API Gateway stage URL)")
 	fs.StringVar(&cfg.Target, "target", emulator.TargetKafka, "kafka (POST /topics/<prefix>.<table>) or kinesis (PUT /streams/streaming-<prefix>-<table>/record)")
 	fs.StringVar(&cfg.TopicPrefix, "topic-prefix", "pinpipe", "prefix of the topics or streams")
@@ -34,9 +35,9 @@ func emulateCmd(fs *flag.FlagSet) func(context.Context) error {
 		"then stop (instead of picking posts at random with replacement, as the original did)")
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "random seed: which posts are picked (and made, without --source); 0: a random one, printed at the start so that the run can be repeated")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 1, "posts in flight at once (each worker has its own database connection)")
-	fs.IntVar(&cfg.MaxAttempts, "max-attempts", 8, "tries of a record before it counts as failed (transient failures only: connection errors, 408, 429, 5xx)")
-	fs.DurationVar(&cfg.GiveUpAfter, "give-up-after", 30*time.Second, "stop the run once requests have failed and none has succeeded for this long (a gateway that is down at the start fails the run at once)")
-	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 30*time.Second, "timeout of one HTTP request")
+	fs.IntVar(&cfg.MaxAttempts, "max-attempts", emulator.DefaultMaxAttempts, "tries of a record before it counts as failed (transient failures only: connection errors, 408, 429, 5xx)")
+	fs.DurationVar(&cfg.GiveUpAfter, "give-up-after", emulator.DefaultGiveUpAfter, "stop the run once requests have failed and none has succeeded for this long (a gateway that is down at the start fails the run at once)")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", emulator.DefaultRequestTimeout, "timeout of one HTTP request")
 	fs.StringVar(&apiKeyEnv, "api-key-env", "", "name of an environment variable holding the API key to send as x-api-key")
 	metricsListen := metricsListenFlag(fs)
 	return func(ctx context.Context) error {

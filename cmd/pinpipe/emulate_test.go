@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pinpipe/pinpipe/ingest/emulator"
 )
 
 // TestEmulateSeed: each run picks a random seed, prints it, and --seed with
@@ -20,9 +22,11 @@ func TestEmulateSeed(t *testing.T) {
 	var bodies []string
 	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		bodies = append(bodies, r.URL.Path+" "+string(b))
-		mu.Unlock()
+		if r.Method == http.MethodPost { // not the probe before the run
+			mu.Lock()
+			bodies = append(bodies, r.URL.Path+" "+string(b))
+			mu.Unlock()
+		}
 		w.Header().Set("Content-Type", "application/vnd.kafka.v2+json")
 		io.WriteString(w, `{"offsets":[{"partition":0,"offset":1}]}`)
 	}))
@@ -71,6 +75,56 @@ func TestEmulateGatewayDown(t *testing.T) {
 	if !strings.Contains(last, "the gateway http://"+addr+" is unreachable") || !strings.Contains(last, "connection refused") {
 		t.Errorf("last line %q, want it to name the unreachable gateway", last)
 	}
+}
+
+// TestEmulateGatewayHung: a gateway that accepts connections and never
+// answers fails the run within the probe's timeout, exit 1 and a line
+// saying so, not at --drain-timeout after every record's retries.
+func TestEmulateGatewayHung(t *testing.T) {
+	addr := silentAddr(t)
+	began := time.Now()
+	r := pinpipe(t, nil, "emulate", "--gateway=http://"+addr, "--count=10")
+	took := time.Since(began)
+	if r.code != 1 || took > emulator.DefaultProbeTimeout+5*time.Second {
+		t.Errorf("exit %d after %v, want 1 within the probe's %v; stderr %s", r.code, took, emulator.DefaultProbeTimeout, r.stderr)
+	}
+	last := strings.TrimSpace(r.stderr[strings.LastIndex(strings.TrimSpace(r.stderr), "\n")+1:])
+	if !strings.Contains(last, "the gateway http://"+addr+" accepts connections but did not answer") {
+		t.Errorf("last line %q, want it to name the gateway that does not answer", last)
+	}
+}
+
+// silentAddr is a loopback address that accepts connections and never
+// answers on them, as a hung server does.
+func silentAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	var mu sync.Mutex
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
 }
 
 // closedAddr is a loopback address nothing listens on.

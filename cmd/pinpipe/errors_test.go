@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	devkafka "github.com/pinpipe/pinpipe/ingest/devserver/kafka"
+	devs3 "github.com/pinpipe/pinpipe/ingest/devserver/s3"
 )
 
 // TestRootCause: errors of failed Beam jobs, captured from `pinpipe stream`
@@ -92,6 +93,25 @@ func TestStreamFailureOneLine(t *testing.T) {
 	want := "PostgreSQL at 127.0.0.1:1"
 	if !strings.HasPrefix(r.stderr, "pinpipe stream: ") || !strings.Contains(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "connection refused") {
 		t.Errorf("stderr (%d bytes), want one line naming %q and the refused connection:\n%s", len(r.stderr), want, r.stderr)
+	}
+}
+
+// TestStreamChecksFilesBucket: an s3:// --files whose bucket does not
+// exist fails the stream before its job runs, exit 1 and one line naming
+// --files and the missing bucket; before, a stream with no records to
+// write ended "done".
+func TestStreamChecksFilesBucket(t *testing.T) {
+	kafka := kafkaWithRecords(t)
+	lake, err := devs3.Start(context.Background(), devs3.Options{Listen: "127.0.0.1:0", Buckets: []string{"lake"}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lake.Close() })
+	env := []string{"AWS_ACCESS_KEY_ID=dev", "AWS_SECRET_ACCESS_KEY=dev", "AWS_REGION=us-east-1", "AWS_ENDPOINT_URL_S3=http://" + lake.Addr()}
+	r := pinpipe(t, env, "stream", "--kafka-brokers="+kafka, "--topic-prefix=none", "--start=earliest", "--until-latest", "--files=s3://nobucket/x")
+	if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "pinpipe stream: --files=s3://nobucket/x: ") ||
+		!strings.Contains(r.stderr, "NoSuchBucket") {
+		t.Errorf("exit %d, stderr %q; want 1 and one line naming --files and the missing bucket", r.code, r.stderr)
 	}
 }
 

@@ -45,11 +45,27 @@ func TestJSONLogs(t *testing.T) {
 		{[]string{"generate", "--out=" + t.TempDir(), "--posts=5"}, 0, ""},
 		{[]string{"dev", "kafka", "--listen=" + busy.Addr().String()}, 1, "address already in use"},
 		{[]string{"dev", "s3", "--listen=" + busy.Addr().String()}, 1, "address already in use"},
+		{[]string{"replay", "--deadletters=" + t.TempDir()}, 2, "--out is required"},
+		{[]string{"tables", "list"}, 2, "--iceberg-warehouse or --output is required"},
+		{[]string{"tables", "history", "--output=" + t.TempDir()}, 2, "--table is required"},
+		{[]string{"tables", "expire-snapshots", "--output=" + t.TempDir(), "--retain-last=0"}, 2, "--retain-last must be at least 1"},
+		{[]string{"tables", "clean-orphans", "--output=" + t.TempDir(), "--older-than=-1h"}, 2, "--older-than must not be negative"},
+	}
+	// Every command is among them.
+	tried := map[string]bool{}
+	for _, c := range cases {
+		name, _, _, _ := findCommand(c.args)
+		tried[name] = true
+	}
+	for name := range commands {
+		if !tried[name] {
+			t.Errorf("pinpipe %s is not tried with --log-format=json", name)
+		}
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args[:1], "_"), func(t *testing.T) {
 			r := pinpipe(t, nil, append([]string{c.args[0]}, append([]string{"--log-format=json"}, c.args[1:]...)...)...)
-			if c.args[0] == "dev" {
+			if c.args[0] == "dev" || c.args[0] == "tables" {
 				r = pinpipe(t, nil, append(c.args[:2:2], append([]string{"--log-format=json"}, c.args[2:]...)...)...)
 			}
 			if r.code != c.code {

@@ -219,14 +219,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
-	name, args := args[0], args[1:]
-	// A command may take a sub-verb ("dev kafka"): registered under both words.
-	if len(args) > 0 {
-		if _, ok := commands[name+" "+args[0]]; ok {
-			name, args = name+" "+args[0], args[1:]
-		}
-	}
-	cmd, ok := commands[name]
+	name, cmd, args, ok := findCommand(args)
 	if !ok {
 		fmt.Fprintf(stderr, "pinpipe: unknown command %q; run 'pinpipe -h' for the commands\n", name)
 		return 2
@@ -314,6 +307,21 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// findCommand finds the command args name (args is not empty) and returns
+// its name, the command and the arguments after its name; ok is false for
+// an unknown one. A command may take a sub-verb ("dev kafka"): it is
+// registered under both words.
+func findCommand(args []string) (name string, cmd command, rest []string, ok bool) {
+	name, rest = args[0], args[1:]
+	if len(rest) > 0 {
+		if _, ok := commands[name+" "+rest[0]]; ok {
+			name, rest = name+" "+rest[0], rest[1:]
+		}
+	}
+	cmd, ok = commands[name]
+	return name, cmd, rest, ok
 }
 
 // errStopped is a command stopped by signals before it had finished.

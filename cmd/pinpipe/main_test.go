@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,12 +49,20 @@ func pinpipe(t *testing.T, env []string, args ...string) result {
 	return result{code, out.String(), errb.String()}
 }
 
-// ownFlags are the names of a command's own flags and the common ones.
-func ownFlags(name string) []string {
+// commandFlags is a flag set with a command's own flags and the common
+// ones, as runMain registers them, its errors not printed.
+func commandFlags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
 	commands[name].flags(fs)
 	var cpu string
 	commonFlags(fs, &cpu)
+	return fs
+}
+
+// ownFlags are the names of a command's own flags and the common ones.
+func ownFlags(name string) []string {
+	fs := commandFlags(name)
 	var names []string
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 	return names
@@ -207,5 +216,31 @@ func TestExitCodes(t *testing.T) {
 	}
 	if n := strings.Count(r.stderr, "\n"); n != 1 || !strings.Contains(r.stderr, empty) {
 		t.Errorf("batch over an empty input: stderr %q, want one line naming %s", r.stderr, empty)
+	}
+}
+
+// TestIncrementalNothingNew: an --incremental run that finds no new input
+// object is a quiet day, not a mistake: exit 0 and "nothing new", the
+// output unchanged.
+func TestIncrementalNothingNew(t *testing.T) {
+	in, out := filepath.Join(t.TempDir(), "in"), filepath.Join(t.TempDir(), "out")
+	if r := pinpipe(t, nil, "generate", "--posts=20", "--out="+in); r.code != 0 {
+		t.Fatalf("generate: exit %d: %s", r.code, r.stderr)
+	}
+	args := []string{"batch", "--input=" + in, "--output=" + out, "--incremental", "--shards=2", "--runner=direct"}
+	if r := pinpipe(t, nil, args...); r.code != 0 || strings.Contains(r.stdout, "nothing new") {
+		t.Fatalf("the first incremental run: exit %d, stdout %q: %s", r.code, r.stdout, r.stderr)
+	}
+	summary := filepath.Join(out, "summary.json")
+	before, err := os.ReadFile(summary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := pinpipe(t, nil, args...)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "nothing new: no input objects in "+in) {
+		t.Errorf("a run with nothing new: exit %d, stdout %q; want 0 and \"nothing new\"; stderr %s", r.code, r.stdout, r.stderr)
+	}
+	if after, err := os.ReadFile(summary); err != nil || !bytes.Equal(before, after) {
+		t.Errorf("a run with nothing new changed %s (%v)", summary, err)
 	}
 }

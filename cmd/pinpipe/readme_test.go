@@ -3,7 +3,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -150,21 +149,11 @@ func parseCommand(args []string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("no command")
 	}
-	name, args := args[0], args[1:]
-	if len(args) > 0 {
-		if _, ok := commands[name+" "+args[0]]; ok {
-			name, args = name+" "+args[0], args[1:]
-		}
-	}
-	cmd, ok := commands[name]
+	name, _, args, ok := findCommand(args)
 	if !ok {
 		return fmt.Errorf("unknown command %q", name)
 	}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	cmd.flags(fs)
-	var cpu string
-	commonFlags(fs, &cpu)
+	fs := commandFlags(name)
 	// Beam's flags (and the runners'), as every command accepts them.
 	flag.CommandLine.VisitAll(func(f *flag.Flag) {
 		if !strings.HasPrefix(f.Name, "test.") && fs.Lookup(f.Name) == nil {

@@ -22,7 +22,7 @@ import (
 type process struct {
 	t           *testing.T
 	cmd         *exec.Cmd
-	out, errb   syncBuffer
+	out, errb   testenv.Buffer
 	done        chan error
 	args        []string
 	signalledAt time.Time

@@ -1,38 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	devs3 "github.com/pinpipe/pinpipe/ingest/devserver/s3"
+	"github.com/pinpipe/pinpipe/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer a process writes to while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // runUntil starts `pinpipe args...`, waits until its stderr holds want,
 // then sends it SIGTERM and returns what it wrote once it exited.
@@ -45,7 +26,7 @@ func runUntil(t *testing.T, env []string, want string, args ...string) result {
 	cmd := exec.Command(exe, args...)
 	cmd.Dir = t.TempDir()
 	cmd.Env = append(append(os.Environ(), "PINPIPE_TEST_MAIN=1"), env...)
-	var out, errb syncBuffer
+	var out, errb testenv.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

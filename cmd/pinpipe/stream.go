@@ -103,7 +103,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			if dsn != "" {
 				// Positions recorded only once the outputs are written,
 				// and the restart from them: no window lost to a crash.
-				opts = append(opts, kafkaio.ReadPositions(dsn, *jobName))
+				opts = append(opts, kafkaio.ReadDurablePositions(dsn, *jobName))
 				o.DurableSource = streaming.KafkaDurableSource(kafkaio.ParseBrokers(*brokers), *prefix, opts...)
 				o.Positions, o.Job = dsn, *jobName
 			} else {
@@ -332,7 +332,15 @@ func createOutputs(ctx context.Context, o streaming.Options) error {
 		}
 		icebergio.Close(cat)
 	}
-	if o.Files != "" && !strings.Contains(o.Files, "://") { // an object store has no directories
+	if strings.Contains(o.Files, "://") {
+		// An object store has no directories to make, but a listing fails
+		// as the job's writes would on a missing bucket, no region or no
+		// access: here, in one line, before the job runs.
+		if _, err := files.Expand(ctx, files.Join(o.Files, "*")); err != nil {
+			return fmt.Errorf("--files=%s: %w", o.Files, err)
+		}
+	}
+	if o.Files != "" && !strings.Contains(o.Files, "://") {
 		for _, t := range transforms.Tables {
 			if err := os.MkdirAll(files.Join(o.Files, t), 0o755); err != nil {
 				return fmt.Errorf("--files: %w", err)

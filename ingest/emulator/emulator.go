@@ -35,6 +35,24 @@ import (
 // random whole number of seconds, random.randrange(0, 2): 0 or 1 s.
 const PaceSeed = "seed"
 
+// Defaults of Config, each the one home of its value: Run and the command
+// that offers them use these.
+const (
+	// DefaultMaxAttempts bounds the tries of one record
+	// (Config.MaxAttempts).
+	DefaultMaxAttempts = 8
+	// DefaultRequestTimeout bounds one HTTP request (Config.RequestTimeout).
+	DefaultRequestTimeout = 30 * time.Second
+	// DefaultGiveUpAfter is how long requests may fail with none
+	// succeeding before the run gives up (Config.GiveUpAfter).
+	DefaultGiveUpAfter = 30 * time.Second
+)
+
+// DefaultProbeTimeout is how long the gateway has to answer the request
+// that checks it before a run (Config.ProbeTimeout): a live gateway answers
+// in milliseconds, and a run against a hung one should fail in seconds.
+const DefaultProbeTimeout = 3 * time.Second
+
 // Config says what to emulate. Gateway, Target and TopicPrefix are
 // required; the zero value of everything else means its default.
 type Config struct {
@@ -78,13 +96,18 @@ type Config struct {
 	// original); each worker has its own database connection.
 	Concurrency int
 
-	// MaxAttempts bounds the tries of one record (default 8).
+	// MaxAttempts bounds the tries of one record (default
+	// DefaultMaxAttempts).
 	MaxAttempts int
 	// BaseBackoff and MaxBackoff shape the backoff between tries
 	// (defaults 100 ms and 10 s).
 	BaseBackoff, MaxBackoff time.Duration
-	// RequestTimeout bounds one HTTP request (default 30 s).
+	// RequestTimeout bounds one HTTP request (default
+	// DefaultRequestTimeout).
 	RequestTimeout time.Duration
+	// ProbeTimeout bounds the request that checks, before the run, that
+	// the gateway answers at all (default DefaultProbeTimeout).
+	ProbeTimeout time.Duration
 	// StopGrace is how long posts in flight may take to finish once ctx
 	// ends (default 5 s); then their outstanding records count as failed.
 	StopGrace time.Duration
@@ -93,9 +116,10 @@ type Config struct {
 	// negative: never).
 	MaxConsecutiveFailures int
 	// GiveUpAfter stops the run, with an error, once requests have failed
-	// and none has succeeded for this long (default 30 s; negative: never):
-	// a dead gateway ends a run within about that, however many attempts
-	// each record has left. Posts in flight then count as failed.
+	// and none has succeeded for this long (default DefaultGiveUpAfter;
+	// negative: never): a dead gateway ends a run within about that,
+	// however many attempts each record has left. Posts in flight then
+	// count as failed.
 	GiveUpAfter time.Duration
 
 	// HTTPClient sends the requests (default: a client with keep-alive
@@ -125,7 +149,7 @@ func (c *Config) setDefaults() {
 		c.Concurrency = 1
 	}
 	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 8
+		c.MaxAttempts = DefaultMaxAttempts
 	}
 	if c.BaseBackoff == 0 {
 		c.BaseBackoff = 100 * time.Millisecond
@@ -134,7 +158,10 @@ func (c *Config) setDefaults() {
 		c.MaxBackoff = 10 * time.Second
 	}
 	if c.RequestTimeout == 0 {
-		c.RequestTimeout = 30 * time.Second
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.ProbeTimeout == 0 {
+		c.ProbeTimeout = DefaultProbeTimeout
 	}
 	if c.StopGrace == 0 {
 		c.StopGrace = 5 * time.Second
@@ -143,7 +170,7 @@ func (c *Config) setDefaults() {
 		c.MaxConsecutiveFailures = 20
 	}
 	if c.GiveUpAfter == 0 {
-		c.GiveUpAfter = 30 * time.Second
+		c.GiveUpAfter = DefaultGiveUpAfter
 	}
 	if c.ProgressInterval == 0 {
 		c.ProgressInterval = time.Second
@@ -183,7 +210,7 @@ func (c *Config) validate() (*url.URL, error) {
 		return nil, fmt.Errorf("emulator: the concurrency must be >= 1, not %d", c.Concurrency)
 	case c.Source == "" && c.Posts < 1:
 		return nil, fmt.Errorf("emulator: posts must be >= 1, not %d", c.Posts)
-	case c.MaxAttempts < 1 || c.BaseBackoff < 0 || c.MaxBackoff < c.BaseBackoff || c.RequestTimeout < 0 || c.StopGrace < 0:
+	case c.MaxAttempts < 1 || c.BaseBackoff < 0 || c.MaxBackoff < c.BaseBackoff || c.RequestTimeout < 0 || c.ProbeTimeout < 0 || c.StopGrace < 0:
 		return nil, errors.New("emulator: attempts must be >= 1 and backoffs and timeouts >= 0, the maximum backoff at least the base")
 	}
 	return u, nil
@@ -252,7 +279,14 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	if err := probeGateway(ctx, base, min(cfg.RequestTimeout, 5*time.Second)); err != nil {
+	client := cfg.HTTPClient
+	if client == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = cfg.Concurrency + 2
+		defer tr.CloseIdleConnections()
+		client = &http.Client{Transport: tr}
+	}
+	if err := probeGateway(ctx, client, base, cfg.ProbeTimeout); err != nil {
 		for _, r := range readers {
 			r.close()
 		}
@@ -269,13 +303,6 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		if cfg.Count == 0 || cfg.Count > int64(len(order)) {
 			cfg.Count = int64(len(order))
 		}
-	}
-	client := cfg.HTTPClient
-	if client == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = cfg.Concurrency + 2
-		defer tr.CloseIdleConnections()
-		client = &http.Client{Transport: tr}
 	}
 	e := &run{
 		cfg: cfg, base: base, lo: lo, hi: hi, order: order, log: cfg.Logger,
@@ -359,8 +386,11 @@ func (e *giveUpError) Error() string {
 }
 
 // probeGateway fails when nothing accepts connections at the gateway's
-// address, so that a run against a gateway that is down fails at once.
-func probeGateway(ctx context.Context, base *url.URL, timeout time.Duration) error {
+// address, or when what does accept them does not answer a request within
+// timeout, so that a run against a gateway that is down or hung fails at
+// once rather than after every record's retries. Any HTTP answer will do:
+// the probe asks for the gateway's base URL, which no API serves.
+func probeGateway(ctx context.Context, client *http.Client, base *url.URL, timeout time.Duration) error {
 	host := base.Host
 	if base.Port() == "" {
 		port := "80"
@@ -369,15 +399,30 @@ func probeGateway(ctx context.Context, base *url.URL, timeout time.Duration) err
 		}
 		host = net.JoinHostPort(base.Hostname(), port)
 	}
-	if proxy, err := http.ProxyFromEnvironment(&http.Request{URL: base}); err != nil || proxy != nil {
-		return nil // through a proxy: the requests will tell
+	// Through a proxy, the proxy answers: the request below still tells.
+	if proxy, err := http.ProxyFromEnvironment(&http.Request{URL: base}); err == nil && proxy == nil {
+		d := net.Dialer{Timeout: timeout}
+		c, err := d.DialContext(ctx, "tcp", host)
+		if err != nil {
+			return fmt.Errorf("emulator: the gateway %s is unreachable: %w", base.Redacted(), err)
+		}
+		c.Close()
 	}
-	d := net.Dialer{Timeout: timeout}
-	c, err := d.DialContext(ctx, "tcp", host)
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(pctx, http.MethodGet, base.String(), nil)
 	if err != nil {
-		return fmt.Errorf("emulator: the gateway %s is unreachable: %w", base.Redacted(), err)
+		return fmt.Errorf("emulator: %w", err)
 	}
-	return c.Close()
+	resp, err := client.Do(req)
+	if err != nil {
+		if pctx.Err() != nil && ctx.Err() == nil {
+			return fmt.Errorf("emulator: the gateway %s accepts connections but did not answer a request within %v", base.Redacted(), timeout)
+		}
+		return fmt.Errorf("emulator: the gateway %s does not answer: %w", base.Redacted(), err)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	return resp.Body.Close()
 }
 
 // attempted records a request's outcome, for watchFailures.

@@ -167,7 +167,7 @@ func TestRetriesTransientFailures(t *testing.T) {
 		}
 		return reply{}
 	})
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	cfg := fastRetries(emulator.Config{Gateway: s.URL, Target: "kafka", TopicPrefix: "p", Count: 5, Seed: 1, Posts: 100, Logger: logger(&logs)})
 	sum, err := emulator.Run(context.Background(), cfg)
 	if err != nil {
@@ -197,6 +197,45 @@ func TestRetriesDroppedConnections(t *testing.T) {
 	}
 	if n := s.count(func(r recorded) bool { return r.Try == 2 }); n != 12 {
 		t.Errorf("%d second tries, want 12", n)
+	}
+}
+
+// TestGatewayHung: a gateway that accepts connections and never answers
+// fails the run after ProbeTimeout, before any post, naming the gateway.
+func TestGatewayHung(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var held []net.Conn // accepted, never answered, closed at the end
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	addr := ln.Addr().String()
+	cfg := emulator.Config{Gateway: "http://" + addr, Target: "kafka", TopicPrefix: "p", Count: 10, Seed: 1, Posts: 100,
+		ProbeTimeout: 300 * time.Millisecond}
+	began := time.Now()
+	sum, err := emulator.Run(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "the gateway http://"+addr+" accepts connections but did not answer a request within 300ms") {
+		t.Errorf("a gateway that never answers: %v", err)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("the run took %v to fail, want about the probe's 300ms", took)
+	}
+	if sum.Posts != 0 {
+		t.Errorf("summary %+v, want no post attempted", sum)
 	}
 }
 
@@ -242,7 +281,7 @@ func TestGatewayDiesMidRun(t *testing.T) {
 		s.Listener.Close()
 		s.CloseClientConnections()
 	}()
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	cfg := emulator.Config{Gateway: s.URL, Target: "kafka", TopicPrefix: "p", Seed: 1, Posts: 100, Concurrency: 2,
 		GiveUpAfter: 2 * time.Second, Logger: logger(&logs)}
 	began := time.Now()
@@ -272,7 +311,7 @@ func TestClientErrorsNotRetried(t *testing.T) {
 		}
 		return reply{}
 	})
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	sum, err := emulator.Run(context.Background(), fastRetries(emulator.Config{Gateway: s.URL, Target: "kafka",
 		TopicPrefix: "p", Count: 4, Seed: 2, Posts: 100, Logger: logger(&logs)}))
 	if err != nil {
@@ -422,7 +461,7 @@ func TestStop(t *testing.T) {
 	s2 := newStub(t, func(r recorded) reply { return reply{wait: make(chan struct{})} })
 	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	sum, err = emulator.Run(ctx, emulator.Config{Gateway: s2.URL, Target: "kafka", TopicPrefix: "p", Posts: 100,
 		StopGrace: 50 * time.Millisecond, Logger: logger(&logs)})
 	if !errors.Is(err, context.DeadlineExceeded) || sum.Posts != 1 || sum.Failed != 1 || sum.RecordsFailed != 3 || sum.Records != 0 {
@@ -518,7 +557,7 @@ func TestFromDatabaseWithGaps(t *testing.T) {
 		}
 	}
 	s := newStub(t, nil)
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	sum, err := emulator.Run(ctx, emulator.Config{Source: dsn, Gateway: s.URL, Target: "kinesis", TopicPrefix: "p", Count: 60, Seed: 1, Logger: logger(&logs)})
 	if err != nil {
 		t.Fatal(err)
@@ -637,7 +676,7 @@ func TestSourceReconnects(t *testing.T) {
 		}
 		return reply{}
 	})
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	sum, err := emulator.Run(ctx, emulator.Config{Source: dsn, Gateway: s.URL, Target: "kafka", TopicPrefix: "p", Count: 30, Seed: 2, Logger: logger(&logs)})
 	if err != nil {
 		t.Fatal(err)
@@ -665,7 +704,7 @@ func TestSourceReconnects(t *testing.T) {
 // counts and the rate.
 func TestProgressLines(t *testing.T) {
 	s := newStub(t, func(recorded) reply { return reply{} })
-	var out lockedBuffer
+	var out testenv.Buffer
 	cfg := emulator.Config{Gateway: s.URL, Target: "kafka", TopicPrefix: "p", Seed: 1, Posts: 100, Count: 40, Rate: 100,
 		Progress: &out, ProgressLines: true, ProgressInterval: 50 * time.Millisecond}
 	if _, err := emulator.Run(context.Background(), cfg); err != nil {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/pinpipe/pinpipe/internal/testenv"
 )
 
 // The attacks of RELIABILITY.md, each sent to a gateway serving on a
@@ -403,7 +405,7 @@ func TestKafkaBrokerHung(t *testing.T) {
 			mu.Unlock()
 		}
 	}()
-	var logs syncBuffer
+	var logs testenv.Buffer
 	g := startGateway(t, Config{KafkaBrokers: []string{ln.Addr().String()}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	start := time.Now()
 	r := do(t, "POST", g.url+"/topics/t", ctJSON, []byte(`{"records":[{"value":"into the void"}]}`))

@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,24 +29,6 @@ import (
 	"github.com/pinpipe/pinpipe/internal/testenv"
 )
 
-// syncBuffer is a log sink that tests can read while the gateway writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 func TestAPIKeysRotationAndAnswers(t *testing.T) {
 	c := newCluster(t, kfake.SeedTopics(1, "t"))
 	dir := t.TempDir()
@@ -56,7 +37,7 @@ func TestAPIKeysRotationAndAnswers(t *testing.T) {
 	if err := os.WriteFile(keysFile, []byte("# rotated monthly\nfile-key-one\n\n  file-key-two  \n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testenv.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	g := startGateway(t, Config{KafkaBrokers: c.ListenAddrs(), APIKey: "env-key", APIKeys: []string{"flag-key"},
 		APIKeysFile: keysFile, Logger: logger})

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pinpipe/pinpipe/ingest/generate"
+	"github.com/pinpipe/pinpipe/io/postgres"
 )
 
 // Options says what to seed.
@@ -113,22 +114,11 @@ func ensureTables(ctx context.Context, tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, t.createSQL()); err != nil {
 			return fmt.Errorf("sourcedb: creating %s: %w", t.Name, err)
 		}
-		rows, err := tx.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod)
-			FROM pg_attribute a
-			WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped
-			ORDER BY a.attnum`, pgx.Identifier{t.Name}.Sanitize())
+		got, err := postgres.TableColumns(ctx, tx, t.Name)
 		if err != nil {
 			return fmt.Errorf("sourcedb: reading the columns of %s: %w", t.Name, err)
 		}
-		got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Column, error) {
-			var c Column
-			err := r.Scan(&c.Name, &c.Type)
-			return c, err
-		})
-		if err != nil {
-			return fmt.Errorf("sourcedb: reading the columns of %s: %w", t.Name, err)
-		}
-		if !slices.Equal(got, t.Columns) {
+		if !slices.EqualFunc(got, t.Columns, func(g postgres.Column, w Column) bool { return g == postgres.Column(w) }) {
 			return fmt.Errorf("sourcedb: table %s exists with columns %v, want %v: drop or rename it", t.Name, got, t.Columns)
 		}
 	}

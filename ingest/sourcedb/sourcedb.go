@@ -23,7 +23,7 @@ import (
 
 // Column is a source table column: its name and its SQL type, spelled as
 // PostgreSQL's format_type spells it, so that an existing table can be
-// compared with it.
+// compared with it (postgres.TableColumns).
 type Column struct{ Name, Type string }
 
 // Table is one source table.

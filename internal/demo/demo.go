@@ -1,9 +1,12 @@
-// Package demo runs the whole pinpipe system in one process, on loopback
-// ports and one data directory, for `pinpipe demo` (what `make run` runs) and
-// `pinpipe up`: Kafka (kfake), S3 (gofakes3), the gateway and the S3 sink
-// (Start), and for the demo the streaming job on prism while the emulator
-// posts through the gateway, then the batch job over what the sink landed
-// (Run).
+// Package demo runs the whole pinpipe system on loopback ports and one
+// data directory, for `pinpipe demo` (what `make run` runs) and `pinpipe
+// up`: Kafka (kfake), S3 (gofakes3), the gateway and the S3 sink (Start),
+// and for the demo the streaming job on prism while the emulator posts
+// through the gateway, then the batch job over what the sink landed (Run).
+// Everything runs in the calling process but the batch job, which runs as
+// `pinpipe batch` in a child process: Beam's S3 filesystem takes its
+// settings from the environment only, and the child's environment is its
+// own.
 //
 // Every number of a Run's Result is read back from what the parts wrote
 // (Kafka's end offsets, the objects in S3, the streaming job's files, the
@@ -22,6 +25,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -33,6 +37,7 @@ import (
 
 	"github.com/pinpipe/pinpipe/ingest/emulator"
 	"github.com/pinpipe/pinpipe/ingest/s3sink"
+	"github.com/pinpipe/pinpipe/ingest/sourcedb"
 	"github.com/pinpipe/pinpipe/io/drain"
 	"github.com/pinpipe/pinpipe/io/kafkaio"
 	"github.com/pinpipe/pinpipe/io/postgres"
@@ -44,6 +49,14 @@ import (
 
 // DefaultDir is the demo's data directory unless told otherwise.
 const DefaultDir = "out/demo-system"
+
+// Defaults of Options that `pinpipe demo` offers as flags, each the one
+// home of its value.
+const (
+	DefaultPosts = 3000
+	DefaultRate  = 1000 // posts per second
+	DefaultSeed  = 1
+)
 
 // markerFile marks a directory as the demo's, so that clearing it at the
 // start of a run can never delete a directory the user pointed at by
@@ -57,19 +70,19 @@ type Options struct {
 	// start; a non-empty directory that an earlier run did not make is
 	// refused.
 	Dir string
-	// Posts is how many posts the emulator sends (default 3000), picked at
-	// random from PostPool generated posts (default 11000, as pinpipe seed),
-	// so some are sent twice, as the original's users did, and the batch
-	// job drops them as duplicates.
+	// Posts is how many posts the emulator sends (default DefaultPosts),
+	// picked at random from PostPool generated posts (default: as many as
+	// pinpipe seed makes), so some are sent twice, as the original's users
+	// did, and the batch job drops them as duplicates.
 	Posts    int64
 	PostPool int
 	// Malformed is how many malformed records a buggy client sends besides
 	// the posts, so that the dead-letter path shows (default Posts/200, at
 	// least 4; negative: none).
 	Malformed int
-	// Seed picks and makes the posts (default 1).
+	// Seed picks and makes the posts (default DefaultSeed).
 	Seed uint64
-	// Rate (posts/s, default 1000) and Concurrency (default 8) of the
+	// Rate (posts/s, default DefaultRate) and Concurrency (default 8) of the
 	// emulator.
 	Rate        float64
 	Concurrency int
@@ -86,6 +99,10 @@ type Options struct {
 	Log io.Writer
 	// Logger gets the parts' logs (default slog.Default()).
 	Logger *slog.Logger
+	// Exe is the pinpipe binary the batch job runs as (`pinpipe batch`, a
+	// child process), default this process's executable: the demo's
+	// batch step is what a user runs.
+	Exe string
 }
 
 func (o *Options) setDefaults() {
@@ -93,20 +110,20 @@ func (o *Options) setDefaults() {
 		o.Dir = DefaultDir
 	}
 	if o.Posts == 0 {
-		o.Posts = 3000
+		o.Posts = DefaultPosts
 	}
 	if o.PostPool == 0 {
-		o.PostPool = 11000
+		o.PostPool = sourcedb.DefaultOptions().Posts
 	}
 	if o.Malformed == 0 {
 		o.Malformed = max(int(o.Posts/200), 4)
 	}
 	o.Malformed = max(o.Malformed, 0)
 	if o.Seed == 0 {
-		o.Seed = 1
+		o.Seed = DefaultSeed
 	}
 	if o.Rate == 0 {
-		o.Rate = 1000
+		o.Rate = DefaultRate
 	}
 	if o.Concurrency == 0 {
 		o.Concurrency = 8
@@ -119,6 +136,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Exe == "" {
+		o.Exe, _ = os.Executable()
 	}
 }
 
@@ -273,16 +293,16 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	res.Drain = time.Since(t)
 	step("the streaming job finished")
 
-	// The batch job reads S3 through Beam's S3 filesystem, which takes its
-	// settings from the environment only.
-	restore := setenv(sys.S3Env())
 	t = time.Now()
-	step("running the batch job over %s into %s", res.SinkURL, res.BatchDir)
-	res.Batch, err = batch.Run(ctx, batch.Options{Input: res.SinkURL, TopicPrefix: sys.o.TopicPrefix, Output: res.BatchDir, Shards: 4})
-	restore()
+	step("running the batch job (%s batch) over %s into %s", filepath.Base(o.Exe), res.SinkURL, res.BatchDir)
+	err = runBatch(ctx, o.Exe, sys.S3Env(), "--input="+res.SinkURL, "--topic-prefix="+sys.o.TopicPrefix,
+		"--output="+res.BatchDir, "--shards=4", "--runner="+runners.Runner())
 	res.BatchTime = time.Since(t)
 	if err != nil {
 		return res, err
+	}
+	if res.Batch, err = batch.ReadSummary(ctx, res.BatchDir); err != nil {
+		return res, fmt.Errorf("demo: the batch job's summary: %w", err)
 	}
 	step("the batch job finished")
 
@@ -380,28 +400,51 @@ func prepareDir(dir string) error {
 	return os.WriteFile(filepath.Join(dir, markerFile), []byte("made by pinpipe demo, which clears this directory at every run\n"), 0o644)
 }
 
-// setenv sets the variables and returns a function that puts back what was
-// there.
-func setenv(env map[string]string) (restore func()) {
-	type old struct {
-		v  string
-		ok bool
+// batchStopWait is how long an interrupted demo gives its batch child to
+// stop after SIGINT before killing it: the child's own --drain-timeout
+// (30 s by default) and a little more.
+const batchStopWait = 35 * time.Second
+
+// runBatch runs the batch job as `exe batch args...`, a child process
+// whose environment alone holds env: Beam's S3 filesystem configures its
+// client from the environment only, and setting it in this process would
+// change it under everything else the process runs. The child gets this
+// process's environment but its PINPIPE_<FLAG> variables, so that args
+// alone say what it does. Its output is kept; when it fails, its error line
+// (or its last lines) is the error.
+func runBatch(ctx context.Context, exe string, env map[string]string, args ...string) error {
+	if exe == "" {
+		return errors.New("demo: no pinpipe binary to run the batch job with (Options.Exe)")
 	}
-	prev := map[string]old{}
-	for k, v := range env {
-		ov, ok := os.LookupEnv(k)
-		prev[k] = old{ov, ok}
-		os.Setenv(k, v)
-	}
-	return func() {
-		for k, o := range prev {
-			if o.ok {
-				os.Setenv(k, o.v)
-			} else {
-				os.Unsetenv(k)
-			}
+	cmd := exec.CommandContext(ctx, exe, append([]string{"batch", "--log-format=text"}, args...)...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PINPIPE_") {
+			cmd.Env = append(cmd.Env, kv)
 		}
 	}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	// Interrupted, the child stops as a user's Ctrl-C stops it.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = batchStopWait
+	var stderr bytes.Buffer
+	cmd.Stdout = io.Discard
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("demo: the batch job (%s) failed: %w: %s", strings.Join(cmd.Args, " "), err, childError(stderr.String()))
+	}
+	return nil
+}
+
+// childError is what a failed `pinpipe batch` said: its failure line, the
+// last it prints, or its last few lines when it died otherwise.
+func childError(stderr string) string {
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if msg, ok := strings.CutPrefix(lines[len(lines)-1], "pinpipe batch: "); ok {
+		return msg
+	}
+	return strings.Join(lines[max(0, len(lines)-10):], "\n")
 }
 
 func byTable(perTopic map[string]int64, prefix string) map[string]int64 {
@@ -620,7 +663,7 @@ func (r *Result) Print(w io.Writer) {
 		return strings.Join(parts, ", ")
 	}
 	e := r.Emulator
-	fmt.Fprintf(w, "\npinpipe demo: the whole system in one process, data in %s\n\n", r.Dir)
+	fmt.Fprintf(w, "\npinpipe demo: the whole system on loopback ports, data in %s\n\n", r.Dir)
 	fmt.Fprintf(w, "posts sent        %d posts, %d records through the gateway in %s (%d retried, %d failed)\n",
 		e.Sent, e.Records, e.Elapsed.Round(time.Millisecond), e.Retried, e.Failed)
 	if r.Malformed > 0 {

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,12 +37,17 @@ import (
 
 func TestMain(m *testing.M) {
 	beamlog.LogLevel = "warn"
-	ptest.Main(m)
+	code := ptest.MainRet(m)
+	testenv.RemoveBuilds()
+	os.Exit(code)
 }
 
 // childDirEnv tells a re-executed test binary to run the second demo, in
-// that directory.
-const childDirEnv = "PINPIPE_DEMO_TEST_CHILD_DIR"
+// that directory; childExeEnv gives it the pinpipe binary the first built.
+const (
+	childDirEnv = "PINPIPE_DEMO_TEST_CHILD_DIR"
+	childExeEnv = "PINPIPE_DEMO_TEST_EXE"
+)
 
 // posts is the demo's size in the tests: small, the whole test stays well
 // under a minute.
@@ -60,9 +66,11 @@ func TestDemo(t *testing.T) {
 		t.Skip("runs the whole system")
 	}
 	dir := filepath.Join(t.TempDir(), "demo")
+	exe := testenv.Pinpipe(t)
 	var log bytes.Buffer
 	runnerFlag := flag.Lookup("runner").Value.String()
-	res, err := Run(context.Background(), Options{Dir: dir, Posts: posts, Log: &log, Logger: quietLogger()})
+	envChanged := watchEnv(t)
+	res, err := Run(context.Background(), Options{Dir: dir, Posts: posts, Log: &log, Logger: quietLogger(), Exe: exe})
 	t.Logf("first run:\n%s", log.String())
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +79,11 @@ func TestDemo(t *testing.T) {
 	// under the process's other jobs.
 	if got := flag.Lookup("runner").Value.String(); got != runnerFlag || res.Runner != "prism" {
 		t.Errorf("--runner %q after the demo (was %q), the streaming job ran on %q", got, runnerFlag, res.Runner)
+	}
+	// Nor is the batch job's S3 set-up the process's environment, not even
+	// for a while: it is its child's.
+	if changed := envChanged(); changed != "" {
+		t.Errorf("the demo changed the process's environment while it ran: %s", changed)
 	}
 	checkResult(t, res)
 	var printed bytes.Buffer
@@ -85,7 +98,7 @@ func TestDemo(t *testing.T) {
 	// The second run, in a process of its own.
 	resultFile := filepath.Join(t.TempDir(), "second.json")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestDemoSecondRun$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), childDirEnv+"="+dir, "PINPIPE_DEMO_TEST_RESULT="+resultFile)
+	cmd.Env = append(os.Environ(), childDirEnv+"="+dir, childExeEnv+"="+exe, "PINPIPE_DEMO_TEST_RESULT="+resultFile)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestDemoSecondRun")) {
 		t.Fatalf("the second run in %s failed: %v\n%s", dir, err, out)
@@ -121,7 +134,7 @@ func TestDemoSecondRun(t *testing.T) {
 		t.Fatalf("the first run's outputs are not there: %v", err)
 	}
 	// With a test PostgreSQL (make test), this run upserts into it too.
-	o := Options{Dir: dir, Posts: posts, Logger: quietLogger()}
+	o := Options{Dir: dir, Posts: posts, Logger: quietLogger(), Exe: os.Getenv(childExeEnv)}
 	if os.Getenv("PINPIPE_TEST_PG_DSN") != "" {
 		o.Sink = testenv.PostgresDB(t, false)
 	}
@@ -304,6 +317,38 @@ func checkResult(t *testing.T, res Result) {
 	}
 }
 
+// watchEnv watches the process's environment until the test ends; the
+// function it returns stops watching and says how the environment differed
+// from the start at any moment ("" when it never did).
+func watchEnv(t *testing.T) func() string {
+	start := strings.Join(os.Environ(), "\n")
+	stop, done := make(chan struct{}), make(chan string, 1)
+	go func() {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				done <- ""
+				return
+			case <-tick.C:
+				if now := strings.Join(os.Environ(), "\n"); now != start {
+					done <- cmp.Diff(strings.Split(start, "\n"), strings.Split(now, "\n"))
+					return
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	var changed string
+	finish := func() string {
+		once.Do(func() { close(stop); changed = <-done })
+		return changed
+	}
+	t.Cleanup(func() { finish() })
+	return finish
+}
+
 func mustJSON(t *testing.T, v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -411,5 +456,21 @@ func TestPrepareDirRefusesForeignDir(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(demo); len(entries) != 2 { // the marker and this round's "old"
 		t.Errorf("the demo dir holds %d entries after a clear, want 2", len(entries))
+	}
+}
+
+// A failed batch step is the child's own one-line error, not an exit
+// status alone.
+func TestRunBatchFailureSaysWhy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds pinpipe")
+	}
+	missing := filepath.Join(t.TempDir(), "missing")
+	err := runBatch(context.Background(), testenv.Pinpipe(t), nil, "--input="+missing, "--output="+filepath.Join(t.TempDir(), "out"))
+	if err == nil {
+		t.Fatal("a batch job over a missing input succeeded")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "exit status 1") || !strings.Contains(msg, missing) || strings.Count(msg, "\n") > 0 {
+		t.Errorf("the error does not say, in one line, why the child failed: %q", msg)
 	}
 }

@@ -50,7 +50,7 @@
 // sinks). Outputs that wait in the runner's state, such as the window
 // panes of a GroupByKey, are not durable when the next bundle starts: on a
 // local runner a crash loses them, and a restart from the group's offsets
-// never reads their records again. ReadPositions is for those pipelines:
+// never reads their records again. ReadDurablePositions is for those pipelines:
 // each emitted Record carries the span of offsets it accounts for
 // ([From, Offset], the spans tiling the partition), the pipeline's sinks
 // record spans in PositionTable with RecordSpans once every output of

@@ -18,7 +18,7 @@ import (
 // topic and partition, the offset ranges [from_offset, to_offset] whose
 // records have every output written. The sinks record them (RecordSpans),
 // in the same transaction as the outputs that depended on them; a read
-// with ReadPositions starts each partition at the end of the first
+// with ReadDurablePositions starts each partition at the end of the first
 // unbroken run of ranges (see DurableStart), not at what the group
 // committed.
 //
@@ -159,7 +159,7 @@ func DurableStart(ctx context.Context, conn *pgx.Conn, job, topic string, partit
 	return to + 1, true, err
 }
 
-// positionConfig is what a Read with ReadPositions carries to its workers.
+// positionConfig is what a Read with ReadDurablePositions carries to its workers.
 type positionConfig struct {
 	DSN string
 	Job string

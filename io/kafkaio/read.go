@@ -75,7 +75,7 @@ func Read(s beam.Scope, brokers []string, topics []string, opts ...ReadOptionFn)
 		Start:       o.Start,
 		UntilLatest: o.UntilLatest,
 		Ends:        o.Ends,
-		Interval:    o.Discovery,
+		Interval:    o.DiscoveryInterval,
 		Positions:   o.Positions,
 		DrainMarker: o.DrainMarker,
 	}, beam.CreateList(s, ts))
@@ -85,7 +85,7 @@ func Read(s beam.Scope, brokers []string, topics []string, opts ...ReadOptionFn)
 		Group:          o.Group,
 		ProcessingTime: o.ProcessingTime,
 		MaxDelay:       o.MaxDelay,
-		Poll:           o.Poll,
+		PollInterval:   o.PollInterval,
 		DrainMarker:    o.DrainMarker,
 	}, parts)
 }
@@ -360,7 +360,7 @@ type readFn struct {
 	Group          string
 	ProcessingTime bool
 	MaxDelay       time.Duration
-	Poll           time.Duration
+	PollInterval   time.Duration
 	DrainMarker    string // see ReadDrainMarker
 
 	cl     *kgo.Client
@@ -473,7 +473,7 @@ func (fn *readFn) ProcessElement(
 	case pc != nil && pc.ShouldResume():
 		now := time.Now()
 		holds.set(fn.ID, tp.key(), we.state, now)
-		we.limit, we.limited = holds.min(fn.ID, now, max(staleHold, 10*fn.Poll))
+		we.limit, we.limited = holds.min(fn.ID, now, max(staleHold, 10*fn.PollInterval))
 	default:
 		holds.drop(fn.ID, tp.key())
 	}
@@ -526,7 +526,7 @@ func (fn *readFn) read(
 			cancel()
 			if err != nil {
 				fn.warn(ctx, tp, "%v", err)
-				return sdf.ResumeProcessingIn(fn.Poll), nil
+				return sdf.ResumeProcessingIn(fn.PollInterval), nil
 			}
 			if next < start {
 				log.Warnf(ctx, "kafkaio: %s/%d: offsets %d to %d were deleted before they were read", tp.Topic, tp.Partition, next, start-1)
@@ -534,10 +534,10 @@ func (fn *readFn) read(
 				continue
 			}
 			fn.warn(ctx, tp, "kafkaio: %s/%d: reading at %d but the log ends at %d (truncated?); waiting", tp.Topic, tp.Partition, next, end)
-			return sdf.ResumeProcessingIn(fn.Poll), nil
+			return sdf.ResumeProcessingIn(fn.PollInterval), nil
 		case isRetry(err):
 			fn.warn(ctx, tp, "%v", err)
-			return sdf.ResumeProcessingIn(fn.Poll), nil
+			return sdf.ResumeProcessingIn(fn.PollInterval), nil
 		case err != nil:
 			return sdf.StopProcessing(), err
 		}
@@ -589,7 +589,7 @@ func (fn *readFn) read(
 				return sdf.StopProcessing(), nil
 			}
 			we.idle(time.Now())
-			return sdf.ResumeProcessingIn(fn.Poll), nil
+			return sdf.ResumeProcessingIn(fn.PollInterval), nil
 		}
 		if time.Now().After(deadline) {
 			return sdf.ResumeProcessingIn(0), nil

@@ -49,17 +49,17 @@ const (
 )
 
 type readOption struct {
-	Group          string
-	Start          StartPosition
-	startSet       bool
-	ProcessingTime bool
-	MaxDelay       time.Duration
-	Poll           time.Duration
-	Discovery      time.Duration
-	UntilLatest    bool
-	Ends           []partitionOffset
-	Positions      positionConfig
-	DrainMarker    string
+	Group             string
+	Start             StartPosition
+	startSet          bool
+	ProcessingTime    bool
+	MaxDelay          time.Duration
+	PollInterval      time.Duration
+	DiscoveryInterval time.Duration
+	UntilLatest       bool
+	Ends              []partitionOffset
+	Positions         positionConfig
+	DrainMarker       string
 }
 
 // ReadOptionFn configures Read.
@@ -80,9 +80,9 @@ func ReadGroup(group string) ReadOptionFn {
 	}
 }
 
-// ReadPositions makes the read start each partition from job's durable
-// positions in PositionTable, in the PostgreSQL at dsn, rather than from
-// the group's offsets: StartCommitted resumes at DurableStart, and a
+// ReadDurablePositions makes the read start each partition from job's
+// durable positions in PositionTable, in the PostgreSQL at dsn, rather than
+// from the group's offsets: StartCommitted resumes at DurableStart, and a
 // partition the job has no position in starts from the group's offset (or
 // its beginning), recorded there as the job's base. An explicit
 // StartEarliest or StartLatest forgets the job's positions. The positions
@@ -90,10 +90,10 @@ func ReadGroup(group string) ReadOptionFn {
 // output of a range's records is written: the read records none itself.
 // Group offsets, if ReadGroup is set too, are still committed, and then
 // tell how far the read got, not what is durable.
-func ReadPositions(dsn, job string) ReadOptionFn {
+func ReadDurablePositions(dsn, job string) ReadOptionFn {
 	return func(o *readOption) error {
 		if dsn == "" || job == "" {
-			return errors.New("ReadPositions needs a DSN and a job name")
+			return errors.New("ReadDurablePositions needs a DSN and a job name")
 		}
 		o.Positions = positionConfig{DSN: dsn, Job: job}
 		return nil
@@ -146,7 +146,7 @@ func ReadPollInterval(d time.Duration) ReadOptionFn {
 		if d <= 0 {
 			return errors.New("poll interval must be positive")
 		}
-		o.Poll = d
+		o.PollInterval = d
 		return nil
 	}
 }
@@ -161,7 +161,7 @@ func ReadDiscoveryInterval(d time.Duration) ReadOptionFn {
 		if d < 0 {
 			return errors.New("negative discovery interval")
 		}
-		o.Discovery = d
+		o.DiscoveryInterval = d
 		return nil
 	}
 }
@@ -220,7 +220,7 @@ type partitionOffset struct {
 }
 
 func newReadOption(opts []ReadOptionFn) (*readOption, error) {
-	o := &readOption{MaxDelay: DefaultMaxDelay, Poll: DefaultPollInterval, Discovery: DefaultDiscoveryInterval}
+	o := &readOption{MaxDelay: DefaultMaxDelay, PollInterval: DefaultPollInterval, DiscoveryInterval: DefaultDiscoveryInterval}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, err
@@ -236,10 +236,10 @@ func newReadOption(opts []ReadOptionFn) (*readOption, error) {
 		o.Start = StartCommitted
 	}
 	if o.Start == StartCommitted && o.Group == "" && !o.Positions.enabled() {
-		return nil, errors.New("StartCommitted needs ReadGroup or ReadPositions")
+		return nil, errors.New("StartCommitted needs ReadGroup or ReadDurablePositions")
 	}
 	if o.UntilLatest || len(o.Ends) > 0 {
-		o.Discovery = 0
+		o.DiscoveryInterval = 0
 	}
 	return o, nil
 }

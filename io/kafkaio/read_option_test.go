@@ -10,7 +10,7 @@ func TestReadOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Start != StartEarliest || o.Poll != DefaultPollInterval || o.Discovery != DefaultDiscoveryInterval || o.MaxDelay != DefaultMaxDelay {
+	if o.Start != StartEarliest || o.PollInterval != DefaultPollInterval || o.DiscoveryInterval != DefaultDiscoveryInterval || o.MaxDelay != DefaultMaxDelay {
 		t.Errorf("defaults = %+v", o)
 	}
 	if o, _ := newReadOption([]ReadOptionFn{ReadGroup("g")}); o.Start != StartCommitted {
@@ -19,11 +19,11 @@ func TestReadOptions(t *testing.T) {
 	if o, _ := newReadOption([]ReadOptionFn{ReadGroup("g"), ReadStart(StartLatest)}); o.Start != StartLatest {
 		t.Errorf("start = %v, want latest", o.Start)
 	}
-	if o, _ := newReadOption([]ReadOptionFn{ReadUntilLatest()}); o.Discovery != 0 {
+	if o, _ := newReadOption([]ReadOptionFn{ReadUntilLatest()}); o.DiscoveryInterval != 0 {
 		t.Error("a bounded read keeps re-listing")
 	}
 	o, _ = newReadOption([]ReadOptionFn{ReadEndOffsets(map[string]map[int32]int64{"t": {0: 5}})})
-	if o.Discovery != 0 || len(o.Ends) != 1 || o.Ends[0] != (partitionOffset{"t", 0, 5}) {
+	if o.DiscoveryInterval != 0 || len(o.Ends) != 1 || o.Ends[0] != (partitionOffset{"t", 0, 5}) {
 		t.Errorf("end offsets: %+v", o)
 	}
 	for name, opt := range map[string]ReadOptionFn{

@@ -168,7 +168,7 @@ func TestReadFnTailsPartitionExactlyOnce(t *testing.T) {
 			c.produce(t, "tail", 0, i, i+25, ts)
 		}
 	}()
-	fn := &readFn{Brokers: c.brokers(), Group: "tail-g", MaxDelay: time.Second, Poll: 5 * time.Millisecond}
+	fn := &readFn{Brokers: c.brokers(), Group: "tail-g", MaxDelay: time.Second, PollInterval: 5 * time.Millisecond}
 	if err := fn.Setup(); err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestReadFnTailsPartitionExactlyOnce(t *testing.T) {
 func TestReadFnDeclinesDynamicSplit(t *testing.T) {
 	c := newCluster(t, 1, []string{"split"})
 	c.produce(t, "split", 0, 0, 300, nil)
-	fn := &readFn{Brokers: c.brokers(), Poll: 5 * time.Millisecond}
+	fn := &readFn{Brokers: c.brokers(), PollInterval: 5 * time.Millisecond}
 	if err := fn.Setup(); err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestReadFnSkipsDeletedOffsets(t *testing.T) {
 	if _, err := c.adm.DeleteRecords(context.Background(), offsets("gone", 0, 20)); err != nil {
 		t.Fatal(err)
 	}
-	fn := &readFn{Brokers: c.brokers(), Poll: 5 * time.Millisecond}
+	fn := &readFn{Brokers: c.brokers(), PollInterval: 5 * time.Millisecond}
 	if err := fn.Setup(); err != nil {
 		t.Fatal(err)
 	}
@@ -425,7 +425,7 @@ func TestReadFnProcessingTime(t *testing.T) {
 	c := newCluster(t, 1, []string{"pt"})
 	old := time.Now().Add(-24 * time.Hour).Truncate(time.Millisecond)
 	c.produce(t, "pt", 0, 0, 3, func(int) time.Time { return old })
-	fn := &readFn{ID: t.Name(), Brokers: c.brokers(), ProcessingTime: true, MaxDelay: time.Minute, Poll: time.Millisecond}
+	fn := &readFn{ID: t.Name(), Brokers: c.brokers(), ProcessingTime: true, MaxDelay: time.Minute, PollInterval: time.Millisecond}
 	if err := fn.Setup(); err != nil {
 		t.Fatal(err)
 	}

@@ -18,8 +18,8 @@
 // Kinesis's per-shard limits (5 calls and 2 MiB a second) and back off when
 // throttled. Event time is the record's ApproximateArrivalTimestamp; the
 // watermark is the oldest arrival time still to come over the element's
-// shards, and moves to "now minus a small lag" when a shard has nothing more
-// to give.
+// shards, and moves to "now minus the max delay" (ReadMaxDelay) when a
+// shard has nothing more to give.
 //
 // # Checkpoints
 //

@@ -1,9 +1,11 @@
 package kinesisio
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -172,4 +174,21 @@ func testRunner() string {
 		return *ptest.Runner
 	}
 	return ptest.DefaultRunner()
+}
+
+// beamRoundTrip encodes v with the coder Beam has for its type and decodes
+// it again: what crossing a shuffle or a checkpoint does to it.
+func beamRoundTrip[T any](t *testing.T, v T) T {
+	t.Helper()
+	enc := beam.NewElementEncoder(reflect.TypeOf(v))
+	dec := beam.NewElementDecoder(reflect.TypeOf(v))
+	var buf bytes.Buffer
+	if err := enc.Encode(v, &buf); err != nil {
+		t.Fatal(err)
+	}
+	got, err := dec.Decode(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got.(T)
 }

@@ -97,7 +97,7 @@ func Read(s beam.Scope, stream string, opts ...ReadOptionFn) beam.PCollection {
 	o := &readOption{
 		start:        startPos{Kind: startTrimHorizon},
 		pollInterval: DefaultPollInterval,
-		idleLag:      DefaultMaxDelay,
+		maxDelay:     DefaultMaxDelay,
 		limit:        maxGetRecordsLimit,
 	}
 	for _, opt := range opts {
@@ -122,7 +122,7 @@ func Read(s beam.Scope, stream string, opts ...ReadOptionFn) beam.PCollection {
 		Stream:       stream,
 		Start:        o.start,
 		PollInterval: o.pollInterval,
-		IdleLag:      o.idleLag,
+		MaxDelay:     o.maxDelay,
 		Limit:        int32(o.limit),
 		Checkpoints:  o.checkpoints,
 		DrainMarker:  o.drainMarker,
@@ -333,7 +333,7 @@ type readFn struct {
 	Start        startPos
 	UntilMillis  int64 // 0: read forever
 	PollInterval time.Duration
-	IdleLag      time.Duration
+	MaxDelay     time.Duration
 	Limit        int32
 	Checkpoints  checkpointConfig
 	DrainMarker  string // see ReadDrainMarker
@@ -686,7 +686,7 @@ func (fn *readFn) poll(ctx context.Context, rt *sdf.LockRTracker, sc shardCheckp
 	}
 	// Caught up: whatever arrives from now on arrived after callStart, less
 	// the time Kinesis takes to make a record readable and the clocks' skew.
-	horizon := callStart.Add(-fn.IdleLag).UnixMilli()
+	horizon := callStart.Add(-fn.MaxDelay).UnixMilli()
 	// A drain request (see ReadDrainMarker) ends a shard once it has
 	// caught up, as reaching ReadUntil's time does.
 	if (fn.UntilMillis > 0 && horizon >= fn.UntilMillis) || drain.Requested(fn.DrainMarker) {
@@ -716,7 +716,7 @@ func (fn *readFn) openIterator(ctx context.Context, rt *sdf.LockRTracker, sc sha
 		// iterator be lost before a record came) may re-read a moment
 		// before the tip, but never skips, and nothing was emitted yet.
 		in.ShardIteratorType = types.ShardIteratorTypeLatest
-		pin = time.Now().Add(-fn.IdleLag).UnixMilli()
+		pin = time.Now().Add(-fn.MaxDelay).UnixMilli()
 	default:
 		in.ShardIteratorType = types.ShardIteratorTypeAtTimestamp
 		in.Timestamp = aws.Time(time.UnixMilli(min(sc.Start.Millis, time.Now().UnixMilli())))

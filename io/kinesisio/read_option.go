@@ -24,7 +24,7 @@ type readOption struct {
 	start        startPos
 	until        time.Time
 	pollInterval time.Duration
-	idleLag      time.Duration
+	maxDelay     time.Duration
 	limit        int
 	checkpoints  checkpointConfig
 	committed    bool
@@ -106,7 +106,7 @@ func ReadMaxDelay(d time.Duration) ReadOptionFn {
 		if d < 0 {
 			return errors.New("the max delay must not be negative")
 		}
-		o.idleLag = d
+		o.maxDelay = d
 		return nil
 	}
 }

@@ -1,10 +1,8 @@
 package kinesisio
 
 import (
-	"bytes"
 	"context"
 	"math"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -25,7 +23,7 @@ func fakeReadFn(t *testing.T, api kinesisAPI, start startPos) *readFn {
 		Stream:       streamName(t), // shardStates is keyed by stream: no sharing between tests
 		Start:        start,
 		PollInterval: 10 * time.Millisecond,
-		IdleLag:      0,
+		MaxDelay:     0,
 		Limit:        3,
 		api:          api,
 	}
@@ -241,7 +239,7 @@ func sortedCopy(s []string) []string {
 func TestReadIdleAdvancesWatermark(t *testing.T) {
 	f := newFake("s0")
 	fn := fakeReadFn(t, f, startPos{Kind: startTrimHorizon})
-	fn.IdleLag = time.Second
+	fn.MaxDelay = time.Second
 	d := drive(t, fn, fn.CreateInitialRestriction(rootShard{ShardID: "s0"}), 1, nil)
 	want := time.Now().Add(-time.Second)
 	if got := d.we.CurrentWatermark(); got.Before(want.Add(-500*time.Millisecond)) || got.After(want) {
@@ -260,7 +258,7 @@ func TestReadLatestPinsItsStart(t *testing.T) {
 	f := newFake("s0")
 	f.put("s0", time.Now().Add(-time.Minute), "old1", "old2")
 	fn := fakeReadFn(t, f, startPos{Kind: startLatest})
-	fn.IdleLag = time.Second
+	fn.MaxDelay = time.Second
 	d := drive(t, fn, fn.CreateInitialRestriction(rootShard{ShardID: "s0"}), 1, nil)
 	if len(d.out) != 0 {
 		t.Fatalf("LATEST read old records: %v", data(d.out))
@@ -346,17 +344,7 @@ func TestRecordCoder(t *testing.T) {
 	// Records cross shuffles: they must survive Beam's coder, time and all.
 	r := Record{Stream: "s", ShardID: "shardId-000000000001", SequenceNumber: "4959", PartitionKey: "k",
 		Data: []byte{0, 1, 2, 255}, ArrivalTime: time.UnixMilli(1700000000123).UTC()}
-	enc := beam.NewElementEncoder(reflect.TypeOf(r))
-	dec := beam.NewElementDecoder(reflect.TypeOf(r))
-	var buf bytes.Buffer
-	if err := enc.Encode(r, &buf); err != nil {
-		t.Fatal(err)
-	}
-	v, err := dec.Decode(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := v.(Record)
+	got := beamRoundTrip(t, r)
 	if !got.ArrivalTime.Equal(r.ArrivalTime) {
 		t.Errorf("arrival time %v, want %v", got.ArrivalTime, r.ArrivalTime)
 	}

@@ -76,7 +76,7 @@ type shardCheckpoint struct {
 	Start   startPos // used while LastSeq is empty
 	LastSeq string   // sequence number of the last record emitted; resume AFTER it
 	// Watermark is the shard's watermark in Unix ms (0: not known yet): the
-	// arrival time of the last record emitted, or "now minus the idle lag"
+	// arrival time of the last record emitted, or "now minus the max delay" (ReadMaxDelay)
 	// once the shard was caught up.
 	Watermark int64
 }

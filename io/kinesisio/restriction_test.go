@@ -1,13 +1,10 @@
 package kinesisio
 
 import (
-	"bytes"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/google/go-cmp/cmp"
@@ -185,17 +182,7 @@ func TestRestrictionCoder(t *testing.T) {
 			t.Errorf("round trip (-want +got):\n%s", diff)
 		}
 		// The coder registered with Beam is this one.
-		enc := beam.NewElementEncoder(reflect.TypeOf(r))
-		dec := beam.NewElementDecoder(reflect.TypeOf(r))
-		var buf bytes.Buffer
-		if err := enc.Encode(r, &buf); err != nil {
-			t.Fatal(err)
-		}
-		v, err := dec.Decode(&buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(r, v.(restriction)); diff != "" {
+		if diff := cmp.Diff(r, beamRoundTrip(t, r)); diff != "" {
 			t.Errorf("Beam coder round trip (-want +got):\n%s", diff)
 		}
 	}

@@ -49,13 +49,11 @@ const (
 // hanging it.
 const DefaultConnectTimeout = 15 * time.Second
 
-type column struct{ name, typ string }
-
 // table is one warehouse table: the contract's output columns, in order.
 type table struct {
 	name    string // in the warehouse
 	schema  transforms.Schema
-	columns []column
+	columns []Column
 }
 
 // sqlTypes maps the clean tables' column types to PostgreSQL's.
@@ -70,7 +68,7 @@ var sqlTypes = map[transforms.ColumnType]string{
 func warehouseTable(name string, s transforms.Schema) table {
 	t := table{name: name, schema: s}
 	for _, c := range s.Columns {
-		t.columns = append(t.columns, column{c.Name, sqlTypes[c.Type]})
+		t.columns = append(t.columns, Column{c.Name, sqlTypes[c.Type]})
 	}
 	return t
 }
@@ -85,7 +83,7 @@ var (
 func (t table) columnNames() []string {
 	names := make([]string, len(t.columns))
 	for i, c := range t.columns {
-		names[i] = c.name
+		names[i] = c.Name
 	}
 	return names
 }
@@ -95,8 +93,8 @@ func (t table) columnNames() []string {
 func (t table) createSQL() string {
 	defs := make([]string, len(t.columns))
 	for i, c := range t.columns {
-		defs[i] = pgx.Identifier{c.name}.Sanitize() + " " + c.typ
-		if c.name == "ind" {
+		defs[i] = pgx.Identifier{c.Name}.Sanitize() + " " + c.Type
+		if c.Name == "ind" {
 			defs[i] += " PRIMARY KEY"
 		}
 	}
@@ -220,18 +218,7 @@ func ensureTables(ctx context.Context, tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, t.createSQL()); err != nil {
 			return fmt.Errorf("warehouse: creating %s: %w", t.name, err)
 		}
-		rows, err := tx.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod)
-			FROM pg_attribute a
-			WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped
-			ORDER BY a.attnum`, pgx.Identifier{t.name}.Sanitize())
-		if err != nil {
-			return fmt.Errorf("warehouse: reading the columns of %s: %w", t.name, err)
-		}
-		got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (column, error) {
-			var c column
-			err := r.Scan(&c.name, &c.typ)
-			return c, err
-		})
+		got, err := TableColumns(ctx, tx, t.name)
 		if err != nil {
 			return fmt.Errorf("warehouse: reading the columns of %s: %w", t.name, err)
 		}
@@ -351,7 +338,7 @@ func checkText(t table, vals []any) error {
 	for i, v := range vals {
 		if s, ok := v.(string); ok && strings.IndexByte(s, 0) >= 0 {
 			return fmt.Errorf("%s row with ind %v: column %s holds a NUL character, which PostgreSQL text cannot store",
-				t.schema.Table, vals[0], t.columns[i].name)
+				t.schema.Table, vals[0], t.columns[i].Name)
 		}
 	}
 	return nil

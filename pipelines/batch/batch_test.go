@@ -273,11 +273,10 @@ func TestNoInput(t *testing.T) {
 	}
 }
 
-// TestIncremental checks that two incremental runs over data that grew
-// between them give the same tables and insights as one full run over all
-// of it, and that a third run with nothing new changes nothing.
-// TestIncremental: day-by-day incremental runs, which read the committed
-// tables back in either format, equal one full run.
+// TestIncremental: two incremental runs over data that grew between them,
+// each reading only its day's objects and the committed tables (in either
+// format), give the same tables and insights as one full run over all of
+// it, and a third run with nothing new reads nothing and changes nothing.
 func TestIncremental(t *testing.T) {
 	testenv.SetFlags(t, "runner", "direct")
 	for _, format := range []string{FormatParquet, FormatJSONL} {

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,10 +40,7 @@ type crashCase struct {
 // with exactly what one uninterrupted run gives, leaving no file of the
 // dead run behind.
 func TestKilledRunLeavesPreviousCommit(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the pinpipe binary many times")
-	}
-	bin := testenv.Pinpipe(t)
+	bin := pinpipeToKill(t)
 	for _, c := range []crashCase{
 		{name: "full-parquet-local", format: FormatParquet, runner: "direct"},
 		{name: "incremental-jsonl-local", format: FormatJSONL, incremental: true, runner: "prism"},
@@ -68,65 +66,30 @@ func testCrashes(t *testing.T, bin string, c crashCase) {
 	}
 	day1, both := twoDays(t, root)
 
-	args := func(input, output string) []string {
-		a := []string{"batch", "--input=" + input, "--output=" + output, "--format=" + c.format, "--shards=2", "--runner=" + c.runner}
-		if c.incremental {
-			a = append(a, "--incremental")
-		}
-		return a
+	flags := []string{"--format=" + c.format, "--shards=2", "--runner=" + c.runner}
+	if c.incremental {
+		flags = append(flags, "--incremental")
 	}
-	run := func(input, output string, extraEnv ...string) *testenv.Proc {
-		p := testenv.Start(t, bin, append(env, extraEnv...), args(input, output)...)
-		return p
-	}
-	wait := func(p *testenv.Proc) error {
-		testenv.WaitFor(t, 3*time.Minute, p.Name+" to end", func() bool { done, _ := p.Exited(); return done })
-		_, err := p.Exited()
-		return err
-	}
-	mustRun := func(input, output string) {
-		t.Helper()
-		if p := run(input, output); wait(p) != nil {
-			t.Fatalf("pinpipe %v: %v\n%s", args(input, output), wait(p), p.Stderr())
-		}
-	}
+	runs := batchRuns{t: t, bin: bin, env: env, flags: flags}
 
 	// What one uninterrupted run gives: the day-1 state and the final one.
 	want1, want2 := files.Join(root, "want1"), files.Join(root, "want2")
-	mustRun(day1, want1)
+	runs.mustRun(day1, want1)
 	if c.incremental {
-		mustRun(day1, want2)
+		runs.mustRun(day1, want2)
 	}
-	mustRun(both, want2)
+	runs.mustRun(both, want2)
 	before, after := committedSnapshot(t, want1), committedSnapshot(t, want2)
 
-	kills := []struct {
-		point string
-		delay time.Duration
-	}{
+	kills := []kill{
 		{point: crashTableWrite}, {point: crashBeforeCommit}, {point: crashAfterCommit}, {point: crashBeforeRelease},
 		{delay: 700 * time.Millisecond},
 	}
 	for i, k := range kills {
-		what := k.point
-		if what == "" {
-			what = "after " + k.delay.String()
-		}
+		what := k.String()
 		out := files.Join(root, fmt.Sprintf("out%d", i))
-		mustRun(day1, out)
-		var p *testenv.Proc
-		if k.point != "" {
-			p = run(both, out, crashEnv+"="+k.point)
-		} else {
-			p = run(both, out)
-			time.Sleep(k.delay)
-			p.Kill()
-		}
-		err := wait(p)
-		killed := err != nil && strings.Contains(err.Error(), "killed")
-		if k.point != "" && !killed {
-			t.Fatalf("%s: the run was not killed at its crash point: %v\n%s", what, err, p.Stderr())
-		}
+		runs.mustRun(day1, out)
+		runs.killed(k, both, out)
 		got := committedSnapshot(t, out)
 		committed := cmp.Diff(after, got) == ""
 		switch {
@@ -144,11 +107,86 @@ func testCrashes(t *testing.T, bin string, c crashCase) {
 			}
 		}
 		// The next run takes over the dead run's lease and finishes exactly.
-		mustRun(both, out)
+		runs.mustRun(both, out)
 		if diff := cmp.Diff(after, committedSnapshot(t, out)); diff != "" {
 			t.Errorf("%s: the run after the kill differs from one uninterrupted run (-want +got):\n%.2000s", what, diff)
 		}
 		checkNoLeftovers(t, out)
+	}
+}
+
+// pinpipeToKill skips a crash test in -short mode and otherwise builds
+// pinpipe: the crash tests run it as processes of their own, to kill them.
+func pinpipeToKill(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs the pinpipe binary many times")
+	}
+	return testenv.Pinpipe(t)
+}
+
+// batchRuns runs `pinpipe batch` with the same flags (and environment) as
+// processes of their own, for the crash tests.
+type batchRuns struct {
+	t     *testing.T
+	bin   string
+	env   []string
+	flags []string
+}
+
+func (b batchRuns) args(input, output string) []string {
+	return append([]string{"batch", "--input=" + input, "--output=" + output}, b.flags...)
+}
+
+func (b batchRuns) start(input, output string, extraEnv ...string) *testenv.Proc {
+	return testenv.Start(b.t, b.bin, append(slices.Clone(b.env), extraEnv...), b.args(input, output)...)
+}
+
+// wait waits for a run to end and returns how it did.
+func (b batchRuns) wait(p *testenv.Proc) error {
+	testenv.WaitFor(b.t, 3*time.Minute, p.Name+" to end", func() bool { done, _ := p.Exited(); return done })
+	_, err := p.Exited()
+	return err
+}
+
+// mustRun runs one to its end, failing the test if it fails.
+func (b batchRuns) mustRun(input, output string) {
+	b.t.Helper()
+	p := b.start(input, output)
+	if err := b.wait(p); err != nil {
+		b.t.Fatalf("pinpipe %v: %v\n%s", b.args(input, output), err, p.Stderr())
+	}
+}
+
+// kill is when a crash test kills a run: at a crash point (the run kills
+// itself there, see crashEnv) or after a delay.
+type kill struct {
+	point string
+	delay time.Duration
+}
+
+func (k kill) String() string {
+	if k.point != "" {
+		return k.point
+	}
+	return "after " + k.delay.String()
+}
+
+// killed starts a run and has it killed as k says; it fails the test when
+// the run was not killed at its crash point.
+func (b batchRuns) killed(k kill, input, output string) {
+	b.t.Helper()
+	var p *testenv.Proc
+	if k.point != "" {
+		p = b.start(input, output, crashEnv+"="+k.point)
+	} else {
+		p = b.start(input, output)
+		time.Sleep(k.delay)
+		p.Kill()
+	}
+	err := b.wait(p)
+	if k.point != "" && (err == nil || !strings.Contains(err.Error(), "killed")) {
+		b.t.Fatalf("%s: the run was not killed at its crash point: %v\n%s", k, err, p.Stderr())
 	}
 }
 

@@ -477,59 +477,25 @@ func TestIcebergGoldenPrism(t *testing.T) {
 // The next run then succeeds, every table equals what one uninterrupted run
 // gives, and no file under the tables' locations is outside a snapshot.
 func TestIcebergKilledRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the pinpipe binary several times")
-	}
-	bin := testenv.Pinpipe(t)
+	bin := pinpipeToKill(t)
 	root := t.TempDir()
 	day1, both := twoDays(t, root)
-	args := func(input, output string) []string {
-		return []string{"batch", "--input=" + input, "--output=" + output, "--format=iceberg", "--shards=2", "--runner=direct"}
-	}
-	wait := func(p *testenv.Proc) error {
-		testenv.WaitFor(t, 3*time.Minute, p.Name+" to end", func() bool { done, _ := p.Exited(); return done })
-		_, err := p.Exited()
-		return err
-	}
-	mustRun := func(input, output string) {
-		t.Helper()
-		p := testenv.Start(t, bin, nil, args(input, output)...)
-		if err := wait(p); err != nil {
-			t.Fatalf("pinpipe %v: %v\n%s", args(input, output), err, p.Stderr())
-		}
-	}
+	runs := batchRuns{t: t, bin: bin, flags: []string{"--format=iceberg", "--shards=2", "--runner=direct"}}
 	wantOut := filepath.Join(root, "want")
-	mustRun(day1, wantOut)
+	runs.mustRun(day1, wantOut)
 	before := icebergSnapshot(t, icebergOptions(t, wantOut))
-	mustRun(both, wantOut)
+	runs.mustRun(both, wantOut)
 	after := icebergSnapshot(t, icebergOptions(t, wantOut))
 	if cmp.Diff(before, after) == "" {
 		t.Fatal("the second day changes nothing: the test could not tell the runs apart")
 	}
 
-	for i, k := range []struct {
-		point string
-		delay time.Duration
-	}{{point: crashTableWrite}, {point: crashAfterCommit}, {point: crashMidPublish}, {delay: 900 * time.Millisecond}} {
-		what := k.point
-		if what == "" {
-			what = "after " + k.delay.String()
-		}
+	for i, k := range []kill{{point: crashTableWrite}, {point: crashAfterCommit}, {point: crashMidPublish}, {delay: 900 * time.Millisecond}} {
+		what := k.String()
 		out := filepath.Join(root, fmt.Sprintf("out%d", i))
 		o := icebergOptions(t, out)
-		mustRun(day1, out)
-		var p *testenv.Proc
-		if k.point != "" {
-			p = testenv.Start(t, bin, []string{crashEnv + "=" + k.point}, args(both, out)...)
-		} else {
-			p = testenv.Start(t, bin, nil, args(both, out)...)
-			time.Sleep(k.delay)
-			p.Kill()
-		}
-		err := wait(p)
-		if k.point != "" && (err == nil || !strings.Contains(err.Error(), "killed")) {
-			t.Fatalf("%s: the run was not killed at its crash point: %v\n%s", what, err, p.Stderr())
-		}
+		runs.mustRun(day1, out)
+		runs.killed(k, both, out)
 		got := icebergSnapshot(t, o)
 		for key, v := range got {
 			// Killed in the middle of publishing, tables publishing alongside
@@ -553,7 +519,7 @@ func TestIcebergKilledRun(t *testing.T) {
 				t.Errorf("%s: no orphan files listed after a run killed while writing (%v): the test did not kill it mid-write", what, err)
 			}
 		}
-		mustRun(both, out)
+		runs.mustRun(both, out)
 		if diff := cmp.Diff(after, icebergSnapshot(t, o)); diff != "" {
 			t.Errorf("%s: the run after the kill differs from one uninterrupted run (-want +got):\n%.2000s", what, diff)
 		}

@@ -46,15 +46,9 @@ func TestIcebergCompactAfterKill(t *testing.T) {
 func checkIceberg(t *testing.T, warehouse, prefix string, window time.Duration, posts int, compacted bool, records func(table string) []sourceRecord) {
 	t.Helper()
 	ctx := context.Background()
-	o := icebergio.Options{Warehouse: warehouse, Namespace: icebergio.StreamNamespace(prefix)}
-	cat, err := icebergio.Open(ctx, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer icebergio.Close(cat)
 	for _, name := range transforms.Tables {
 		s := transforms.SchemaOf(name)
-		tbl, err := cat.LoadTable(ctx, table.Identifier{o.Namespace, name})
+		tbl, err := loadStreamTable(t, warehouse, prefix, name)
 		if err != nil {
 			t.Fatalf("loading %s: %v", name, err)
 		}
@@ -191,6 +185,18 @@ func checkIceberg(t *testing.T, warehouse, prefix string, window time.Duration, 
 // job's tables, 0 when there is no such table yet.
 func icebergSnapshots(t *testing.T, warehouse, prefix, name string) int {
 	t.Helper()
+	tbl, err := loadStreamTable(t, warehouse, prefix, name)
+	if err != nil {
+		return 0
+	}
+	return len(tbl.Metadata().Snapshots())
+}
+
+// loadStreamTable loads one of the streaming job's tables (in its
+// namespace, icebergio.StreamNamespace) from warehouse's catalog; the error
+// is the load's: the table may not exist yet.
+func loadStreamTable(t *testing.T, warehouse, prefix, name string) (*table.Table, error) {
+	t.Helper()
 	ctx := context.Background()
 	o := icebergio.Options{Warehouse: warehouse, Namespace: icebergio.StreamNamespace(prefix)}
 	cat, err := icebergio.Open(ctx, o)
@@ -198,9 +204,5 @@ func icebergSnapshots(t *testing.T, warehouse, prefix, name string) int {
 		t.Fatal(err)
 	}
 	defer icebergio.Close(cat)
-	tbl, err := cat.LoadTable(ctx, table.Identifier{o.Namespace, name})
-	if err != nil {
-		return 0
-	}
-	return len(tbl.Metadata().Snapshots())
+	return cat.LoadTable(ctx, table.Identifier{o.Namespace, name})
 }

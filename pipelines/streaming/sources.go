@@ -29,7 +29,7 @@ func KafkaSource(brokers []string, prefix string, opts ...kafkaio.ReadOptionFn) 
 }
 
 // KafkaDurableSource is KafkaSource that also gives the records' spans of
-// offsets, for durable positions (give kafkaio.ReadPositions among opts).
+// offsets, for durable positions (give kafkaio.ReadDurablePositions among opts).
 func KafkaDurableSource(brokers []string, prefix string, opts ...kafkaio.ReadOptionFn) DurableSource {
 	return DurableSource{Store: KafkaPositions, Read: func(s beam.Scope, table string) (beam.PCollection, beam.PCollection) {
 		recs := kafkaio.Read(s, brokers, []string{KafkaTopic(prefix, table)}, opts...)
