@@ -50,6 +50,7 @@ func TestJSONLogs(t *testing.T) {
 		{[]string{"tables", "history", "--output=" + t.TempDir()}, 2, "--table is required"},
 		{[]string{"tables", "expire-snapshots", "--output=" + t.TempDir(), "--retain-last=0"}, 2, "--retain-last must be at least 1"},
 		{[]string{"tables", "clean-orphans", "--output=" + t.TempDir(), "--older-than=-1h"}, 2, "--older-than must not be negative"},
+		{[]string{"tables", "rewrite-files", "--output=" + t.TempDir(), "--stream"}, 2, "--checkpoint-dsn"},
 	}
 	// Every command is among them.
 	tried := map[string]bool{}
