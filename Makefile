@@ -137,7 +137,7 @@ bench-gateway: bench-bin
 bench-streaming: bench-bin
 	cd bench && ./work/bench streaming
 
-# What --format=iceberg costs over plain Parquet at 1M posts (target: at
+# What --table-format=iceberg costs over plain Parquet at 1M posts (target: at
 # most 5% more wall time); bench/ICEBERG.md quotes the run's report.
 bench-iceberg: bench-bin
 	cd bench && ./work/bench -posts=1M -engines=beam-prism,beam-prism-iceberg -repeat=5 -results=work/RESULTS-iceberg-1M.md

@@ -50,7 +50,7 @@ func selfCmd(mode string, extra ...string) func(b *bench, out, res string) []str
 func pinpipeCmd(runner, tableFormat string) func(b *bench, out, res string) []string {
 	return func(b *bench, out, _ string) []string {
 		return []string{b.pinpipe, "batch", "--input=" + b.data, "--output=" + out, "--runner=" + runner,
-			"--format=" + cmp.Or(tableFormat, *format), fmt.Sprintf("--shards=%d", *shards)}
+			"--table-format=" + cmp.Or(tableFormat, *format), fmt.Sprintf("--shards=%d", *shards)}
 	}
 }
 
@@ -64,7 +64,7 @@ var allEngines = []engine{
 	{name: "duckdb-full", step: "full", desc: "DuckDB: clean (rejects counted), dead letters, the smallest row per ind, COPY tables, eight insight queries", cmd: selfCmd("duckdb-full")},
 	{name: "beam-prism", step: "full", desc: "pinpipe batch --runner=prism (the built binary)", cmd: pinpipeCmd("prism", ""), pinpipe: true},
 	{name: "beam-direct", step: "full", desc: "pinpipe batch --runner=direct (the built binary)", cmd: pinpipeCmd("direct", ""), pinpipe: true},
-	{name: "beam-prism-iceberg", step: "full", desc: "pinpipe batch --runner=prism --format=iceberg (the built binary; tables published to a SQLite catalog)",
+	{name: "beam-prism-iceberg", step: "full", desc: "pinpipe batch --runner=prism --table-format=iceberg (the built binary; tables published to a SQLite catalog)",
 		cmd: pinpipeCmd("prism", "iceberg"), pinpipe: true, optional: true},
 }
 

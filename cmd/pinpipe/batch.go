@@ -101,30 +101,31 @@ func parseRejectRates(v string) (map[string]float64, error) {
 	return rates, nil
 }
 
-// checkFormat refuses a --format the batch job does not write.
+// checkFormat refuses a --table-format the batch job does not write.
 func checkFormat(format string) error {
 	if !slices.Contains(batch.Formats, format) {
-		return usageErrorf("--format must be one of %s, not %q", strings.Join(batch.Formats, ", "), format)
+		return usageErrorf("--table-format must be one of %s, not %q", strings.Join(batch.Formats, ", "), format)
 	}
 	return nil
 }
 
 // formatFlags are the flags that say how the batch job's tables are
-// written (batch and schedule): --format, and where iceberg tables go.
+// written (batch and schedule): --table-format, and where iceberg tables go.
 func formatFlags(fs *flag.FlagSet, o *batch.Options) {
-	fs.StringVar(&o.Format, "format", batch.FormatParquet, "format of the clean tables: parquet, jsonl, or iceberg (Parquet files published as Apache Iceberg tables, "+
+	fs.StringVar(&o.Format, "table-format", batch.FormatParquet, "format of the clean tables: parquet, jsonl, or iceberg (Parquet files published as Apache Iceberg tables, "+
 		"with the insights and dead letters, in --iceberg-warehouse)")
 	icebergFlags(fs, &o.Iceberg, "<output>/"+icebergio.WarehouseDir, "<warehouse>/<topic prefix>/<table>")
 }
 
 // icebergFlags are the Iceberg flags of batch, schedule and stream:
 // where the tables live (defaultWarehouse and layout say how, per
-// command) and which catalog registers them.
+// command) and which catalog registers them. Each command's help shows
+// them under a heading that says they apply with --table-format=iceberg.
 func icebergFlags(fs *flag.FlagSet, o *icebergio.Options, defaultWarehouse, layout string) {
-	fs.StringVar(&o.Warehouse, "iceberg-warehouse", "", "with --format=iceberg: directory or s3://bucket/prefix the tables live in, as "+layout+" (default: "+defaultWarehouse+")")
-	fs.StringVar(&o.Catalog, "catalog", icebergio.DefaultCatalog, "with --format=iceberg: the catalog registering the tables: "+strings.Join(icebergio.Catalogs, ", ")+
+	fs.StringVar(&o.Warehouse, "iceberg-warehouse", "", "directory or s3://bucket/prefix the tables live in, as "+layout+" (default: "+defaultWarehouse+")")
+	fs.StringVar(&o.Catalog, "catalog", icebergio.DefaultCatalog, "the catalog registering the tables: "+strings.Join(icebergio.Catalogs, ", ")+
 		" (sql: embedded SQLite; hadoop: local only; rest, glue: untested here)")
-	fs.StringVar(&o.CatalogURI, "catalog-uri", "", "with --format=iceberg: sql: the SQLite file (default <warehouse>/"+icebergio.SQLiteFile+"); "+
+	fs.StringVar(&o.CatalogURI, "catalog-uri", "", "sql: the SQLite file (default <warehouse>/"+icebergio.SQLiteFile+"); "+
 		"postgres: a DSN (password from PGPASSWORD or ~/.pgpass); rest: its URL")
 }
 

@@ -11,20 +11,21 @@ type helpGroup struct {
 // shows its flags under "flags".
 var helpGroups = map[string][]helpGroup{
 	"batch": {
-		{"input and output", []string{"input", "topic-prefix", "output", "format", "incremental"}},
+		{"input and output", []string{"input", "topic-prefix", "output", "table-format", "incremental"}},
 		{"quality and loading", []string{"max-reject-rate", "warehouse"}},
-		{"Iceberg tables (--format=iceberg)", []string{"iceberg-warehouse", "catalog", "catalog-uri"}},
+		{"Iceberg tables (--table-format=iceberg)", []string{"iceberg-warehouse", "catalog", "catalog-uri"}},
 		{"tuning", []string{"shards", "progress-interval"}},
 	},
 	"schedule": {
 		{"when", []string{"every", "now"}},
-		{"input and output", []string{"input", "topic-prefix", "output", "format", "warehouse", "shards"}},
-		{"Iceberg tables (--format=iceberg)", []string{"iceberg-warehouse", "catalog", "catalog-uri"}},
+		{"input and output", []string{"input", "topic-prefix", "output", "table-format", "warehouse", "shards"}},
+		{"Iceberg tables (--table-format=iceberg)", []string{"iceberg-warehouse", "catalog", "catalog-uri"}},
 	},
 	"stream": {
 		{"source", []string{"source", "kafka-brokers", "topic-prefix", "start", "until-latest", "group", "job-name", "checkpoint-dsn"}},
 		{"outputs", []string{"sink", "files", "window", "allowed-lateness"}},
 		{"monitoring and restarts", []string{"metrics-listen", "restart-attempts", "restart-delay"}},
+		{"Iceberg tables (--table-format=iceberg)", []string{"table-format", "iceberg-warehouse", "catalog", "catalog-uri"}},
 	},
 	"gateway": {
 		{"serving", []string{"listen", "kafka-brokers", "kinesis", "topic-prefix", "auto-create-topics", "stream-admin", "tls-cert", "tls-key"}},
@@ -58,8 +59,8 @@ var helpExamples = map[string][]string{
 	},
 	"schedule": {
 		"pinpipe schedule --every=24h --input=s3://lake/raw --output=s3://lake/clean",
-		"pinpipe schedule --every=1h --now=false --input=out/raw --output=out/clean --format=jsonl",
-		"pinpipe schedule --input=s3://lake/raw --output=s3://lake/clean --format=iceberg --iceberg-warehouse=s3://lake/warehouse --catalog=postgres --catalog-uri=postgres://me@127.0.0.1:5432/catalog",
+		"pinpipe schedule --every=1h --now=false --input=out/raw --output=out/clean --table-format=jsonl",
+		"pinpipe schedule --input=s3://lake/raw --output=s3://lake/clean --table-format=iceberg --iceberg-warehouse=s3://lake/warehouse --catalog=postgres --catalog-uri=postgres://me@127.0.0.1:5432/catalog",
 	},
 	"tables list": {
 		"pinpipe tables list --output=out/clean",

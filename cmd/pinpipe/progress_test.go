@@ -23,7 +23,7 @@ func TestBatchProgress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := pinpipe(t, nil, "batch", "--input="+abs, "--output="+filepath.Join(t.TempDir(), "out"), "--format=jsonl",
+	r := pinpipe(t, nil, "batch", "--input="+abs, "--output="+filepath.Join(t.TempDir(), "out"), "--table-format=jsonl",
 		"--progress-interval=10ms", "--log-format=json")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)

@@ -20,7 +20,7 @@ func TestReplayDeadLetters(t *testing.T) {
 	}
 	dir := t.TempDir()
 	first, replayed, second := filepath.Join(dir, "first"), filepath.Join(dir, "replay"), filepath.Join(dir, "second")
-	if r := pinpipe(t, nil, "batch", "--input="+input, "--output="+first, "--format=jsonl"); r.code != 0 {
+	if r := pinpipe(t, nil, "batch", "--input="+input, "--output="+first, "--table-format=jsonl"); r.code != 0 {
 		t.Fatalf("batch: exit %d: %s", r.code, r.stderr)
 	}
 	want := deadLetterLines(t, first)
@@ -31,7 +31,7 @@ func TestReplayDeadLetters(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stderr, "pinpipe replay: "+strconv.Itoa(len(want))+" dead letters from 1 files") {
 		t.Fatalf("replay: exit %d: %s", r.code, r.stderr)
 	}
-	if r := pinpipe(t, nil, "batch", "--input="+replayed, "--output="+second, "--format=jsonl"); r.code != 0 {
+	if r := pinpipe(t, nil, "batch", "--input="+replayed, "--output="+second, "--table-format=jsonl"); r.code != 0 {
 		t.Fatalf("batch over the replay: exit %d: %s", r.code, r.stderr)
 	}
 	if got := deadLetterLines(t, second); !slices.Equal(got, want) {
@@ -45,13 +45,13 @@ func TestReplayDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 	merged := filepath.Join(dir, "merged")
-	if r := pinpipe(t, nil, "batch", "--input="+lake, "--output="+merged, "--format=jsonl", "--incremental"); r.code != 0 {
+	if r := pinpipe(t, nil, "batch", "--input="+lake, "--output="+merged, "--table-format=jsonl", "--incremental"); r.code != 0 {
 		t.Fatalf("batch --incremental: exit %d: %s", r.code, r.stderr)
 	}
 	if r := pinpipe(t, nil, "replay", "--deadletters="+merged, "--out="+lake); r.code != 0 {
 		t.Fatalf("replay into the input: exit %d: %s", r.code, r.stderr)
 	}
-	r = pinpipe(t, nil, "batch", "--input="+lake, "--output="+merged, "--format=jsonl", "--incremental", "--progress-interval=1h")
+	r = pinpipe(t, nil, "batch", "--input="+lake, "--output="+merged, "--table-format=jsonl", "--incremental", "--progress-interval=1h")
 	if r.code != 0 || !strings.Contains(r.stderr, "pinpipe batch: read: 3 of 3 objects, ") || !strings.Contains(r.stderr, " "+strconv.Itoa(len(want))+" records, ") {
 		t.Errorf("the incremental run after the replay: exit %d; want 3 objects and %d records read:\n%s", r.code, len(want), r.stderr)
 	}

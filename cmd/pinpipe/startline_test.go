@@ -98,7 +98,7 @@ func TestScheduleStartLine(t *testing.T) {
 		t.Fatalf("generate: exit %d: %s", r.code, r.stderr)
 	}
 	out := filepath.Join(t.TempDir(), "out")
-	r := runUntil(t, nil, "next run at", "schedule", "--input="+in, "--output="+out, "--every=1h", "--format=jsonl")
+	r := runUntil(t, nil, "next run at", "schedule", "--input="+in, "--output="+out, "--every=1h", "--table-format=jsonl")
 	for _, want := range []string{
 		"pinpipe schedule: every 1h0m0s, an incremental batch run over " + in + " (topics pinpipe.{pin,geo,user}) into " + out + " (jsonl); first run now",
 		"pinpipe schedule: run 1 finished at ",

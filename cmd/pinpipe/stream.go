@@ -48,8 +48,8 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 	fs.StringVar(&o.Sink, "sink", "", "PostgreSQL DSN to upsert the clean tables, dead letters and category counts into")
 	fs.StringVar(&o.Files, "files", "", "directory or s3://bucket/prefix for windowed JSON-lines files of the clean rows")
 	fs.DurationVar(&o.Window, "window", time.Minute, "event-time window of the files and the category counts")
-	format := fs.String("format", batch.FormatJSONL, "format of the --files output: "+batch.FormatJSONL+" (windowed JSON-lines files) or "+batch.FormatIceberg+
-		" (Apache Iceberg tables <topic prefix>_stream.<table> in --iceberg-warehouse, each window pane committed exactly once; needs --sink or --checkpoint-dsn)")
+	format := fs.String("table-format", batch.FormatJSONL, "the --files output: "+batch.FormatJSONL+" (windowed JSON-lines files) or "+batch.FormatIceberg+
+		" (Iceberg tables <topic prefix>_stream.<table> in --iceberg-warehouse, each pane committed once; needs --sink or --checkpoint-dsn)")
 	icebergFlags(fs, &o.Iceberg, "<files>/"+icebergio.WarehouseDir, "<warehouse>/<topic prefix>_stream/<table>")
 	fs.DurationVar(&o.AllowedLateness, "allowed-lateness", streaming.DefaultAllowedLateness, "how late a post may arrive and still update its window's count")
 	metricsListen := metricsListenFlag(fs)
@@ -70,14 +70,14 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 		case batch.FormatIceberg:
 			if o.Iceberg.Warehouse == "" {
 				if o.Files == "" {
-					return usageErrorf("--format=iceberg needs --iceberg-warehouse or --files")
+					return usageErrorf("--table-format=iceberg needs --iceberg-warehouse or --files")
 				}
 				o.Iceberg.Warehouse = files.Join(o.Files, icebergio.WarehouseDir)
 			}
 			o.Files = ""
 			o.Iceberg.Namespace = icebergio.StreamNamespace(*prefix)
 		default:
-			return usageErrorf("--format must be %s or %s, not %q", batch.FormatJSONL, batch.FormatIceberg, *format)
+			return usageErrorf("--table-format must be %s or %s, not %q", batch.FormatJSONL, batch.FormatIceberg, *format)
 		}
 		runner := runners.ForUnbounded(runners.Runner())
 		switch *source {
@@ -164,7 +164,7 @@ func streamCmd(fs *flag.FlagSet) func(context.Context) error {
 			return usageErrorf("--source must be kafka or kinesis, not %q", *source)
 		}
 		if o.Iceberg.Warehouse != "" && o.Positions == "" {
-			return usageErrorf("--format=iceberg commits exactly once by the durable positions: give --sink or --checkpoint-dsn (PostgreSQL)")
+			return usageErrorf("--table-format=iceberg commits exactly once by the durable positions: give --sink or --checkpoint-dsn (PostgreSQL)")
 		}
 		p, s := beam.NewPipelineWithRoot()
 		if err := streaming.Build(s, o); err != nil {

@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	addCommand("tables list", "list the Iceberg tables a batch run with --format=iceberg published, with their current snapshot", tablesListCmd)
+	addCommand("tables list", "list the Iceberg tables a batch run with --table-format=iceberg published, with their current snapshot", tablesListCmd)
 	addCommand("tables history", "list an Iceberg table's snapshots, with the batch run each holds", tablesHistoryCmd)
 	addCommand("tables expire-snapshots", "remove old snapshots of the Iceberg tables, and the files only they named", tablesExpireCmd)
 	addCommand("tables rewrite-files", "merge the small files the streaming job leaves in its Iceberg tables (only spans its positions have settled), one replace snapshot per table", tablesRewriteCmd)
@@ -32,7 +32,7 @@ func tableFlags(fs *flag.FlagSet) func() (icebergio.Options, error) {
 	var o icebergio.Options
 	output := fs.String("output", "", "the batch output (or the stream's --files) whose warehouse to use (<output>/"+icebergio.WarehouseDir+") when --iceberg-warehouse is not given")
 	fs.StringVar(&o.Namespace, "topic-prefix", "pinpipe", "the job's topic prefix, the tables' namespace")
-	stream := fs.Bool("stream", false, "the streaming job's tables (namespace <topic-prefix>_stream, pinpipe stream --format=iceberg) rather than the batch job's")
+	stream := fs.Bool("stream", false, "the streaming job's tables (namespace <topic-prefix>_stream, pinpipe stream --table-format=iceberg) rather than the batch job's")
 	fs.StringVar(&o.Warehouse, "iceberg-warehouse", "", "directory or s3://bucket/prefix of the tables, as given to pinpipe batch")
 	fs.StringVar(&o.Catalog, "catalog", icebergio.DefaultCatalog, "the catalog: "+strings.Join(icebergio.Catalogs, ", ")+", as given to pinpipe batch")
 	fs.StringVar(&o.CatalogURI, "catalog-uri", "", "the catalog's URI, as given to pinpipe batch")

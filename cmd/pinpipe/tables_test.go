@@ -10,7 +10,7 @@ import (
 )
 
 // TestTablesCommands: on a real warehouse (two batch runs with
-// --format=iceberg, SQLite catalog), `tables list` shows every table at the
+// --table-format=iceberg, SQLite catalog), `tables list` shows every table at the
 // second run, `tables history` both runs' snapshots, `expire-snapshots`
 // removes the first run's snapshot and the files only it named, and
 // `rewrite-files` finds nothing to merge in the batch tables (one file per
@@ -26,7 +26,7 @@ func TestTablesCommands(t *testing.T) {
 	runRe := regexp.MustCompile(`"run_id": "([^"]+)"`)
 	var runs []string
 	for range 2 {
-		if r := pinpipe(t, nil, "batch", "--input="+in, "--output="+out, "--format=iceberg", "--shards=2", "--runner=direct"); r.code != 0 {
+		if r := pinpipe(t, nil, "batch", "--input="+in, "--output="+out, "--table-format=iceberg", "--shards=2", "--runner=direct"); r.code != 0 {
 			t.Fatalf("batch: exit %d: %s", r.code, r.stderr)
 		}
 		b, err := os.ReadFile(filepath.Join(out, "_commit.json"))

@@ -218,7 +218,7 @@ func TestKillAndRestart(t *testing.T) {
 	step("checked")
 
 	out := filepath.Join(dir, "clean")
-	batch := exec.Command(bin, "batch", "--input=s3://lake/raw", "--topic-prefix=pinpipe", "--output="+out, "--format=jsonl", "--shards=2")
+	batch := exec.Command(bin, "batch", "--input=s3://lake/raw", "--topic-prefix=pinpipe", "--output="+out, "--table-format=jsonl", "--shards=2")
 	batch.Env = append(os.Environ(), awsEnv...)
 	if b, err := batch.CombinedOutput(); err != nil {
 		t.Fatalf("pinpipe batch: %v\n%s", err, b)

@@ -7,7 +7,7 @@
 // part-NNNNN of a clean table is bucket N of Iceberg's bucket[N](ind)
 // (io/smb hashes with Iceberg's murmur3 of the long), sorted by ind, in
 // Parquet whose columns carry the schema's field ids (io/parquetio). With
-// --format=iceberg the job writes those files under the tables' locations
+// --table-format=iceberg the job writes those files under the tables' locations
 // in the warehouse (<warehouse>/<namespace>/<table>/), commits its run as
 // usual (<output>/_commit.json), and then Publish makes each table's
 // current snapshot exactly what the run committed: one Iceberg transaction

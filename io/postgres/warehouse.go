@@ -31,7 +31,7 @@ import (
 	"github.com/pinpipe/pinpipe/transforms"
 )
 
-// Formats of the clean table files (the batch job's --format).
+// Formats of the clean table files (the batch job's --table-format).
 const (
 	FormatParquet = "parquet"
 	FormatJSONL   = "jsonl"

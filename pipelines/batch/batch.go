@@ -96,7 +96,7 @@ func (o *Options) validate() error {
 		o.Format = FormatParquet
 	}
 	if !slices.Contains(Formats, o.Format) {
-		return fmt.Errorf("batch: --format must be one of %s, not %q", strings.Join(Formats, ", "), o.Format)
+		return fmt.Errorf("batch: --table-format must be one of %s, not %q", strings.Join(Formats, ", "), o.Format)
 	}
 	if o.Format == FormatIceberg {
 		if o.Iceberg.Warehouse == "" {
@@ -107,7 +107,7 @@ func (o *Options) validate() error {
 			return err
 		}
 		if o.Warehouse != "" {
-			return fmt.Errorf("batch: --warehouse (the PostgreSQL load) reads Parquet or JSON-lines outputs, not --format=iceberg; query the Iceberg tables instead")
+			return fmt.Errorf("batch: --warehouse (the PostgreSQL load) reads Parquet or JSON-lines outputs, not --table-format=iceberg; query the Iceberg tables instead")
 		}
 	}
 	if o.Shards < 0 {
@@ -427,7 +427,7 @@ func planRun(ctx context.Context, o Options, runID, runDir string) (plan, error)
 	done := map[string]bool{}
 	if o.Incremental && prev != nil {
 		if prev.TopicPrefix != o.TopicPrefix || prev.Format != o.Format || (o.Shards != 0 && o.Shards != prev.Layout.Buckets) {
-			return pl, fmt.Errorf("incremental: %s was written with --topic-prefix=%s --format=%s --shards=%d; run with the same, or without --incremental to rebuild (and re-bucket) it",
+			return pl, fmt.Errorf("incremental: %s was written with --topic-prefix=%s --table-format=%s --shards=%d; run with the same, or without --incremental to rebuild (and re-bucket) it",
 				files.Join(o.Output, CommitFile), prev.TopicPrefix, prev.Format, prev.Layout.Buckets)
 		}
 		pl.Previous = prev

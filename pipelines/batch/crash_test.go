@@ -66,7 +66,7 @@ func testCrashes(t *testing.T, bin string, c crashCase) {
 	}
 	day1, both := twoDays(t, root)
 
-	flags := []string{"--format=" + c.format, "--shards=2", "--runner=" + c.runner}
+	flags := []string{"--table-format=" + c.format, "--shards=2", "--runner=" + c.runner}
 	if c.incremental {
 		flags = append(flags, "--incremental")
 	}
@@ -244,7 +244,7 @@ func TestSecondRunRefuses(t *testing.T) {
 	}
 	bin := testenv.Pinpipe(t)
 	out := t.TempDir()
-	args := []string{"batch", "--input=" + sampleDir, "--output=" + out, "--format=jsonl", "--runner=direct"}
+	args := []string{"batch", "--input=" + sampleDir, "--output=" + out, "--table-format=jsonl", "--runner=direct"}
 	first := testenv.Start(t, bin, nil, args...)
 	testenv.WaitFor(t, time.Minute, "the first run to take the lease", func() bool {
 		_, err := os.Stat(filepath.Join(out, LockFile))
@@ -289,7 +289,7 @@ func TestKilledOnJobServer(t *testing.T) {
 	// workerEnv) and a launcher, and returns both.
 	run := func(input, output string, workerEnv ...string) (*testenv.JobServer, *testenv.Proc) {
 		js := testenv.StartPrismJobServer(t, workerEnv)
-		p := testenv.Start(t, bin, nil, "batch", "--input="+input, "--output="+output, "--format=parquet", "--shards=2", "--incremental",
+		p := testenv.Start(t, bin, nil, "batch", "--input="+input, "--output="+output, "--table-format=parquet", "--shards=2", "--incremental",
 			"--runner=universal", "--endpoint="+js.Endpoint, "--environment_type=PROCESS", "--environment_config="+env, "--worker_binary="+bin)
 		return js, p
 	}

@@ -253,7 +253,7 @@ func remarshal(t *testing.T, v any, typ reflect.Type, indent bool) []byte {
 	return b
 }
 
-// icebergOptions are the Iceberg options a run with --format=iceberg and
+// icebergOptions are the Iceberg options a run with --table-format=iceberg and
 // no Iceberg flags uses for output.
 func icebergOptions(t *testing.T, output string) icebergio.Options {
 	t.Helper()
@@ -469,7 +469,7 @@ func TestIcebergGoldenPrism(t *testing.T) {
 }
 
 // TestIcebergKilledRun kills the real pinpipe batch process (SIGKILL) with
-// --format=iceberg at four moments: while it writes a bucket file into the
+// --table-format=iceberg at four moments: while it writes a bucket file into the
 // warehouse, after its own commit (_commit.json) but before any catalog
 // commit, after the first table's catalog commit, and after a timed delay.
 // After each kill every table read through the catalog is complete: at the
@@ -480,7 +480,7 @@ func TestIcebergKilledRun(t *testing.T) {
 	bin := pinpipeToKill(t)
 	root := t.TempDir()
 	day1, both := twoDays(t, root)
-	runs := batchRuns{t: t, bin: bin, flags: []string{"--format=iceberg", "--shards=2", "--runner=direct"}}
+	runs := batchRuns{t: t, bin: bin, flags: []string{"--table-format=iceberg", "--shards=2", "--runner=direct"}}
 	wantOut := filepath.Join(root, "want")
 	runs.mustRun(day1, wantOut)
 	before := icebergSnapshot(t, icebergOptions(t, wantOut))

@@ -10,7 +10,7 @@ import (
 	"github.com/pinpipe/pinpipe/transforms"
 )
 
-// Iceberg output (--format=iceberg)
+// Iceberg output (--table-format=iceberg)
 //
 // With Options.Iceberg, the file output goes to Iceberg tables instead of
 // JSON-lines files: each pane commits its rows to the table as one snapshot

@@ -17,7 +17,7 @@ import (
 	"github.com/pinpipe/pinpipe/transforms"
 )
 
-// TestIcebergRestartAfterKill kills `pinpipe stream --format=iceberg` with
+// TestIcebergRestartAfterKill kills `pinpipe stream --table-format=iceberg` with
 // SIGKILL in mid-stream (windows open, earlier panes committed to the
 // tables) and starts it again from its durable positions: each window's
 // rows are in its table once, read with iceberg-go's scan and file by file,

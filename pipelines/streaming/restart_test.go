@@ -76,7 +76,7 @@ type restartCase struct {
 	window       time.Duration
 	rowsAtStop   int  // pin rows written before the stop
 	nothingFired bool // the stop comes before any window pane is written
-	iceberg      bool // --format=iceberg: the file output is Iceberg tables (checkIceberg)
+	iceberg      bool // --table-format=iceberg: the file output is Iceberg tables (checkIceberg)
 	compact      bool // with iceberg: pinpipe tables rewrite-files between the stop and the restart
 	stop         func(*testing.T, *testenv.Proc)
 }
@@ -150,7 +150,7 @@ func testRestart(t *testing.T, rc restartCase) {
 	args := []string{"stream", "--source=kafka", "--kafka-brokers=" + broker.Addr(), "--topic-prefix=" + prefix,
 		"--sink=" + dsn, "--files=" + filesDir, "--group=restart", "--start=committed", "--window=" + rc.window.String()}
 	if rc.iceberg {
-		args = append(args, "--format=iceberg")
+		args = append(args, "--table-format=iceberg")
 	}
 	var procEnv string
 	if rc.jobServer {

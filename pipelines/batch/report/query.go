@@ -39,7 +39,7 @@ func queries(t Tables) []Query {
 		return []Query{
 			{"DuckDB", "Each table is a folder of Parquet files, one per bucket of ind, sorted by ind.",
 				fmt.Sprintf("SELECT * FROM read_parquet('%s/%s/*.parquet') LIMIT 10;", dir, first)},
-			{"Trino, Athena", "Run with --format=iceberg to have the tables registered in a catalog these engines read, with their schema and history.", ""},
+			{"Trino, Athena", "Run with --table-format=iceberg to have the tables registered in a catalog these engines read, with their schema and history.", ""},
 		}
 	case "jsonl":
 		return []Query{{"DuckDB", "Each table is a folder of JSON-lines files, one per bucket of ind.",
