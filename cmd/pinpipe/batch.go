@@ -54,12 +54,9 @@ func batchCmd(fs *flag.FlagSet) func(context.Context) error {
 			fmt.Printf("dry run: the job was translated and not run; %s is unchanged\n", o.Output)
 			return nil
 		}
-		if o.Incremental && readNothing(sum) {
-			// A quiet day is normal: exit 0, and say so.
-			fmt.Printf("nothing new: no input objects in %s since the last run; %s is unchanged\n", o.Input, o.Output)
+		if printRunSummary(o, sum) {
 			return nil
 		}
-		printSummary(os.Stdout, sum)
 		if o.Format == batch.FormatIceberg {
 			wh := o.Iceberg.Warehouse
 			if wh == "" {
@@ -127,6 +124,18 @@ func icebergFlags(fs *flag.FlagSet, o *icebergio.Options, defaultWarehouse, layo
 		" (sql: embedded SQLite; hadoop: local only; rest, glue: untested here)")
 	fs.StringVar(&o.CatalogURI, "catalog-uri", "", "sql: the SQLite file (default <warehouse>/"+icebergio.SQLiteFile+"); "+
 		"postgres: a DSN (password from PGPASSWORD or ~/.pgpass); rest: its URL")
+}
+
+// printRunSummary prints a finished run's summary, or for an incremental
+// run that found no new input object (a quiet day is normal: exit 0) one
+// line saying so, and reports which (batch and schedule).
+func printRunSummary(o batch.Options, sum transforms.Summary) (nothingNew bool) {
+	if o.Incremental && readNothing(sum) {
+		fmt.Printf("nothing new: no input objects in %s since the last run; %s is unchanged\n", o.Input, o.Output)
+		return true
+	}
+	printSummary(os.Stdout, sum)
+	return false
 }
 
 // readNothing reports a run that read no record: an incremental run that

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/pinpipe/pinpipe/pipelines/batch"
@@ -47,7 +46,7 @@ func scheduleCmd(fs *flag.FlagSet) func(context.Context) error {
 				slog.Debug("scheduled batch run failed: the whole error", "err", err.Error())
 				return
 			}
-			printSummary(os.Stdout, sum)
+			printRunSummary(o, sum)
 			note("pinpipe schedule: run %d finished at %s in %s; outputs in %s; next run at %s",
 				runs, time.Now().Format(time.RFC3339), time.Since(start).Round(time.Millisecond), o.Output, next)
 		}

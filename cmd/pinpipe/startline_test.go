@@ -118,4 +118,10 @@ func TestScheduleStartLine(t *testing.T) {
 			t.Errorf("next run at %v (%v), want in an hour (--every=1h)", next, err)
 		}
 	}
+	// A quiet day: the same input, already read into the output, gives
+	// "nothing new" rather than a summary of zeros.
+	r = runUntil(t, nil, "next run at", "schedule", "--input="+in, "--output="+out, "--every=1h", "--table-format=jsonl")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "nothing new: no input objects in "+in) || strings.Contains(r.stdout, "rejected") {
+		t.Errorf("a scheduled run with nothing new: exit %d, stdout %q; want 0 and \"nothing new\"", r.code, r.stdout)
+	}
 }
