@@ -247,11 +247,15 @@ type parser struct {
 // their strings.
 var copying = parser{fields: objectFields}
 
-func read(data []byte, fields []string, vals [][]byte, p parser) (fieldReader, error) {
+// read parses a record's fields into vals and reads its key (ind): the
+// start every table's cleaning shares; a record without them is rejected.
+func read(data []byte, fields []string, vals [][]byte, p parser) (fieldReader, int64, error) {
 	if reason := p.fields(data, fields, vals); reason != "" {
-		return fieldReader{}, &RejectError{reason}
+		return fieldReader{}, 0, &RejectError{reason}
 	}
-	return fieldReader{vals: vals, borrow: p.borrow, strs: p.strs}, nil
+	r := fieldReader{vals: vals, borrow: p.borrow, strs: p.strs}
+	ind, err := r.key()
+	return r, ind, err
 }
 
 // CleanPinRecord turns one raw pin record into a clean row, or rejects it.
@@ -261,11 +265,7 @@ func CleanPinRecord(data []byte) (Pin, Unparsable, error) {
 }
 
 func cleanPin(data []byte, vals [][]byte, ps parser) (Pin, Unparsable, error) {
-	r, err := read(data, PinFields, vals, ps)
-	if err != nil {
-		return Pin{}, 0, err
-	}
-	ind, err := r.key()
+	r, ind, err := read(data, PinFields, vals, ps)
 	if err != nil {
 		return Pin{}, 0, err
 	}
@@ -372,11 +372,7 @@ func CleanGeoRecord(data []byte) (Geo, Unparsable, error) {
 }
 
 func cleanGeo(data []byte, vals [][]byte, ps parser) (Geo, Unparsable, error) {
-	r, err := read(data, GeoFields, vals, ps)
-	if err != nil {
-		return Geo{}, 0, err
-	}
-	ind, err := r.key()
+	r, ind, err := read(data, GeoFields, vals, ps)
 	if err != nil {
 		return Geo{}, 0, err
 	}
@@ -395,11 +391,7 @@ func CleanUserRecord(data []byte) (User, Unparsable, error) {
 }
 
 func cleanUser(data []byte, vals [][]byte, ps parser) (User, Unparsable, error) {
-	r, err := read(data, UserFields, vals, ps)
-	if err != nil {
-		return User{}, 0, err
-	}
-	ind, err := r.key()
+	r, ind, err := read(data, UserFields, vals, ps)
 	if err != nil {
 		return User{}, 0, err
 	}

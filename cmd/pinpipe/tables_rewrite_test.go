@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go/table"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pinpipe/pinpipe/internal/icebergtest"
 	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/io/icebergio"
 	"github.com/pinpipe/pinpipe/io/kafkaio"
@@ -147,18 +147,5 @@ func pinInds(t *testing.T, o icebergio.Options) []int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at, err := tbl.Scan().ToArrowTable(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer at.Release()
-	tr := array.NewTableReader(at, 1024)
-	defer tr.Release()
-	var inds []int64
-	for tr.Next() {
-		rec := tr.RecordBatch()
-		inds = append(inds, rec.Column(int(rec.Schema().FieldIndices("ind")[0])).(*array.Int64).Int64Values()...)
-	}
-	slices.Sort(inds)
-	return inds
+	return icebergtest.Inds(t, tbl)
 }

@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go/table"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/pinpipe/pinpipe/internal/icebergtest"
 	"github.com/pinpipe/pinpipe/transforms"
 )
 
@@ -39,21 +39,7 @@ func snapshotInds(t *testing.T, tbl *table.Table, snap int64) []int64 {
 	if snap != 0 {
 		opts = append(opts, table.WithSnapshotID(snap))
 	}
-	at, err := tbl.Scan(opts...).ToArrowTable(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer at.Release()
-	tr := array.NewTableReader(at, 1024)
-	defer tr.Release()
-	var inds []int64
-	for tr.Next() {
-		rec := tr.RecordBatch()
-		col := rec.Column(int(rec.Schema().FieldIndices("ind")[0])).(*array.Int64)
-		inds = append(inds, col.Int64Values()...)
-	}
-	slices.Sort(inds)
-	return inds
+	return icebergtest.Inds(t, tbl, opts...)
 }
 
 // commitPanes commits, for each window start minute and partition, spans

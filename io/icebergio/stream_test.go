@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go/table"
 
+	"github.com/pinpipe/pinpipe/internal/icebergtest"
 	"github.com/pinpipe/pinpipe/io/positions"
 	"github.com/pinpipe/pinpipe/transforms"
 )
@@ -54,25 +56,17 @@ func tableInds(t *testing.T, o Options, name string) ([]int64, *table.Table) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at, err := tbl.Scan().ToArrowTable(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer at.Release()
-	tr := array.NewTableReader(at, 1024)
-	defer tr.Release()
 	var inds []int64
-	for tr.Next() {
-		rec := tr.RecordBatch()
-		ind := rec.Column(int(rec.Schema().FieldIndices("ind")[0])).(*array.Int64)
-		title := rec.Column(int(rec.Schema().FieldIndices("title")[0])).(*array.String)
+	icebergtest.Batches(t, tbl, func(rec arrow.RecordBatch) {
+		ind := icebergtest.Column(t, rec, "ind").(*array.Int64)
+		title := icebergtest.Column(t, rec, "title").(*array.String)
 		for i := range int(rec.NumRows()) {
 			if want := fmt.Sprintf("post %d", ind.Value(i)); title.Value(i) != want {
 				t.Errorf("ind %d has the title %q, want %q", ind.Value(i), title.Value(i), want)
 			}
 			inds = append(inds, ind.Value(i))
 		}
-	}
+	})
 	slices.Sort(inds)
 	return inds, tbl
 }

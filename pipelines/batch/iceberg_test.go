@@ -23,6 +23,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/pinpipe/pinpipe/internal/icebergtest"
 	"github.com/pinpipe/pinpipe/internal/icebird"
 	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/io/icebergio"
@@ -55,16 +56,8 @@ func scanRows(t *testing.T, tbl *table.Table, filter iceberg.BooleanExpression) 
 	if filter != nil {
 		opts = append(opts, table.WithRowFilter(filter))
 	}
-	at, err := tbl.Scan(opts...).ToArrowTable(context.Background())
-	if err != nil {
-		t.Fatalf("scanning %v: %v", tbl.Identifier(), err)
-	}
-	defer at.Release()
 	var rows []map[string]any
-	tr := array.NewTableReader(at, 1024)
-	defer tr.Release()
-	for tr.Next() {
-		rec := tr.RecordBatch()
+	icebergtest.Batches(t, tbl, func(rec arrow.RecordBatch) {
 		for i := range int(rec.NumRows()) {
 			row := map[string]any{}
 			for c, f := range rec.Schema().Fields() {
@@ -72,7 +65,7 @@ func scanRows(t *testing.T, tbl *table.Table, filter iceberg.BooleanExpression) 
 			}
 			rows = append(rows, row)
 		}
-	}
+	}, opts...)
 	return rows
 }
 

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go/table"
 
+	"github.com/pinpipe/pinpipe/internal/icebergtest"
 	"github.com/pinpipe/pinpipe/internal/testenv"
 	"github.com/pinpipe/pinpipe/io/icebergio"
 	"github.com/pinpipe/pinpipe/io/parquetio"
@@ -66,21 +66,10 @@ func checkIceberg(t *testing.T, warehouse, prefix string, window time.Duration, 
 			}
 			wantInds[ind] += n
 		}
-		at, err := tbl.Scan().ToArrowTable(ctx)
-		if err != nil {
-			t.Fatalf("scanning %s: %v", name, err)
-		}
 		gotInds := map[int64]int{}
-		tr := array.NewTableReader(at, 1024)
-		for tr.Next() {
-			rec := tr.RecordBatch()
-			col := rec.Column(rec.Schema().FieldIndices("ind")[0]).(*array.Int64)
-			for i := range int(rec.NumRows()) {
-				gotInds[col.Value(i)]++
-			}
+		for _, ind := range icebergtest.Inds(t, tbl) {
+			gotInds[ind]++
 		}
-		tr.Release()
-		at.Release()
 		wrong := 0
 		for ind, n := range gotInds {
 			if wantInds[ind] != n {
