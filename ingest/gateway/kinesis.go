@@ -56,12 +56,15 @@ func (s *Server) checkStream(w *respWriter, name string) bool {
 func (s *Server) kinesisFailure(w *respWriter, err error) {
 	var ae smithy.APIError
 	if !errors.As(err, &ae) {
-		status, typ := http.StatusBadGateway, "ServiceUnavailable"
+		status, typ, msg := http.StatusBadGateway, "ServiceUnavailable", "Kinesis could not be reached: "+err.Error()
 		if errors.Is(err, context.DeadlineExceeded) {
+			// The SDK may have sent the put before the time was up, as
+			// the Kafka routes' timeout says too.
 			status, typ = http.StatusGatewayTimeout, "RequestTimeout"
+			msg = "Kinesis could not be reached in time (the record may still be written): " + err.Error()
 		}
 		w.errKind = errBackend
-		s.fail(w, status, 0, "Kinesis could not be reached: "+err.Error(), typ)
+		s.fail(w, status, 0, msg, typ)
 		return
 	}
 	upstream := 0

@@ -245,13 +245,32 @@ func TestSecondRunRefuses(t *testing.T) {
 	bin := testenv.Pinpipe(t)
 	out := t.TempDir()
 	args := []string{"batch", "--input=" + sampleDir, "--output=" + out, "--table-format=jsonl", "--runner=direct"}
-	first := testenv.Start(t, bin, nil, args...)
-	testenv.WaitFor(t, time.Minute, "the first run to take the lease", func() bool {
+	// Hold the first run still, holding its lease, while the second tries.
+	// The sample is small: a run may take its lease and finish between two
+	// looks at the lock file, so try again (on an emptied output) until
+	// the run is stopped with the lock file there.
+	var first *testenv.Proc
+	for attempt := 1; ; attempt++ {
+		first = testenv.Start(t, bin, nil, args...)
+		testenv.WaitFor(t, time.Minute, "the first run to take the lease or end", func() bool {
+			_, err := os.Stat(filepath.Join(out, LockFile))
+			done, _ := first.Exited()
+			return err == nil || done
+		})
+		first.Signal(syscall.SIGSTOP, 0)
 		_, err := os.Stat(filepath.Join(out, LockFile))
-		return err == nil
-	})
-	// Hold the first run still while the second tries.
-	first.Signal(syscall.SIGSTOP, 0)
+		if done, _ := first.Exited(); !done && err == nil {
+			break
+		}
+		if attempt == 20 {
+			t.Fatal("the first run never held its lease long enough to be stopped with it")
+		}
+		first.Signal(syscall.SIGCONT, 0)
+		testenv.WaitFor(t, time.Minute, "the first run to end", func() bool { done, _ := first.Exited(); return done })
+		if err := os.RemoveAll(out); err != nil {
+			t.Fatal(err)
+		}
+	}
 	second := testenv.Start(t, bin, nil, args...)
 	testenv.WaitFor(t, time.Minute, "the second run to end", func() bool { done, _ := second.Exited(); return done })
 	if _, err := second.Exited(); err == nil {
