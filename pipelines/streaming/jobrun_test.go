@@ -81,18 +81,19 @@ func requireMidStream(t *testing.T, sent <-chan error, before, event string) {
 }
 
 // requireNothingFired fails the test if, at a kill meant to come while
-// every window is open, a window pane was already written: a category post,
-// or a durable position (each of positions is a rows query that counts
-// them).
+// every window is open, a window pane was already written (a category
+// post). The durable positions recorded by then (each of positions is a
+// rows query that counts them) are logged, not required to be none: a
+// span whose records need no window pane (a bundle of rejected records
+// only) is durable at once, and a CI run killed the job just after one;
+// the test's final checks show that no open window's records were passed.
 func requireNothingFired(t *testing.T, rows func(table string) int, positions ...string) {
 	t.Helper()
 	if n := rows(postgres.CategoryPostsTable); n != 0 {
 		t.Fatalf("%d category posts were written before the kill: not the moment this test is for", n)
 	}
 	for _, q := range positions {
-		if n := rows(q); n != 0 {
-			t.Fatalf("%d durable positions (%s) recorded before the kill: not the moment this test is for", n, q)
-		}
+		t.Logf("%d durable positions (%s) recorded before the kill", rows(q), q)
 	}
 }
 
